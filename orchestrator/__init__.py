@@ -1,0 +1,1 @@
+"""orchestrator: offline render/check of the Pulumi program, and the platform's operating services."""
