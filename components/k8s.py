@@ -1,0 +1,135 @@
+"""Small shared builders for Kubernetes objects: labels, metadata, probes, security contexts, PDBs.
+
+Every tier uses these, so a label, a probe shape or a security default is decided in one place.
+Values are plain dicts with snake_case keys (pulumi-kubernetes translates them).
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.settings import Resources
+
+PART_OF = "orchestrator"
+MANAGED_BY = "pulumi"
+
+
+def labels(name: str, component: str, instance: str) -> dict[str, str]:
+    """The recommended `app.kubernetes.io/*` labels of every object of a tier."""
+    return {**selector_labels(name, component, instance),
+            "app.kubernetes.io/part-of": PART_OF,
+            "app.kubernetes.io/managed-by": MANAGED_BY}
+
+
+def selector_labels(name: str, component: str, instance: str) -> dict[str, str]:
+    """The immutable subset used in selectors; a subset of `labels()` by construction."""
+    return {"app.kubernetes.io/name": name,
+            "app.kubernetes.io/instance": instance,
+            "app.kubernetes.io/component": component}
+
+
+def metadata(name: str, namespace: pulumi.Input[str] | None, labels_: dict[str, str],
+             annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": labels_}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def resources(res: Resources) -> dict[str, Any]:
+    limits = {"memory": res.memory_limit}
+    if res.cpu_limit:
+        limits["cpu"] = res.cpu_limit
+    return {"requests": {"cpu": res.cpu_request, "memory": res.memory_request}, "limits": limits}
+
+
+def restricted_container_security(read_only_root: bool = True) -> dict[str, Any]:
+    """Pod Security 'restricted' container context: non-root, no escalation, no capabilities."""
+    return {"run_as_non_root": True,
+            "allow_privilege_escalation": False,
+            "read_only_root_filesystem": read_only_root,
+            "capabilities": {"drop": ["ALL"]},
+            "seccomp_profile": {"type": "RuntimeDefault"}}
+
+
+def restricted_pod_security(uid: int) -> dict[str, Any]:
+    return {"run_as_non_root": True, "run_as_user": uid, "run_as_group": uid, "fs_group": uid,
+            "fs_group_change_policy": "OnRootMismatch", "seccomp_profile": {"type": "RuntimeDefault"}}
+
+
+def http_probe(path: str, port: int | str, *, initial_delay: int = 10, period: int = 10,
+               timeout: int = 5, failures: int = 3) -> dict[str, Any]:
+    return {"http_get": {"path": path, "port": port}, "initial_delay_seconds": initial_delay,
+            "period_seconds": period, "timeout_seconds": timeout, "failure_threshold": failures}
+
+
+def exec_probe(script: str, *, initial_delay: int = 10, period: int = 10, timeout: int = 5,
+               failures: int = 3) -> dict[str, Any]:
+    return {"exec": {"command": ["sh", "-c", script]}, "initial_delay_seconds": initial_delay,
+            "period_seconds": period, "timeout_seconds": timeout, "failure_threshold": failures}
+
+
+def pod_anti_affinity(selector: dict[str, str], required: bool) -> dict[str, Any]:
+    """Spread replicas over nodes: hard in production (a node loss costs one replica), soft in dev."""
+    term = {"label_selector": {"match_labels": dict(selector)}, "topology_key": "kubernetes.io/hostname"}
+    if required:
+        return {"pod_anti_affinity": {"required_during_scheduling_ignored_during_execution": [term]}}
+    return {"pod_anti_affinity": {"preferred_during_scheduling_ignored_during_execution": [
+        {"weight": 100, "pod_affinity_term": term}]}}
+
+
+def field_env(name: str, field_path: str) -> dict[str, Any]:
+    return {"name": name, "value_from": {"field_ref": {"field_path": field_path}}}
+
+
+def headless_service(resource_name: str, name: str, namespace: pulumi.Input[str], labels_: dict[str, str],
+                     selector: dict[str, str], ports: list[dict[str, Any]],
+                     opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+    """Stable per-pod DNS (`<pod>.<name>.<ns>.svc`) for peers; not-ready pods are published so that
+    members can find each other while forming a quorum."""
+    return k8s.core.v1.Service(
+        resource_name,
+        metadata=metadata(name, namespace, labels_),
+        spec={"cluster_ip": "None", "publish_not_ready_addresses": True, "selector": selector, "ports": ports},
+        opts=opts)
+
+
+def cluster_service(resource_name: str, name: str, namespace: pulumi.Input[str], labels_: dict[str, str],
+                    selector: dict[str, str], ports: list[dict[str, Any]],
+                    opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+    return k8s.core.v1.Service(
+        resource_name,
+        metadata=metadata(name, namespace, labels_),
+        spec={"type": "ClusterIP", "selector": selector, "ports": ports},
+        opts=opts)
+
+
+def service_port(name: str, port: int) -> dict[str, Any]:
+    return {"name": name, "port": port, "target_port": name, "protocol": "TCP"}
+
+
+def disruption_budget(resource_name: str, name: str, namespace: pulumi.Input[str], labels_: dict[str, str],
+                      selector: dict[str, str], opts: pulumi.ResourceOptions) -> k8s.policy.v1.PodDisruptionBudget:
+    """At most one replica voluntarily down at a time: keeps ZooKeeper/Mesos/Marathon quorums."""
+    return k8s.policy.v1.PodDisruptionBudget(
+        resource_name,
+        metadata=metadata(name, namespace, labels_),
+        spec={"max_unavailable": 1, "selector": {"match_labels": selector}},
+        opts=opts)
+
+
+def volume_claim(name: str, size: str, storage_class: str | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storage_class_name"] = storage_class
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+def content_hash(text: str) -> str:
+    """Short digest for a pod-template annotation: a config change then rolls the pods."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,104 @@
+"""Mesos agents: a DaemonSet on the host network, in a namespace of its own (it needs host privileges)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import k8s as kx
+from components.settings import PlatformSettings
+
+COMPONENT = "mesos-agent"
+
+
+def agent_flags(s: PlatformSettings, master_zk_url: str) -> list[str]:
+    a = s.mesos_agent
+    flags = [
+        f"--master={master_zk_url}",
+        f"--work_dir={a.work_dir}",
+        f"--port={a.port}",
+        f"--containerizers={','.join(a.containerizers)}",
+        # posix launcher + no systemd: the agent runs inside a container, not under the node's systemd.
+        "--launcher=posix",
+        "--systemd_enable_support=false",
+        # Node names are not always resolvable from pods; the node IP always is.
+        "--ip=$(HOST_IP)",
+        "--hostname=$(HOST_IP)",
+        # Tasks run as the container's user; the agent image has no accounts of the frameworks' users.
+        "--switch_user=false",
+    ]
+    if "docker" in a.containerizers:
+        # Tells the docker containerizer the agent itself is a container, so executors run in containers too.
+        flags.append(f"--docker_mesos_image={a.image}")
+    return flags
+
+
+@dataclass(frozen=True)
+class MesosAgentsArgs:
+    settings: PlatformSettings
+    master_zk_url: pulumi.Input[str]  # zk://…/mesos, from the masters
+
+
+class MesosAgents(pulumi.ComponentResource):
+    namespace: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MesosAgentsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("orchestrator:mesos_agent:MesosAgents", name, None, opts)
+        s, a = args.settings, args.settings.mesos_agent
+        ns = s.agents_namespace
+        labels = kx.labels(COMPONENT, COMPONENT, name)
+        selector = kx.selector_labels(COMPONENT, COMPONENT, name)
+        child = pulumi.ResourceOptions(parent=self)
+
+        mounts: list[dict[str, Any]] = [{"name": "work", "mount_path": a.work_dir},
+                                        {"name": "cgroup", "mount_path": "/sys/fs/cgroup"}]
+        volumes: list[dict[str, Any]] = [
+            # Same path inside and outside: the docker containerizer mounts sandboxes from the host.
+            {"name": "work", "host_path": {"path": a.work_dir, "type": "DirectoryOrCreate"}},
+            {"name": "cgroup", "host_path": {"path": "/sys/fs/cgroup", "type": "Directory"}},
+        ]
+        if "docker" in a.containerizers:
+            mounts.append({"name": "docker-socket", "mount_path": "/var/run/docker.sock"})
+            volumes.append({"name": "docker-socket", "host_path": {"path": a.docker_socket, "type": "Socket"}})
+
+        container = {
+            "name": "mesos-agent",
+            "image": a.image,
+            "args": pulumi.Output.from_input(args.master_zk_url).apply(lambda url: agent_flags(s, url)),
+            "env": [kx.field_env("HOST_IP", "status.hostIP")],
+            "ports": [{"name": "http", "container_port": a.port, "host_port": a.port}],
+            "liveness_probe": kx.http_probe("/slave(1)/health", "http", initial_delay=30),
+            "readiness_probe": kx.http_probe("/slave(1)/health", "http", initial_delay=10),
+            "resources": kx.resources(a.resources),
+            # Privileged: launching containers needs cgroup writes, mounts and namespaces on the node.
+            # This is the platform's one privileged workload, alone in its namespace.
+            "security_context": {"privileged": True},
+            "volume_mounts": mounts,
+        }
+        pod_spec: dict[str, Any] = {
+            "automount_service_account_token": False,
+            # Host network: frameworks reach executors on node ports, and masters reach the agent
+            # at the node IP it advertises.
+            "host_network": True,
+            # Without this, a host-network pod resolves with the node's resolver and cannot find
+            # the ZooKeeper and master Services.
+            "dns_policy": "ClusterFirstWithHostNet",
+            # Host PID: the agent must see and reap the task processes it launches.
+            "host_pid": True,
+            "termination_grace_period_seconds": 60,
+            "containers": [container],
+            "volumes": volumes,
+        }
+        if a.node_selector:
+            pod_spec["node_selector"] = dict(a.node_selector)
+        self.daemonset = k8s.apps.v1.DaemonSet(
+            name,
+            metadata=kx.metadata(name, ns, labels),
+            spec={"selector": {"match_labels": selector},
+                  "update_strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 1}},
+                  "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
+            opts=child)
+        self.namespace = self.daemonset.metadata["namespace"]
+        self.register_outputs({"namespace": self.namespace})

@@ -1,0 +1,207 @@
+"""Monitoring: Prometheus with namespaced service-discovery RBAC, scrape jobs per tier and the alert rules.
+
+`prometheus_config()` and `alert_rules()` are pure: the tests feed them to promtool, and the local
+docker-compose stack is generated from the same source.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components import k8s as kx
+from components.settings import PlatformSettings
+
+COMPONENT = "monitoring"
+UID = 65534
+CONFIG_DIR = "/etc/prometheus"
+RULES_FILE = "alerts.yml"  # relative: Prometheus resolves rule_files next to prometheus.yml
+
+# Metric names of the project's own services (a contract, see docs/metrics.md).
+ZK_SYNC_LAG = "orchestrator_zk_sync_lag_seconds"
+PROBE_LAST_REPORT = "orchestrator_probe_last_report_timestamp_seconds"
+
+
+def _keep_component(component: str, port_name: str) -> list[dict[str, Any]]:
+    return [
+        {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
+         "regex": component, "action": "keep"},
+        {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": port_name, "action": "keep"},
+    ]
+
+
+# Identify every target by namespace and pod, whatever the job.
+_POD_LABELS = [
+    {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+    {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+]
+
+
+def prometheus_config(s: PlatformSettings) -> dict[str, Any]:
+    namespaces = [s.namespace, s.agents_namespace]
+
+    def sd() -> list[dict[str, Any]]:
+        return [{"role": "pod", "namespaces": {"names": list(namespaces)}}]
+
+    jobs: list[dict[str, Any]] = [
+        {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{s.monitoring.port}"]}]},
+        {"job_name": "zookeeper", "kubernetes_sd_configs": sd(),
+         "relabel_configs": _keep_component("zookeeper", "metrics") + _POD_LABELS},
+        {"job_name": "mesos-master", "kubernetes_sd_configs": sd(),
+         "relabel_configs": _keep_component("mesos-master", "metrics") + _POD_LABELS},
+        {"job_name": "marathon", "metrics_path": "/metrics/prometheus", "kubernetes_sd_configs": sd(),
+         "relabel_configs": _keep_component("marathon", "http") + _POD_LABELS},
+        # Anything else that opts in with the usual prometheus.io/* annotations (the project's services).
+        {"job_name": "annotated-pods", "kubernetes_sd_configs": sd(),
+         "relabel_configs": [
+             {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+              "regex": "true", "action": "keep"},
+             {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"],
+              "regex": "(.+)", "target_label": "__metrics_path__"},
+             {"source_labels": ["__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port"],
+              "regex": r"([^:]+)(?::\d+)?;(\d+)", "replacement": "$1:$2", "target_label": "__address__"},
+             {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
+              "target_label": "component"},
+         ] + _POD_LABELS},
+    ]
+    return {
+        "global": {"scrape_interval": s.monitoring.scrape_interval,
+                   "evaluation_interval": s.monitoring.evaluation_interval,
+                   "external_labels": {"platform": s.namespace}},
+        "rule_files": [RULES_FILE],
+        "scrape_configs": jobs,
+    }
+
+
+def _alert(name: str, expr: str, for_: str, severity: str, summary: str) -> dict[str, Any]:
+    return {"alert": name, "expr": expr, "for": for_, "labels": {"severity": severity},
+            "annotations": {"summary": summary}}
+
+
+def alert_rules(s: PlatformSettings) -> dict[str, Any]:
+    zk_quorum = s.zookeeper.replicas // 2 + 1
+    return {"groups": [
+        {"name": "orchestrator-zookeeper", "rules": [
+            _alert("ZooKeeperQuorumLost",
+                   f'(count(up{{job="zookeeper"}} == 1) or vector(0)) < {zk_quorum}', "1m", "critical",
+                   f"Fewer than {zk_quorum} of {s.zookeeper.replicas} ZooKeeper servers are up: no quorum, "
+                   "no leader, Mesos and Marathon cannot elect."),
+            _alert("ZooKeeperServerDown", 'up{job="zookeeper"} == 0', "5m", "warning",
+                   "ZooKeeper server {{ $labels.pod }} is down."),
+            _alert("ZooKeeperLeaderElections", 'increase(election_time_count{job="zookeeper"}[10m]) > 1',
+                   "0m", "warning", "ZooKeeper held repeated leader elections in 10 minutes."),
+            _alert("ZooKeeperOutstandingRequestsHigh", 'outstanding_requests{job="zookeeper"} > 10', "5m",
+                   "warning", "ZooKeeper {{ $labels.pod }} has {{ $value }} queued requests."),
+        ]},
+        {"name": "orchestrator-mesos", "rules": [
+            {"record": "orchestrator:mesos_agents_connected:max",
+             "expr": 'max(sum by (pod) (mesos_master_slaves_state{job="mesos-master",state=~"connected_.*"}))'},
+            _alert("MesosNoLeader", '(max(mesos_master_elected{job="mesos-master"}) or vector(0)) < 1', "30s",
+                   "critical", "No Mesos master has been elected for 30 seconds."),
+            _alert("MesosAgentRegistrationsDropped",
+                   "orchestrator:mesos_agents_connected:max"
+                   " < 0.9 * max_over_time(orchestrator:mesos_agents_connected:max[1h])", "5m", "critical",
+                   "Connected Mesos agents dropped by more than 10 % against the last hour's peak."),
+            _alert("MesosTaskFailureRateHigh",
+                   'sum(rate(mesos_master_task_states_exit_total{job="mesos-master",state=~"failed|errored|lost"}[10m]))'
+                   ' / sum(rate(mesos_master_task_states_exit_total{job="mesos-master"}[10m])) > 0.05', "5m",
+                   "warning", "More than 5 % of finished Mesos tasks failed, errored or were lost."),
+        ]},
+        {"name": "orchestrator-marathon", "rules": [
+            # Marathon exports no leader gauge; without a leader its framework leaves the Mesos master.
+            _alert("MarathonNoLeader",
+                   '(count(up{job="marathon"} == 1) or vector(0)) == 0'
+                   ' or max(mesos_master_frameworks_state{job="mesos-master",state="connected_active"}) < 1',
+                   "1m", "critical", "Marathon has no elected leader (no instance up or no active framework)."),
+        ]},
+        {"name": "orchestrator-services", "rules": [
+            _alert("ZooKeeperSyncLagHigh", f"max({ZK_SYNC_LAG}) > 0.5", "1m", "critical",
+                   "ZooKeeper sync lag is {{ $value }}s (> 500 ms): migration cutover is not safe."),
+            _alert("ProbeOffline",
+                   f"time() - max by (probe) (max_over_time({PROBE_LAST_REPORT}[1h])) > 300", "0m", "warning",
+                   "Probe {{ $labels.probe }} has not reported for more than 5 minutes."),
+        ]},
+    ]}
+
+
+def to_yaml(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    settings: PlatformSettings
+
+
+class Monitoring(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("orchestrator:monitoring:Monitoring", name, None, opts)
+        s, mon = args.settings, args.settings.monitoring
+        ns = s.namespace
+        labels = kx.labels("prometheus", COMPONENT, name)
+        selector = kx.selector_labels("prometheus", COMPONENT, name)
+        child = pulumi.ResourceOptions(parent=self)
+
+        account = k8s.core.v1.ServiceAccount(name, metadata=kx.metadata(name, ns, labels), opts=child)
+        # Service discovery needs read access to pods/services/endpoints in the platform namespaces
+        # only: namespaced Roles, not a ClusterRole.
+        for target_ns in (s.namespace, s.agents_namespace):
+            role_name = f"{name}-discovery"
+            role = k8s.rbac.v1.Role(
+                f"{name}-discovery-{target_ns}", metadata=kx.metadata(role_name, target_ns, labels),
+                rules=[{"api_groups": [""], "resources": ["pods", "services", "endpoints"],
+                        "verbs": ["get", "list", "watch"]}], opts=child)
+            k8s.rbac.v1.RoleBinding(
+                f"{name}-discovery-{target_ns}", metadata=kx.metadata(role_name, target_ns, labels),
+                role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": role.metadata["name"]},
+                subjects=[{"kind": "ServiceAccount", "name": account.metadata["name"], "namespace": ns}],
+                opts=child)
+
+        config_text, rules_text = to_yaml(prometheus_config(s)), to_yaml(alert_rules(s))
+        config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=kx.metadata(f"{name}-config", ns, labels),
+                                       data={"prometheus.yml": config_text, RULES_FILE: rules_text}, opts=child)
+        claim_spec = kx.volume_claim("data", mon.storage, mon.storage_class)["spec"]
+        claim = k8s.core.v1.PersistentVolumeClaim(f"{name}-data", metadata=kx.metadata(f"{name}-data", ns, labels),
+                                                  spec=claim_spec, opts=child)
+        self.service = kx.cluster_service(name, name, ns, labels, selector, [kx.service_port("http", mon.port)], child)
+        container = {
+            "name": "prometheus",
+            "image": mon.image,
+            "args": [f"--config.file={CONFIG_DIR}/prometheus.yml",
+                     "--storage.tsdb.path=/prometheus",
+                     f"--storage.tsdb.retention.time={mon.retention}",
+                     f"--web.listen-address=:{mon.port}"],
+            "ports": [{"name": "http", "container_port": mon.port}],
+            "liveness_probe": kx.http_probe("/-/healthy", "http", initial_delay=30),
+            "readiness_probe": kx.http_probe("/-/ready", "http", initial_delay=10),
+            "resources": kx.resources(mon.resources),
+            "security_context": kx.restricted_container_security(),
+            "volume_mounts": [{"name": "config", "mount_path": CONFIG_DIR},
+                              {"name": "data", "mount_path": "/prometheus"}],
+        }
+        self.deployment = k8s.apps.v1.Deployment(
+            name,
+            metadata=kx.metadata(name, ns, labels),
+            spec={"replicas": 1,
+                  # One writer on a ReadWriteOnce volume: the old pod must stop before the new one mounts it.
+                  "strategy": {"type": "Recreate"},
+                  "selector": {"match_labels": selector},
+                  "template": {
+                      "metadata": {"labels": labels, "annotations": {
+                          "orchestrator.io/config-sha": kx.content_hash(config_text + rules_text)}},
+                      "spec": {
+                          "service_account_name": account.metadata["name"],
+                          "security_context": kx.restricted_pod_security(UID),
+                          "containers": [container],
+                          "volumes": [{"name": "config", "config_map": {"name": config.metadata["name"]}},
+                                      {"name": "data", "persistent_volume_claim": {
+                                          "claim_name": claim.metadata["name"]}}]}}},
+            opts=child)
+        self.url = self.service.metadata["name"].apply(lambda n: f"http://{s.service_fqdn(n)}:{mon.port}")
+        self.register_outputs({"url": self.url})
+

@@ -1,0 +1,149 @@
+"""ZooKeeper ensemble: StatefulSet with numeric myids, FQDN server list, PDB, metrics on port 7000."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import k8s as kx
+from components.settings import PlatformSettings, ZooKeeperSettings
+
+COMPONENT = "zookeeper"
+UID = 1000  # the `zookeeper` user of the official image
+DATA_DIR = "/data"
+CONF_DIR = "/conf"
+
+
+def server_hosts(settings: PlatformSettings, statefulset: str, headless: str) -> list[str]:
+    """Stable per-pod DNS names, ordinal order: `<sts>-<i>.<headless>.<ns>.svc.<domain>`."""
+    return [f"{statefulset}-{i}.{settings.service_fqdn(headless)}" for i in range(settings.zookeeper.replicas)]
+
+
+def connect_string(hosts: list[str], port: int, chroot: str = "") -> str:
+    return ",".join(f"{h}:{port}" for h in hosts) + chroot
+
+
+def zoo_cfg(zk: ZooKeeperSettings, hosts: list[str], data_dir: str = DATA_DIR) -> str:
+    """The complete zoo.cfg. Pure: the tests start a real ensemble from this text (remapped to loopback).
+
+    `server.N` uses myid N = ordinal + 1 (ZooKeeper ids are numeric and must be ≥ 1).
+    """
+    lines = [
+        f"tickTime={zk.tick_time_ms}",
+        f"initLimit={zk.init_limit}",
+        f"syncLimit={zk.sync_limit}",
+        f"dataDir={data_dir}",
+        f"clientPort={zk.client_port}",
+        f"maxClientCnxns={zk.max_client_cnxns}",
+        f"autopurge.snapRetainCount={zk.autopurge_snap_retain_count}",
+        f"autopurge.purgeInterval={zk.autopurge_purge_interval_hours}",
+        # Probes and operators use these; everything else stays off (4lw are disabled by default).
+        "4lw.commands.whitelist=ruok,srvr,mntr",
+        # The Jetty admin server would listen on 8080 on every interface; nothing here uses it.
+        "admin.enableServer=false",
+        "reconfigEnabled=false",
+        # A pod's own FQDN only resolves once it is published; bind quorum ports on all addresses.
+        "quorumListenOnAllIPs=true",
+        "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider",
+        f"metricsProvider.httpPort={zk.metrics_port}",
+        "metricsProvider.exportJvmInfo=true",
+    ]
+    lines += [f"server.{i + 1}={h}:{zk.peer_port}:{zk.election_port};{zk.client_port}" for i, h in enumerate(hosts)]
+    return "\n".join(lines) + "\n"
+
+
+# myid = ordinal + 1, taken from the pod's hostname `<sts>-<ordinal>`.
+MYID_SCRIPT = 'ordinal="${HOSTNAME##*-}"; echo $((ordinal + 1)) > "$ZOO_DATA_DIR/myid"'
+# Liveness: the server answers at all. Readiness: it has joined a quorum (or runs standalone).
+RUOK_SCRIPT = 'test "$(echo ruok | nc -w 2 127.0.0.1 {port})" = imok'
+SRVR_SCRIPT = 'echo srvr | nc -w 2 127.0.0.1 {port} | grep -qE "^Mode: (leader|follower|standalone)"'
+
+
+@dataclass(frozen=True)
+class ZooKeeperEnsembleArgs:
+    settings: PlatformSettings
+
+
+class ZooKeeperEnsemble(pulumi.ComponentResource):
+    connect_string: pulumi.Output[str]
+    client_service: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ZooKeeperEnsembleArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("orchestrator:zookeeper:ZooKeeperEnsemble", name, None, opts)
+        s, zk = args.settings, args.settings.zookeeper
+        ns = s.namespace
+        labels = kx.labels(COMPONENT, COMPONENT, name)
+        selector = kx.selector_labels(COMPONENT, COMPONENT, name)
+        child = pulumi.ResourceOptions(parent=self)
+        headless_name, client_name = f"{name}-headless", f"{name}-client"
+        hosts = server_hosts(s, name, headless_name)
+        cfg = zoo_cfg(zk, hosts)
+
+        config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=kx.metadata(f"{name}-config", ns, labels),
+                                       data={"zoo.cfg": cfg}, opts=child)
+        peer_ports = [kx.service_port("client", zk.client_port), kx.service_port("peer", zk.peer_port),
+                      kx.service_port("election", zk.election_port), kx.service_port("metrics", zk.metrics_port)]
+        self.headless = kx.headless_service(headless_name, headless_name, ns, labels, selector, peer_ports, child)
+        self.client = kx.cluster_service(client_name, client_name, ns, labels, selector,
+                                         [kx.service_port("client", zk.client_port)], child)
+        self.pdb = kx.disruption_budget(f"{name}-pdb", f"{name}-pdb", ns, labels, selector, child)
+
+        container = {
+            "name": "zookeeper",
+            "image": zk.image,
+            "command": ["sh", "-c", f"{MYID_SCRIPT} && exec zkServer.sh start-foreground"],
+            "env": [{"name": "ZOO_DATA_DIR", "value": DATA_DIR},
+                    {"name": "ZOO_CONF_DIR", "value": CONF_DIR},
+                    {"name": "ZOOCFGDIR", "value": CONF_DIR},
+                    {"name": "ZOO_LOG_DIR", "value": "/logs"},
+                    {"name": "ZK_SERVER_HEAP", "value": str(zk.heap_mb)}],
+            "ports": [{"name": "client", "container_port": zk.client_port},
+                      {"name": "peer", "container_port": zk.peer_port},
+                      {"name": "election", "container_port": zk.election_port},
+                      {"name": "metrics", "container_port": zk.metrics_port}],
+            "liveness_probe": kx.exec_probe(RUOK_SCRIPT.format(port=zk.client_port), initial_delay=15),
+            "readiness_probe": kx.exec_probe(SRVR_SCRIPT.format(port=zk.client_port), initial_delay=5),
+            "resources": kx.resources(zk.resources),
+            "security_context": kx.restricted_container_security(),
+            # Only zoo.cfg is replaced: the image's logback.xml stays next to it in /conf.
+            "volume_mounts": [{"name": "data", "mount_path": DATA_DIR},
+                              {"name": "config", "mount_path": f"{CONF_DIR}/zoo.cfg", "sub_path": "zoo.cfg"},
+                              {"name": "logs", "mount_path": "/logs"},
+                              {"name": "tmp", "mount_path": "/tmp"}],
+        }
+        self.statefulset = k8s.apps.v1.StatefulSet(
+            name,
+            metadata=kx.metadata(name, ns, labels),
+            spec={
+                "service_name": self.headless.metadata["name"],
+                "replicas": zk.replicas,
+                # Parallel: with OrderedReady, pod 0 would wait for a quorum that pods 1..n never join.
+                "pod_management_policy": "Parallel",
+                "update_strategy": {"type": "RollingUpdate"},
+                "persistent_volume_claim_retention_policy": {"when_deleted": "Retain", "when_scaled": "Retain"},
+                "selector": {"match_labels": selector},
+                "template": {
+                    "metadata": {"labels": labels,
+                                 "annotations": {"orchestrator.io/config-sha": kx.content_hash(cfg)}},
+                    "spec": {
+                        "automount_service_account_token": False,
+                        "affinity": kx.pod_anti_affinity(selector, required=s.production),
+                        "security_context": kx.restricted_pod_security(UID),
+                        "termination_grace_period_seconds": 30,
+                        "containers": [container],
+                        "volumes": [{"name": "config", "config_map": {"name": config.metadata["name"]}},
+                                    {"name": "logs", "empty_dir": {}},
+                                    {"name": "tmp", "empty_dir": {}}],
+                    },
+                },
+                "volume_claim_templates": [kx.volume_claim("data", zk.storage, zk.storage_class)],
+            },
+            opts=child)
+
+        self.connect_string = self.headless.metadata["name"].apply(
+            lambda h: connect_string(server_hosts(s, name, h), zk.client_port))
+        self.client_service = self.client.metadata["name"].apply(
+            lambda c: f"{s.service_fqdn(c)}:{zk.client_port}")
+        self.register_outputs({"connect_string": self.connect_string, "client_service": self.client_service})
+
