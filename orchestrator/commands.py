@@ -2,7 +2,70 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_STACK = "dev"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    pass
+    render = sub.add_parser("render", help="render a stack to Kubernetes YAML offline (no CLI, no cluster)")
+    render.add_argument("--stack", default=DEFAULT_STACK, help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
+    render.add_argument("--out", type=Path, help="output directory (default: rendered/<stack>)")
+    render.set_defaults(func=cmd_render)
+
+    check = sub.add_parser("check", help="render a stack and check it with real validators (the main job)")
+    check.add_argument("--stack", default=DEFAULT_STACK, help="stack name (default: dev)")
+    check.add_argument("--out", type=Path, help="also write the render here (default: rendered/<stack>)")
+    check.set_defaults(func=cmd_check)
+
+
+def _render(stack: str):
+    from components.settings import SettingsError
+    from orchestrator.render import RenderError, render_stack
+
+    try:
+        return render_stack(stack)
+    except (SettingsError, RenderError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("nothing was rendered", file=sys.stderr)
+        return None
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from orchestrator.render import summary, write_render
+
+    result = _render(args.stack)
+    if result is None:
+        return 1
+    out = args.out or Path("rendered") / args.stack
+    write_render(result, out)
+    print(summary(result))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from orchestrator.checks import KUBERNETES_VERSIONS, CheckError, check_all
+    from orchestrator.render import summary, write_render
+
+    result = _render(args.stack)
+    if result is None:
+        return 1
+    print(summary(result))
+    try:
+        problems = check_all(result.manifests)
+    except CheckError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if problems:
+        print(f"{len(problems)} problem(s):", file=sys.stderr)
+        for p in problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 1
+    out = args.out or Path("rendered") / args.stack
+    write_render(result, out)
+    print(f"checks passed: references and selectors; kubernetes-validate --strict "
+          f"{' and '.join(KUBERNETES_VERSIONS)}; promtool check config and rules")
+    print(f"wrote {out}")
+    return 0
