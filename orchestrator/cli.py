@@ -12,6 +12,7 @@ import sys
 # Modules that contribute sub-commands, in help order.
 COMMAND_MODULES = [
     "orchestrator.commands",
+    "orchestrator.zk.cli",
 ]
 
 

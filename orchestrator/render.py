@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -114,8 +114,9 @@ def _recording_monitor(records: list[Registration], outputs_registered: set[str]
 
 
 def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
-                program: Path | None = None) -> RenderResult:
-    """Run the Pulumi program under the recording mocks. Raises what the program raises."""
+                program: Path | Callable[[], None] | None = None) -> RenderResult:
+    """Run the Pulumi program (a file, `__main__.py` by default, or a callable that builds resources,
+    for unit tests) under the recording mocks. Raises what the program raises."""
     import pulumi
     from pulumi.runtime import config as runtime_config
 
@@ -125,11 +126,14 @@ def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
     runtime_config.set_all_config(config, secret_keys)
     monitor = _recording_monitor(records, outputs_registered, stack_outputs)
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT_NAME, stack=stack, preview=False, monitor=monitor)
-    program_path = program or PROJECT_DIR / "__main__.py"
+    program = program or PROJECT_DIR / "__main__.py"
 
     @pulumi.runtime.test
     def _run() -> pulumi.Output:
-        runpy.run_path(str(program_path), run_name="__main__")
+        if callable(program):
+            program()
+        else:
+            runpy.run_path(str(program), run_name="__main__")
         # Under mocks the stack's exports are never sent to the engine: resolve them here.
         exported = dict(pulumi.runtime.get_root_resource().outputs)
 

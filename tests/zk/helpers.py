@@ -1,0 +1,103 @@
+"""Helpers for the ZooKeeper tests: clients with the test identity, bulk tree building, polling."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from kazoo.client import KazooClient
+from kazoo.security import make_digest_acl
+
+from tests.support.zk_ensemble import LocalEnsemble
+
+# The engine authenticates as this digest user in the tests, so nodes protected for it can be copied.
+AUTH = "digest:orch:s3cret"
+ORCH_ACL = [make_digest_acl("orch", "s3cret", all=True)]
+
+
+def make_client(hosts: str, timeout: float = 10.0) -> KazooClient:
+    c = KazooClient(hosts=hosts, timeout=timeout, auth_data=[("digest", "orch:s3cret")])
+    c.start(timeout=15)
+    return c
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, what: str = ""):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+        except Exception as exc:  # the ensemble may be between leaders
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}: last={last!r}")
+
+
+def bulk_create(client: KazooClient, items: list[tuple[str, bytes]], acl=None, batch: int = 200) -> None:
+    """Create (path, data) pairs, parents listed before children, in pipelined multi batches."""
+    pending = []
+    for i in range(0, len(items), batch):
+        tx = client.transaction()
+        for path, data in items[i:i + batch]:
+            tx.create(path, data, acl)
+        pending.append(tx.commit_async())
+    for r in pending:
+        out = r.get()
+        assert not any(isinstance(x, Exception) for x in out), out
+
+
+def wide_tree(root: str, branches: int, leaves: int, size: int = 16) -> list[tuple[str, bytes]]:
+    items = [(root, b"root")]
+    for b in range(branches):
+        items.append((f"{root}/b{b:03d}", f"branch {b}".encode()))
+        for n in range(leaves):
+            items.append((f"{root}/b{b:03d}/n{n:04d}", (f"{b}/{n}:".encode() * size)[:size]))
+    return items
+
+
+@dataclass
+class Pair:
+    a: LocalEnsemble
+    b: LocalEnsemble
+    ca: KazooClient
+    cb: KazooClient
+    root: str
+    extra: list[KazooClient] = field(default_factory=list)
+
+    def client(self, side: str, timeout: float = 10.0) -> KazooClient:
+        c = make_client((self.a if side == "a" else self.b).connect_string, timeout)
+        self.extra.append(c)
+        return c
+
+    def clean(self) -> None:
+        for c in (self.ca, self.cb):
+            if c.exists(self.root):
+                c.delete(self.root, recursive=True)
+
+    def close(self) -> None:
+        for c in self.extra + [self.ca, self.cb]:
+            try:
+                c.stop()
+                c.close()
+            except Exception:
+                pass
+        try:
+            cleaner_a, cleaner_b = make_client(self.a.connect_string), make_client(self.b.connect_string)
+        except Exception:
+            return
+        for c in (cleaner_a, cleaner_b):
+            try:
+                if c.exists(self.root):
+                    c.delete(self.root, recursive=True)
+            finally:
+                c.stop()
+                c.close()
+
+
+def orchestrator(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
