@@ -94,7 +94,7 @@ def alert_rules(s: PlatformSettings) -> dict[str, Any]:
             _alert("ZooKeeperLeaderElections", 'increase(election_time_count{job="zookeeper"}[10m]) > 1',
                    "0m", "warning", "ZooKeeper held repeated leader elections in 10 minutes."),
             _alert("ZooKeeperOutstandingRequestsHigh", 'outstanding_requests{job="zookeeper"} > 10', "5m",
-                   "warning", "ZooKeeper {{ $labels.pod }} has {{ $value }} queued requests."),
+                   "warning", "ZooKeeper {{ $labels.pod }} has had more than 10 queued requests for 5 minutes."),
         ]},
         {"name": "orchestrator-mesos", "rules": [
             {"record": "orchestrator:mesos_agents_connected:max",
@@ -119,7 +119,7 @@ def alert_rules(s: PlatformSettings) -> dict[str, Any]:
         ]},
         {"name": "orchestrator-services", "rules": [
             _alert("ZooKeeperSyncLagHigh", f"max({ZK_SYNC_LAG}) > 0.5", "1m", "critical",
-                   "ZooKeeper sync lag is {{ $value }}s (> 500 ms): migration cutover is not safe."),
+                   "ZooKeeper sync lag is above 500 ms: migration cutover is not safe."),
             _alert("ProbeOffline",
                    f"time() - max by (probe) (max_over_time({PROBE_LAST_REPORT}[1h])) > 300", "0m", "warning",
                    "Probe {{ $labels.probe }} has not reported for more than 5 minutes."),
