@@ -69,8 +69,8 @@ def http_probe(path: str, port: int | str, *, initial_delay: int = 10, period: i
 
 
 def exec_probe(script: str, *, initial_delay: int = 10, period: int = 10, timeout: int = 5,
-               failures: int = 3) -> dict[str, Any]:
-    return {"exec": {"command": ["sh", "-c", script]}, "initial_delay_seconds": initial_delay,
+               failures: int = 3, shell: str = "sh") -> dict[str, Any]:
+    return {"exec": {"command": [shell, "-c", script]}, "initial_delay_seconds": initial_delay,
             "period_seconds": period, "timeout_seconds": timeout, "failure_threshold": failures}
 
 

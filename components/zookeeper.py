@@ -55,9 +55,12 @@ def zoo_cfg(zk: ZooKeeperSettings, hosts: list[str], data_dir: str = DATA_DIR) -
 
 # myid = ordinal + 1, taken from the pod's hostname `<sts>-<ordinal>`.
 MYID_SCRIPT = 'ordinal="${HOSTNAME##*-}"; echo $((ordinal + 1)) > "$ZOO_DATA_DIR/myid"'
+# 4-letter word over bash's /dev/tcp, read until the server closes: no netcat needed in the image, and
+# no race where the client exits before the reply arrives (seen with `echo srvr | nc`).
+_FOUR_LETTER = "exec 3<>/dev/tcp/127.0.0.1/{port} && printf %s >&3 && timeout 3 cat <&3"
 # Liveness: the server answers at all. Readiness: it has joined a quorum (or runs standalone).
-RUOK_SCRIPT = 'test "$(echo ruok | nc -w 2 127.0.0.1 {port})" = imok'
-SRVR_SCRIPT = 'echo srvr | nc -w 2 127.0.0.1 {port} | grep -qE "^Mode: (leader|follower|standalone)"'
+RUOK_SCRIPT = 'test "$(' + _FOUR_LETTER % "ruok" + ')" = imok'
+SRVR_SCRIPT = _FOUR_LETTER % "srvr" + ' | grep -qE "^Mode: (leader|follower|standalone)"'
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,10 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
                       {"name": "peer", "container_port": zk.peer_port},
                       {"name": "election", "container_port": zk.election_port},
                       {"name": "metrics", "container_port": zk.metrics_port}],
-            "liveness_probe": kx.exec_probe(RUOK_SCRIPT.format(port=zk.client_port), initial_delay=15),
-            "readiness_probe": kx.exec_probe(SRVR_SCRIPT.format(port=zk.client_port), initial_delay=5),
+            "liveness_probe": kx.exec_probe(RUOK_SCRIPT.format(port=zk.client_port), initial_delay=15,
+                                            shell="bash"),
+            "readiness_probe": kx.exec_probe(SRVR_SCRIPT.format(port=zk.client_port), initial_delay=5,
+                                             shell="bash"),
             "resources": kx.resources(zk.resources),
             "security_context": kx.restricted_container_security(),
             # Only zoo.cfg is replaced: the image's logback.xml stays next to it in /conf.

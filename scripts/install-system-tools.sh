@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # System tools the checks and tests run for real: promtool (Debian prometheus), ZooKeeper 3.8 + a JRE,
-# netcat (the ZooKeeper probe commands), docker-compose v1 (validates compose files without an engine).
+# docker-compose v1 (validates compose files without an engine).
 set -euo pipefail
 need=()
 command -v promtool >/dev/null || need+=(prometheus)
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 command -v java >/dev/null || need+=(default-jre-headless)
-command -v nc >/dev/null || need+=(netcat-openbsd)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -8,7 +8,6 @@ from kazoo.client import KazooClient
 
 from components import zookeeper as zkc
 from components.settings import PlatformSettings
-from tests.support.tools import require_tool
 from tests.support.zk_ensemble import LocalEnsemble
 
 # Lines the loopback ensemble must set per node (its own ports and directories), the metrics
@@ -61,8 +60,8 @@ def test_generated_config_elects_a_leader_and_replicates(ensemble):
 
 
 def run_probe(script: str, port: int) -> int:
-    require_tool("nc", hint="apt-get install netcat-openbsd")
-    return subprocess.run(["sh", "-c", script.format(port=port)], capture_output=True, timeout=10).returncode
+    # The probes run under bash in the pod (they use /dev/tcp); run them the same way here.
+    return subprocess.run(["bash", "-c", script.format(port=port)], capture_output=True, timeout=10).returncode
 
 
 def test_probe_scripts_against_real_servers(ensemble):
