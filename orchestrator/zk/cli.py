@@ -21,6 +21,8 @@ def _add_connection(p: argparse.ArgumentParser, source: bool = True, target: boo
     p.add_argument("--auth", action="append", metavar="SCHEME:CREDENTIAL",
                    help="authentication added on both sessions (repeatable), e.g. digest:super:secret")
     p.add_argument("--session-timeout", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument("--connect-timeout", type=float, default=15.0, metavar="SECONDS",
+                   help="give up when an ensemble cannot be reached within this time")
 
 
 def _add_paths(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -106,7 +108,7 @@ def _open(args, *sides: str):
     for side in sides:
         hosts = getattr(args, side)
         try:
-            clients.append(connect(hosts, auth, session_timeout=args.session_timeout))
+            clients.append(connect(hosts, auth, timeout=args.connect_timeout, session_timeout=args.session_timeout))
         except ZkInputError as exc:
             _close(clients)
             return _fail(EXIT_INPUT, f"--{side}: {exc}"), None, None
@@ -117,9 +119,8 @@ def _open(args, *sides: str):
 
 
 def _close(clients) -> None:
-    from orchestrator.zk.tree import close
     for c in clients:
-        close(c)
+        c.close()
 
 
 def cmd_copy(args) -> int:

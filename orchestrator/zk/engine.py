@@ -5,9 +5,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from kazoo.client import KazooClient
-
-from orchestrator.zk.tree import Op, Tree, read_tree, reconcile
+from orchestrator.zk.tree import Ensemble, Op, Tree, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +22,10 @@ class CopyStats:
         return ", ".join(parts) + f", {len(self.errors)} errors"
 
 
-def bootstrap(source: KazooClient, target: KazooClient, roots: list[str], ephemeral: str = "skip",
+def bootstrap(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "skip",
               source_tree: Tree | None = None) -> CopyStats:
     """One reconciliation pass: read the source, compare with the target, write the differences."""
-    tree = source_tree if source_tree is not None else read_tree(source, roots)
+    tree = source_tree if source_tree is not None else source.read(roots)
     _, result = reconcile(tree, target, roots, ephemeral)
     stats = CopyStats(source_nodes=len(tree), errors=result.errors)
     if ephemeral == "skip":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -32,6 +33,8 @@ SEQUENTIAL = re.compile(r"\d{10}$")
 # Stay well under jute.maxbuffer (1 MiB by default) for one multi request.
 MULTI_MAX_BYTES = 512 * 1024
 MULTI_MAX_OPS = 200
+# Batches in flight: enough to keep the ensemble busy, few enough that a stopped engine leaves little queued.
+MAX_INFLIGHT = 8
 # Requests in flight per read window; bounds memory on very large trees.
 READ_WINDOW = 4000
 
@@ -128,77 +131,117 @@ def parse_auth(items: list[str] | None) -> list[tuple[str, str]]:
     return out
 
 
+@dataclass
+class Ensemble:
+    """One side of a copy: its kazoo session (writes, watches) and how to open bulk readers."""
+
+    hosts: str
+    auth: list[tuple[str, str]]
+    client: KazooClient
+    timeout: float = 10.0
+
+    def reader(self):
+        from orchestrator.zk.wire import BulkReader
+        return BulkReader(self.hosts, self.auth, self.timeout)
+
+    def read(self, roots: Iterable[str]) -> "Tree":
+        with self.reader() as r:
+            return read_tree(r, roots)
+
+    @property
+    def session_id(self) -> int:
+        return self.client.client_id[0]
+
+    def close(self) -> None:
+        try:
+            self.client.stop()
+        finally:
+            self.client.close()
+
+
 def connect(hosts: str, auth: list[tuple[str, str]] | None = None, timeout: float = 10.0,
-            session_timeout: float = 10.0, start: bool = True) -> KazooClient:
-    """A started client that keeps reconnecting forever (the sync engine resynchronises after each)."""
+            session_timeout: float = 10.0) -> Ensemble:
+    """A started session that keeps reconnecting forever (the sync engine resynchronises after each)."""
     if not hosts or not hosts.strip():
         raise ZkInputError("empty ZooKeeper connect string")
-    client = KazooClient(hosts=hosts, timeout=session_timeout, auth_data=auth or None,
-                         connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=2.0))
-    if start:
-        try:
-            client.start(timeout=timeout)
-        except Exception:
-            client.stop()
-            client.close()
-            raise
-    return client
-
-
-def close(client: KazooClient | None) -> None:
-    if client is not None:
-        try:
-            client.stop()
-        finally:
-            client.close()
+    try:
+        client = KazooClient(hosts=hosts, timeout=session_timeout, auth_data=auth or None,
+                             connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=2.0))
+    except ValueError as exc:
+        raise ZkInputError(f"bad connect string {hosts!r}: {exc}") from None
+    try:
+        client.start(timeout=timeout)
+    except Exception:
+        client.stop()
+        client.close()
+        raise
+    return Ensemble(hosts, list(auth or []), client, timeout)
 
 
 def _skip(path: str) -> bool:
     return path == RESERVED or path.startswith(RESERVED + "/") or path.rsplit("/", 1)[-1] == PAD_NAME
 
 
-def read_tree(client: KazooClient, roots: Iterable[str], watcher: Callable | None = None) -> Tree:
-    """Every znode under `roots` with data, ACL, kind and children, read level by level, pipelined.
+def node_from_replies(got_data, got_acl) -> tuple[Node, int] | None:
+    if isinstance(got_data, NoNodeError) or isinstance(got_acl, NoNodeError):
+        return None
+    for got in (got_data, got_acl):
+        if isinstance(got, Exception):
+            raise got
+    data, stat = got_data
+    return Node(data or b"", acl_key(got_acl[0]), kind_of(stat.ephemeralOwner), stat.ephemeralOwner,
+                stat.mtime, stat.cversion), stat.numChildren
 
-    With `watcher`, a data watch and a child watch are left on every node read, so that any later change
-    fires an event (the continuous sync relies on that). Nodes that vanish mid-walk are left out.
-    """
+
+def read_tree(reader, roots: Iterable[str]) -> Tree:
+    """Every znode under `roots` with data, ACL, kind and children, read level by level through a
+    BulkReader. Nodes that vanish mid-walk are left out."""
     tree: Tree = {}
-    level = [r for r in roots]
+    level = list(roots)
     while level:
         nxt: list[str] = []
         for start in range(0, len(level), READ_WINDOW):
             chunk = level[start:start + READ_WINDOW]
-            pending = []
-            for p in chunk:
-                pending.append((p, client.get_async(p, watch=watcher), client.get_acls_async(p),
-                                client.get_children_async(p, watch=watcher) if watcher else None))
-            need_children = []
-            for p, r_data, r_acl, r_children in pending:
-                try:
-                    data, stat = r_data.get()
-                    acl, _ = r_acl.get()
-                    children = r_children.get() if r_children is not None else None
-                except NoNodeError:
-                    continue
-                node = Node(data or b"", acl_key(acl), kind_of(stat.ephemeralOwner), stat.ephemeralOwner,
-                            stat.mtime, stat.cversion)
-                tree[p] = node
-                if children is not None:
-                    node.children = sorted(c for c in children if not _skip(join(p, c)))
-                elif stat.numChildren:
-                    need_children.append(p)
-            # Without watches, only nodes that have children are listed (saves a request per leaf).
-            listed = [(p, client.get_children_async(p)) for p in need_children]
-            for p, r in listed:
-                try:
-                    tree[p].children = sorted(c for c in r.get() if not _skip(join(p, c)))
-                except NoNodeError:
+            got = reader.get(chunk)
+            parents = []
+            for i, p in enumerate(chunk):
+                found = node_from_replies(got[2 * i], got[2 * i + 1])
+                if found is not None:
+                    tree[p] = found[0]
+                    if found[1]:
+                        parents.append(p)
+            for p, kids in zip(parents, reader.children(parents)):
+                if isinstance(kids, NoNodeError):
                     tree.pop(p, None)
-            for p in chunk:
-                if p in tree:
-                    nxt.extend(join(p, c) for c in tree[p].children)
+                    continue
+                if isinstance(kids, Exception):
+                    raise kids
+                tree[p].children = sorted(c for c in kids if not _skip(join(p, c)))
+                nxt.extend(join(p, c) for c in tree[p].children)
         level = nxt
+    return tree
+
+
+def watch_tree(client: KazooClient, roots: Iterable[str], watcher: Callable) -> Tree:
+    """Like read_tree but through the kazoo session, leaving a data and a child watch on every node.
+    For the small subtrees that appear during continuous sync."""
+    tree: Tree = {}
+    level = list(roots)
+    while level:
+        pending = [(p, client.get_async(p, watch=watcher), client.get_acls_async(p),
+                    client.get_children_async(p, watch=watcher)) for p in level]
+        level = []
+        for p, r_data, r_acl, r_kids in pending:
+            try:
+                data, stat = r_data.get()
+                acl, _ = r_acl.get()
+                kids = r_kids.get()
+            except NoNodeError:
+                continue
+            node = Node(data or b"", acl_key(acl), kind_of(stat.ephemeralOwner), stat.ephemeralOwner,
+                        stat.mtime, stat.cversion, sorted(c for c in kids if not _skip(join(p, c))))
+            tree[p] = node
+            level.extend(join(p, c) for c in node.children)
     return tree
 
 
@@ -353,14 +396,26 @@ def apply_plan(client: KazooClient, plan: Plan) -> ApplyResult:
     what it can (existing node → made to match, missing parent → created, non-empty → subtree removed).
     Each path occurs at most once per plan, so retrying a batch late cannot reorder writes to a path."""
     result = ApplyResult()
-    sent = [(unit, _send(client, unit)) for unit in _units(plan.deletes + plan.upserts)]
-    for unit, r in sent:
+    inflight: deque = deque()
+    failed: list[list[Op]] = []
+
+    def settle_one() -> None:
+        unit, r = inflight.popleft()
         if _succeeded(r):
             now = time.time()
             result.applied.extend((op, now) for op in unit)
         else:
-            for op in unit:
-                _apply_one(client, op, result)
+            failed.append(unit)
+
+    for unit in _units(plan.deletes + plan.upserts):
+        if len(inflight) >= MAX_INFLIGHT:
+            settle_one()
+        inflight.append((unit, _send(client, unit)))
+    while inflight:
+        settle_one()
+    for unit in failed:
+        for op in unit:
+            _apply_one(client, op, result)
     for op in plan.acls:
         _apply_one(client, op, result)
     if plan.sequences:
@@ -456,13 +511,18 @@ def align_sequences(client: KazooClient, targets: dict[str, int]) -> None:
             r.get()
 
 
-def reconcile(source_tree: Tree, target: KazooClient, roots: list[str], ephemeral: str = "mirror"
+def reconcile(desired: Tree, target: Ensemble, roots: list[str], ephemeral: str = "mirror"
               ) -> tuple[Plan, ApplyResult]:
-    """Make the target's subtrees equal to `source_tree` (read from the source, or from a snapshot)."""
+    """Make the target's subtrees equal to `desired` (read from the source, or from a snapshot)."""
     for root in roots:
-        parent = parent_of(root)
-        if root != "/" and parent != "/" and root in source_tree:
-            target.ensure_path(parent)
-    target_tree = read_tree(target, roots)
-    plan = plan_reconcile(source_tree, target_tree, roots, ephemeral, target.client_id[0])
-    return plan, apply_plan(target, plan)
+        if root in desired and parent_of(root) != "/":
+            target.client.ensure_path(parent_of(root))
+    target_tree = target.read(roots)
+    plan = plan_reconcile(desired, target_tree, roots, ephemeral, target.session_id)
+    return plan, apply_plan(target.client, plan)
+
+
+def delete_tree(target: Ensemble, root: str) -> None:
+    """Remove a subtree in pipelined batches (kazoo's recursive delete is one round trip per node)."""
+    tree = target.read([root])
+    apply_plan(target.client, Plan(deletes=[Op("delete", p) for p in sorted(tree, key=lambda x: (-depth(x), x))]))

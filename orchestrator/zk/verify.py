@@ -5,10 +5,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
-
-from orchestrator.zk.tree import Node, Tree, acl_key, acl_text, kind_of, read_tree
+from orchestrator.zk.tree import Ensemble, Tree, node_from_replies, acl_text
 
 KINDS_OF_DIFFERENCE = ("missing", "extra", "kind", "data", "acl")
 
@@ -62,17 +59,15 @@ def compare(source: Tree, target: Tree, paths: set[str] | None = None) -> list[D
     return diffs
 
 
-def read_nodes(client: KazooClient, paths: list[str]) -> Tree:
-    """Just these nodes (no children), pipelined."""
-    pending = [(p, client.get_async(p), client.get_acls_async(p)) for p in paths]
+def read_nodes(side: Ensemble, paths: list[str]) -> Tree:
+    """Just these nodes (no children)."""
+    with side.reader() as reader:
+        got = reader.get(paths)
     out: Tree = {}
-    for p, r_data, r_acl in pending:
-        try:
-            data, stat = r_data.get()
-            acl, _ = r_acl.get()
-        except NoNodeError:
-            continue
-        out[p] = Node(data or b"", acl_key(acl), kind_of(stat.ephemeralOwner), stat.ephemeralOwner)
+    for i, p in enumerate(paths):
+        found = node_from_replies(got[2 * i], got[2 * i + 1])
+        if found is not None:
+            out[p] = found[0]
     return out
 
 
@@ -105,11 +100,11 @@ class Report:
                 "differences": [d.__dict__ for d in self.differences]}
 
 
-def verify(source: KazooClient, target: KazooClient, roots: list[str], ignore_ephemeral: bool = False,
+def verify(source: Ensemble, target: Ensemble, roots: list[str], ignore_ephemeral: bool = False,
            rechecks: int = 0, recheck_delay: float = 0.5) -> Report:
     """Compare the subtrees. On a live system, differing paths are re-read up to `rechecks` times
     (after `recheck_delay`) so that changes still in flight are not reported as differences."""
-    src, dst = read_tree(source, roots), read_tree(target, roots)
+    src, dst = source.read(roots), target.read(roots)
     if ignore_ephemeral:
         src, dst = _drop_ephemeral(src), _drop_ephemeral(dst)
     diffs = compare(src, dst)

@@ -10,6 +10,7 @@ from typing import Callable
 from kazoo.client import KazooClient
 from kazoo.security import make_digest_acl
 
+from orchestrator.zk.tree import Ensemble, delete_tree
 from tests.support.zk_ensemble import LocalEnsemble
 
 # The engine authenticates as this digest user in the tests, so nodes protected for it can be copied.
@@ -67,16 +68,25 @@ class Pair:
     cb: KazooClient
     root: str
     extra: list[KazooClient] = field(default_factory=list)
+    extra_roots: list[str] = field(default_factory=list)
+
+    @property
+    def A(self) -> Ensemble:
+        return Ensemble(self.a.connect_string, [("digest", "orch:s3cret")], self.ca)
+
+    @property
+    def B(self) -> Ensemble:
+        return Ensemble(self.b.connect_string, [("digest", "orch:s3cret")], self.cb)
 
     def client(self, side: str, timeout: float = 10.0) -> KazooClient:
         c = make_client((self.a if side == "a" else self.b).connect_string, timeout)
         self.extra.append(c)
         return c
 
-    def clean(self) -> None:
-        for c in (self.ca, self.cb):
-            if c.exists(self.root):
-                c.delete(self.root, recursive=True)
+    def clean(self, *roots: str) -> None:
+        for side in (self.A, self.B):
+            for root in roots or (self.root,):
+                delete_tree(side, root)
 
     def close(self) -> None:
         for c in self.extra + [self.ca, self.cb]:
@@ -85,17 +95,14 @@ class Pair:
                 c.close()
             except Exception:
                 pass
-        try:
-            cleaner_a, cleaner_b = make_client(self.a.connect_string), make_client(self.b.connect_string)
-        except Exception:
-            return
-        for c in (cleaner_a, cleaner_b):
+        # Fresh sessions: the test may have broken its own.
+        for ens in (self.a, self.b):
+            side = Ensemble(ens.connect_string, [("digest", "orch:s3cret")], make_client(ens.connect_string))
             try:
-                if c.exists(self.root):
-                    c.delete(self.root, recursive=True)
+                for root in [self.root, *self.extra_roots]:
+                    delete_tree(side, root)
             finally:
-                c.stop()
-                c.close()
+                side.close()
 
 
 def orchestrator(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -94,23 +94,18 @@ def test_copy_large_nodes_and_deep_paths(zk):
     assert zk.cb.get(f"{r}/big1")[0] == near_limit
     assert zk.cb.get(f"{r}/big2")[0] == near_limit[::-1]
     assert zk.cb.get(deep)[0] == b"bottom"
-    assert verify(zk.ca, zk.cb, [r]).identical
+    assert verify(zk.A, zk.B, [r]).identical
 
 
 def test_copy_ten_thousand_nodes_and_several_paths(zk):
     r1, r2 = zk.root + "-x", zk.root + "-y"
     zk.extra_roots = [r1, r2]
-    try:
-        bulk_create(zk.ca, wide_tree(r1, 100, 100, size=64))  # 10,101 znodes
-        bulk_create(zk.ca, wide_tree(r2, 2, 5))
-        assert copy(zk, r1, r2) == 0
-        report = verify(zk.ca, zk.cb, [r1, r2])
-        assert report.identical, report.lines()[:20]
-        assert report.source_count == 10_101 + 13 == report.target_count
-    finally:
-        for c in (zk.ca, zk.cb):
-            for p in (r1, r2):
-                c.delete(p, recursive=True) if c.exists(p) else None
+    bulk_create(zk.ca, wide_tree(r1, 100, 100, size=64))  # 10,101 znodes
+    bulk_create(zk.ca, wide_tree(r2, 2, 5))
+    assert copy(zk, r1, r2) == 0
+    report = verify(zk.A, zk.B, [r1, r2])
+    assert report.identical, report.lines()[:20]
+    assert report.source_count == 10_101 + 13 == report.target_count
 
 
 def test_copy_killed_mid_bootstrap_then_rerun_converges(zk):
@@ -129,11 +124,11 @@ def test_copy_killed_mid_bootstrap_then_rerun_converges(zk):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    partial = verify(zk.ca, zk.cb, [r])
+    partial = verify(zk.A, zk.B, [r])
     assert partial.target_count < total and not partial.identical, "copy finished before it could be killed"
 
     assert copy(zk, r) == 0
-    report = verify(zk.ca, zk.cb, [r])
+    report = verify(zk.A, zk.B, [r])
     assert report.identical and report.target_count == total
 
 
@@ -147,7 +142,7 @@ def test_verify_detects_each_kind_of_difference(zk):
     holder = zk.client("b")
     holder.create(f"{r}/kind", b"k", ephemeral=True)
 
-    report = verify(zk.ca, zk.cb, [r])
+    report = verify(zk.A, zk.B, [r])
     got = {(d.kind, d.path) for d in report.differences}
     assert got == {("missing", f"{r}/missing"), ("missing", f"{r}/missing/kid"), ("extra", f"{r}/extra"),
                    ("data", f"{r}/data"), ("acl", f"{r}/acl"), ("kind", f"{r}/kind")}
@@ -155,7 +150,7 @@ def test_verify_detects_each_kind_of_difference(zk):
     assert (kind.source, kind.target) == ("persistent", "ephemeral")
     assert report.source_digest != report.target_digest
     # Ignoring ephemeral nodes turns the kind difference into a missing node.
-    ignoring = {(d.kind, d.path) for d in verify(zk.ca, zk.cb, [r], ignore_ephemeral=True).differences}
+    ignoring = {(d.kind, d.path) for d in verify(zk.A, zk.B, [r], ignore_ephemeral=True).differences}
     assert ("missing", f"{r}/kind") in ignoring and ("kind", f"{r}/kind") not in ignoring
 
 
@@ -183,11 +178,11 @@ def test_verify_recheck_waits_out_changes_in_flight(zk):
     fixer = __import__("threading").Timer(0.3, lambda: zk.cb.set(f"{r}/x", b"new"))
     fixer.start()
     try:
-        assert verify(zk.ca, zk.cb, [r], rechecks=5, recheck_delay=0.2).identical
+        assert verify(zk.A, zk.B, [r], rechecks=5, recheck_delay=0.2).identical
     finally:
         fixer.join()
     zk.cb.set(f"{r}/x", b"stale")
-    report = verify(zk.ca, zk.cb, [r], rechecks=2, recheck_delay=0.05)
+    report = verify(zk.A, zk.B, [r], rechecks=2, recheck_delay=0.05)
     assert report.differences == [Difference("data", f"{r}/x", report.differences[0].source,
                                              report.differences[0].target)]
 
