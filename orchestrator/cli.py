@@ -13,7 +13,6 @@ import sys
 COMMAND_MODULES = [
     "orchestrator.commands",
     "orchestrator.zk.cli",
-    "orchestrator.diff_cli",
 ]
 
 
