@@ -57,6 +57,14 @@ def _duration(value: str) -> str:
     return value
 
 
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def duration_seconds(value: str) -> float:
+    """A Prometheus duration ('1m30s') in seconds."""
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", value))
+
+
 Cpu = Annotated[str, AfterValidator(_cpu)]
 Quantity = Annotated[str, AfterValidator(_bytes)]
 Image = Annotated[str, AfterValidator(_image)]
@@ -157,6 +165,120 @@ class MonitoringSettings(_Settings):
     resources: Resources = Resources(cpu_request="250m", memory_request="1Gi", memory_limit="2Gi")
 
 
+# --- delivery: GitOps (Argo CD) and the orchestrator service's canary (Argo Rollouts) ---------------
+Delivery = Literal["direct", "gitops"]
+
+
+class GitOpsSettings(_Settings):
+    """Where Argo CD finds the rendered tree: `<repo_url>@<revision>:<path>/<stack>/<tier>`."""
+
+    repo_url: str = Field("https://github.com/orchestrator/orchestrator.git", pattern=r"^(https://|ssh://|git@)\S+$")
+    revision: str = Field("main", min_length=1)
+    # Repository directory holding one `<stack>/<tier>/manifests.yaml` tree per stack (`orchestrator render`).
+    path: str = Field("rendered", pattern=r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
+    argocd_namespace: DnsLabel = "argocd"
+    destination_server: str = Field("https://kubernetes.default.svc", pattern=r"^https://\S+$")
+
+
+_STEP = re.compile(r"^(?P<weight>\d{1,3})%$|^pause(?: (?P<pause>\S+))?$|^(?P<analysis>analysis)$")
+
+
+def _canary_step(value: str) -> str:
+    """`"10%"` sets the canary weight, `"pause 5m"` waits (`"pause"` alone waits for a manual promote),
+    `"analysis"` runs the gates."""
+    match = _STEP.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a canary step ('10%', 'pause 5m', 'pause' or 'analysis')")
+    if match.group("weight") and not 1 <= int(match.group("weight")) <= 100:
+        raise ValueError(f"{value!r}: a weight is 1..100 %")
+    if match.group("pause"):
+        _duration(match.group("pause"))
+    return value
+
+
+CanaryStep = Annotated[str, AfterValidator(_canary_step)]
+DEFAULT_CANARY_STEPS = ("10%", "pause 5m", "analysis", "25%", "pause 5m", "50%", "pause 10m", "analysis",
+                        "75%", "pause 5m", "100%")
+
+
+class CanarySettings(_Settings):
+    """Argo Rollouts canary of the orchestrator service: steps and the analysis gates (docs/delivery.md)."""
+
+    steps: list[CanaryStep] = Field(default_factory=lambda: list(DEFAULT_CANARY_STEPS), min_length=1)
+    success_rate_min: float = Field(0.95, gt=0, le=1)
+    error_rate_max: float = Field(0.05, ge=0, lt=1)
+    p95_latency_max_ms: int = Field(1000, ge=1)
+    p99_latency_max_ms: int = Field(2000, ge=1)
+    # One measurement per interval, `count` of them per analysis step; more than `failure_limit` failed
+    # measurements abort the rollout. The interval must cover at least two scrapes (checked below).
+    analysis_interval: Duration = "1m"
+    analysis_count: int = Field(5, ge=1)
+    failure_limit: int = Field(1, ge=0)
+
+    @model_validator(mode="after")
+    def _steps_make_sense(self) -> "CanarySettings":
+        weights = [int(s[:-1]) for s in self.steps if s.endswith("%")]
+        if not weights:
+            raise ValueError("steps: set at least one canary weight (e.g. '10%')")
+        if weights != sorted(set(weights)):
+            raise ValueError(f"steps: weights must strictly increase (got {weights})")
+        if "analysis" not in self.steps:
+            raise ValueError("steps: at least one 'analysis' step is required: the gates are the point of the canary")
+        if self.failure_limit >= self.analysis_count:
+            raise ValueError(f"failure_limit ({self.failure_limit}) must be below analysis_count "
+                             f"({self.analysis_count}), or the analysis can never fail")
+        return self
+
+
+class ServiceSettings(_Settings):
+    """The orchestrator's own HTTP service (one image for the project's services), run as an Argo Rollout."""
+
+    image: Image = "ghcr.io/orchestrator/orchestrator-services:0.1.0"
+    replicas: int = Field(2, ge=1)
+    port: Port = 8080
+    resources: Resources = Resources(cpu_request="100m", memory_request="128Mi", memory_limit="256Mi")
+    canary: CanarySettings = CanarySettings()
+
+
+
+def _cidr(value: str) -> str:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a CIDR block ({exc})") from None
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+# Secret config keys (set with `pulumi config set --secret <key> <value>`); required when auth is on.
+SECRET_KEYS = {
+    "zookeeper_mesos_password": "ZooKeeper digest password of the `mesos` user (Mesos masters' znodes)",
+    "zookeeper_marathon_password": "ZooKeeper digest password of the `marathon` user (Marathon's znodes)",
+    "mesos_marathon_secret": "CRAM-MD5 secret of the `marathon` framework principal",
+    "mesos_agent_secret": "CRAM-MD5 secret of the `agent` principal the agents register with",
+    "mesos_http_password": "HTTP basic-auth password of the `admin` principal on the masters' API",
+    "marathon_http_password": "HTTP basic-auth password of the `admin` user on Marathon's API",
+}
+
+
+class SecuritySettings(_Settings):
+    # Authentication of ZooKeeper clients, Mesos frameworks/agents/HTTP and Marathon's API.
+    # Unset means: on in production, off elsewhere.
+    auth: bool | None = None
+    # Where host-network pods (the Mesos agents) come from, as seen by NetworkPolicies: the nodes.
+    node_cidrs: list[Cidr] = Field(default_factory=lambda: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+                                   min_length=1)
+    # Where the Kubernetes API server is, for Prometheus' service discovery (ports 443/6443 only).
+    api_server_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
+    # Namespaces whose pods may call the Marathon and Mesos APIs and ZooKeeper (besides the platform's).
+    client_namespaces: list[DnsLabel] = Field(default_factory=list)
+    # LoadBalancer Services expose the platform outside the cluster: refused by the policy pack unless set.
+    allow_load_balancer: bool = False
+
+
 class PlatformSettings(_Settings):
     production: bool = False
     namespace: DnsLabel = "orchestrator"
@@ -166,6 +288,12 @@ class PlatformSettings(_Settings):
     mesos_agent: MesosAgentSettings = MesosAgentSettings()
     marathon: MarathonSettings = MarathonSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    security: SecuritySettings = SecuritySettings()
+    # direct: `pulumi up` applies every tier; gitops: it applies only the Argo CD project and root
+    # Application, and Argo CD syncs the rendered tree from the repository (docs/delivery.md).
+    delivery: Delivery = "direct"
+    gitops: GitOpsSettings = GitOpsSettings()
+    service: ServiceSettings = ServiceSettings()
 
     @model_validator(mode="after")
     def _high_availability(self) -> "PlatformSettings":
@@ -184,7 +312,21 @@ class PlatformSettings(_Settings):
             raise _KeyError("marathon.replicas", f"must be at least 2 in production (got {self.marathon.replicas})")
         return self
 
+    @model_validator(mode="after")
+    def _analysis_sees_fresh_samples(self) -> "PlatformSettings":
+        interval, scrape = duration_seconds(self.service.canary.analysis_interval), \
+            duration_seconds(self.monitoring.scrape_interval)
+        if interval < 2 * scrape:
+            raise _KeyError("service.canary.analysis_interval",
+                            f"must cover at least two scrapes (monitoring.scrape_interval "
+                            f"{self.monitoring.scrape_interval}): each measurement needs new samples")
+        return self
+
     # --- derived values -------------------------------------------------------------------------
+    @property
+    def auth_enabled(self) -> bool:
+        return self.security.auth if self.security.auth is not None else self.production
+
     @property
     def agents_namespace(self) -> str:
         # Agents need host privileges: a namespace of their own keeps the rest of the platform restricted.
@@ -216,24 +358,33 @@ def _key(loc: tuple[Any, ...]) -> str:
     return f"{CONFIG_NAMESPACE}:{head}" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in rest)
 
 
-def settings_from_config(config: Mapping[str, str], source: str) -> PlatformSettings:
+def settings_from_config(config: Mapping[str, str], source: str,
+                         secret_keys: frozenset[str] | set[str] = frozenset()) -> PlatformSettings:
     """Build settings from raw Pulumi config (`{"orchestrator:zookeeper": "<json>", ...}`).
 
     Keys of other namespaces (`kubernetes:context`, ...) belong to providers and are ignored.
+    Secret keys (SECRET_KEYS) never enter the settings: only their presence is checked here, and the
+    program reads them as Pulumi secrets.
     """
     values: dict[str, Any] = {}
     problems: list[str] = []
+    present_secrets: set[str] = set()
     prefix = CONFIG_NAMESPACE + ":"
     for full_key, raw in sorted(config.items()):
         if not full_key.startswith(prefix):
             continue
         key = full_key[len(prefix):]
+        if key in SECRET_KEYS:
+            if full_key not in secret_keys:
+                problems.append(f"{full_key}: must be a secret: `pulumi config set --secret {key} <value>`")
+            present_secrets.add(key)
+            continue
         try:
             values[key] = json.loads(raw) if isinstance(raw, str) else raw
         except json.JSONDecodeError:
             values[key] = raw  # plain strings such as a namespace name
     try:
-        return PlatformSettings.model_validate(values)
+        settings = PlatformSettings.model_validate(values)
     except ValidationError as exc:
         for err in exc.errors():
             ctx_error = (err.get("ctx") or {}).get("error")
@@ -244,6 +395,13 @@ def settings_from_config(config: Mapping[str, str], source: str) -> PlatformSett
             else:
                 problems.append(f"{_key(err['loc'])}: {err['msg']}")
         raise SettingsError(source, problems) from None
+    if settings.auth_enabled:
+        for key in sorted(set(SECRET_KEYS) - present_secrets):
+            problems.append(f"{prefix}{key}: required when authentication is on (security.auth, default in "
+                            f"production): `pulumi config set --secret {key} <value>` ({SECRET_KEYS[key]})")
+    if problems:
+        raise SettingsError(source, problems)
+    return settings
 
 
 def settings_from_pulumi() -> PlatformSettings:
@@ -253,4 +411,5 @@ def settings_from_pulumi() -> PlatformSettings:
     from pulumi.runtime import config as runtime_config
 
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    return settings_from_config(raw, f"Pulumi.{pulumi.get_stack()}.yaml")
+    secret = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
+    return settings_from_config(raw, f"Pulumi.{pulumi.get_stack()}.yaml", secret)

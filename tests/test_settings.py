@@ -34,7 +34,8 @@ def test_mesos_quorum_is_a_majority(masters, quorum):
 def test_values_arrive_as_the_cli_sends_them():
     # Plain strings stay strings, structured values are JSON, booleans are "true"/"false".
     s = settings_from_config({"orchestrator:namespace": "team-a", "orchestrator:production": "true",
-                              "orchestrator:zookeeper": '{"replicas": 5}', "kubernetes:context": "kind-x"}, SOURCE)
+                              "orchestrator:zookeeper": '{"replicas": 5}', "kubernetes:context": "kind-x",
+                              "orchestrator:security": '{"auth": false}'}, SOURCE)
     assert (s.namespace, s.production, s.zookeeper.replicas) == ("team-a", True, 5)
 
 
