@@ -13,6 +13,7 @@ import sys
 COMMAND_MODULES = [
     "orchestrator.commands",
     "orchestrator.zk.cli",
+    "orchestrator.diff_cli",
 ]
 
 
