@@ -2,10 +2,35 @@
 from __future__ import annotations
 
 import logging
+import queue
+import signal
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from orchestrator.zk.tree import Ensemble, Op, Tree, reconcile
+from kazoo.exceptions import NoNodeError
+
+from orchestrator.zk.tree import (
+    PAD_NAME,
+    SEQUENTIAL,
+    ApplyResult,
+    Ensemble,
+    Op,
+    Plan,
+    Tree,
+    apply_plan,
+    depth,
+    join,
+    parent_of,
+    read_tree,
+    reconcile,
+    subtree,
+    under,
+    wanted,
+    watch_tree,
+)
+from orchestrator.zk.wire import arm_watches
 
 log = logging.getLogger(__name__)
 
@@ -32,3 +57,292 @@ def bootstrap(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: s
         stats.skipped_ephemeral = sum(1 for n in tree.values() if n.kind == "ephemeral")
     stats.counts.update(op.kind for op, _ in result.applied)
     return stats
+
+
+# ---------------------------------------------------------------------------------------------------
+# Continuous sync.
+
+_RESYNC = "resync"
+_STOP = "stop"
+
+
+class SyncEngine:
+    """Follows the source subtrees through ZooKeeper watches and applies every change to the target.
+
+    * One worker thread applies changes in batches: everything that arrived while the previous batch was
+      being written is read back (re-arming its watches), coalesced per path, and written as one plan, so
+      changes to a path are applied in order and a burst costs a few round trips, not one per change.
+    * State based: a change is applied by reading the node's current state on the source, never by
+      replaying the event, so applying something twice is harmless. That makes recovery simple: after a
+      lost connection or session (on either side), an apply error, or every `resync_interval` seconds,
+      the engine re-reads both trees, writes the differences and re-arms all watches at the zxid it read
+      (SetWatches), so that nothing changed meanwhile can be missed.
+    * Ephemeral nodes ('mirror' policy): created on the target as ephemeral nodes of the engine's own
+      session, never as persistent ones. They vanish from the target if the engine stops or loses its
+      target session, and are re-created by the resync that follows a reconnection.
+    """
+
+    def __init__(self, source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "mirror",
+                 metrics=None, resync_interval: float = 300.0) -> None:
+        from orchestrator.zk.metrics import SyncMetrics
+        self.source, self.target, self.roots = source, target, list(roots)
+        self.ephemeral = ephemeral
+        self.metrics = metrics or SyncMetrics()
+        self.resync_interval = resync_interval
+        self.model: Tree = {}
+        self.queue: queue.Queue = queue.Queue()
+        self.bootstrapped = threading.Event()
+        self.last_stats: CopyStats | None = None
+        self._stopping = threading.Event()
+        self._needs_resync = True
+        self._last_resync = 0.0
+        self._batch_since: float | None = None
+        self._thread: threading.Thread | None = None
+        self.metrics.follow_pending(self._oldest_pending)
+        self.metrics.up.set(0)
+
+    # -- life cycle ---------------------------------------------------------------------------------
+    def start(self) -> "SyncEngine":
+        self.source.client.add_listener(self._on_state)
+        self.target.client.add_listener(self._on_state)
+        self._thread = threading.Thread(target=self._run, name="zk-sync", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.queue.put((_STOP, "", 0.0))
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        for side in (self.source, self.target):
+            side.client.remove_listener(self._on_state)
+        self.metrics.up.set(0)
+
+    # -- inputs (kazoo threads: never block) ----------------------------------------------------------
+    def _on_watch(self, event) -> None:
+        self.queue.put((event.type, event.path, time.time()))
+
+    def _on_state(self, state) -> None:
+        from kazoo.client import KazooState
+        if state == KazooState.CONNECTED:
+            # Watches live on the server connection; kazoo does not restore them, so re-read everything.
+            self.queue.put((_RESYNC, "", time.time()))
+        else:
+            self.metrics.up.set(0)
+
+    def _oldest_pending(self) -> float | None:
+        with self.queue.mutex:
+            head = self.queue.queue[0][2] if self.queue.queue else None
+        candidates = [t for t in (self._batch_since, head) if t]
+        return min(candidates) if candidates else None
+
+    # -- worker -------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            if self.resync_interval and time.monotonic() - self._last_resync > self.resync_interval:
+                self._needs_resync = True
+            if self._needs_resync:
+                if not (self.source.client.connected and self.target.client.connected):
+                    self._stopping.wait(0.1)
+                    continue
+                try:
+                    self._resync()
+                except Exception:
+                    log.exception("resynchronisation failed; retrying")
+                    self.metrics.errors.inc()
+                    self.metrics.up.set(0)
+                    self._stopping.wait(0.5)
+                continue
+            batch = self._drain()
+            if not batch:
+                continue
+            if any(kind in (_RESYNC, _STOP) for kind, _, _ in batch):
+                self._needs_resync = self._needs_resync or any(kind == _RESYNC for kind, _, _ in batch)
+                continue
+            self._batch_since = min(t for _, _, t in batch)
+            try:
+                self._apply_events(batch)
+            except Exception:
+                log.exception("applying changes failed; resynchronising")
+                self.metrics.errors.inc()
+                self._needs_resync = True
+            finally:
+                self._batch_since = None
+            self.metrics.pending.set(self.queue.qsize())
+
+    def _drain(self, limit: int = 5000) -> list:
+        try:
+            items = [self.queue.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        while len(items) < limit:
+            try:
+                items.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def _resync(self) -> None:
+        initial = not self.bootstrapped.is_set()
+        while True:  # changes queued so far are covered by the read below
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                break
+        with self.source.reader() as reader:
+            zxid = reader.zxid()
+            tree = read_tree(reader, self.roots)
+        arm_watches(self.source.client, self._on_watch, zxid, data=list(tree), child=list(tree),
+                    exist=[r for r in self.roots if r not in tree])
+        stats = bootstrap(self.source, self.target, self.roots, self.ephemeral, source_tree=tree)
+        self.model = tree
+        self.last_stats = stats
+        self._needs_resync = False
+        self._last_resync = time.monotonic()
+        m = self.metrics
+        if not initial:
+            m.resyncs.inc()
+        m.synced.inc(sum(stats.counts.values()))
+        m.errors.inc(len(stats.errors))
+        m.last_resync.set(time.time())
+        self._count_nodes()
+        m.up.set(1)
+        self.bootstrapped.set()
+        log.info("%s: %d znodes, %s", "bootstrap" if initial else "resync", stats.source_nodes, stats.summary())
+
+    def _count_nodes(self) -> None:
+        self.metrics.znodes.labels(side="source").set(len(self.model))
+        self.metrics.znodes.labels(side="target").set(
+            sum(1 for n in self.model.values() if wanted(n, self.ephemeral)))
+
+    def _under_roots(self, path: str) -> bool:
+        return any(under(path, r) for r in self.roots)
+
+    def _apply_events(self, batch: list) -> None:
+        from kazoo.protocol.states import EventType
+        client, watch = self.source.client, self._on_watch
+        deleted: dict[str, float] = {}
+        changed: dict[str, float] = {}
+        listed: dict[str, float] = {}
+        created: dict[str, float] = {}
+        for kind, path, t in batch:
+            if not self._under_roots(path):
+                continue
+            if kind == EventType.DELETED:
+                deleted.setdefault(path, t)
+            elif kind == EventType.CHANGED:
+                changed.setdefault(path, t)
+            elif kind == EventType.CHILD:
+                listed.setdefault(path, t)
+            elif kind == EventType.CREATED:  # exist watch on a root that did not exist
+                created.setdefault(path, t)
+
+        # Read back (and re-arm) what changed; all requests pipelined.
+        roots_gone = [p for p in deleted if p in self.roots]
+        r_data = {p: client.get_async(p, watch=watch) for p in changed if p not in deleted}
+        r_kids = {p: client.get_children_async(p, watch=watch, include_data=True) for p in listed
+                  if p not in deleted}
+        r_roots = {p: client.exists_async(p, watch=watch) for p in roots_gone + list(created)}
+
+        plan = Plan()
+        model = self.model
+        for p in sorted(deleted, key=lambda x: (-depth(x), x)):
+            if p not in model:
+                continue
+            doomed = subtree(model, p)
+            for q in reversed(doomed):
+                if wanted(model[q], self.ephemeral):
+                    plan.deletes.append(Op("delete", q, origin=deleted[p]))
+                del model[q]
+            parent = model.get(parent_of(p))
+            if parent is not None and p.rsplit("/", 1)[1] in parent.children:
+                parent.children.remove(p.rsplit("/", 1)[1])
+
+        new_paths: list[str] = []
+        for p, r in r_kids.items():
+            try:
+                kids, stat = r.get()
+            except NoNodeError:
+                continue
+            node = model.get(p)
+            if node is None:
+                continue
+            kids = sorted(c for c in kids if c != PAD_NAME)
+            for c in set(node.children) - set(kids):  # deleted before its own event reached us
+                for q in reversed(subtree(model, join(p, c))):
+                    if wanted(model[q], self.ephemeral):
+                        plan.deletes.append(Op("delete", q, origin=listed[p]))
+                    del model[q]
+            new_paths += [join(p, c) for c in kids if join(p, c) not in model]
+            node.children, node.cversion = kids, stat.cversion
+        for p, r in r_roots.items():
+            if r.get() is not None and p not in model:
+                new_paths.append(p)
+
+        for p, r in r_data.items():
+            try:
+                data, stat = r.get()
+            except NoNodeError:
+                continue
+            node = model.get(p)
+            if node is None or node.data == (data or b""):
+                continue
+            node.data, node.mtime = data or b"", stat.mtime
+            if wanted(node, self.ephemeral):
+                plan.upserts.append(Op("set", p, node.data, origin=stat.mtime / 1000.0))
+
+        if new_paths:
+            fresh = watch_tree(client, new_paths, watch)
+            for p in sorted(fresh, key=lambda x: (depth(x), x)):
+                node = fresh[p]
+                model[p] = node
+                if wanted(node, self.ephemeral):
+                    plan.upserts.append(Op("create", p, node.data, node.acl, node.kind == "ephemeral",
+                                           origin=node.mtime / 1000.0))
+                    parent = model.get(parent_of(p))
+                    if SEQUENTIAL.search(p) and parent is not None:
+                        plan.sequences[parent_of(p)] = parent.cversion
+
+        if plan:
+            result = apply_plan(self.target.client, plan)
+            self._account(result)
+        self._count_nodes()
+
+    def _account(self, result: ApplyResult) -> None:
+        m = self.metrics
+        m.synced.inc(len(result.applied))
+        m.errors.inc(len(result.errors))
+        for op, acked in result.applied:
+            if op.origin:
+                m.observe(acked - op.origin)
+        if result.errors:
+            # The target differs from the model now; the next full comparison repairs what it can.
+            log.warning("%d changes could not be applied", len(result.errors))
+
+
+def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "mirror",
+             metrics_port: int = 9143, metrics_address: str = "0.0.0.0", resync_interval: float = 300.0) -> int:
+    """`orchestrator zk sync`: serve /metrics, bootstrap, follow changes until SIGTERM or SIGINT."""
+    from orchestrator.zk.metrics import SyncMetrics
+    metrics = SyncMetrics()
+    server, _ = metrics.serve(metrics_address, metrics_port)
+    print(f"metrics: http://{metrics_address}:{server.server_port}/metrics", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    engine = SyncEngine(source, target, roots, ephemeral, metrics, resync_interval).start()
+    try:
+        while not stop.is_set():
+            if engine.bootstrapped.wait(0.2):
+                s = engine.last_stats
+                print(f"bootstrapped {s.source_nodes} znodes under {', '.join(roots)} ({s.summary()}); "
+                      "following changes", flush=True)
+                break
+        stop.wait()
+    finally:
+        engine.stop()
+        server.shutdown()
+        source.close()
+        target.close()
+    print("stopped", flush=True)
+    return 0

@@ -266,7 +266,7 @@ class Op:
     data: bytes = b""
     acl: tuple = ()
     ephemeral: bool = False
-    mtime: int = 0  # source modification time (ms), for the lag measurement
+    origin: float = 0.0  # when the change happened on the source (unix s); 0 = not a live change
 
     def size(self) -> int:
         return len(self.data) + len(self.path) + 64
@@ -324,10 +324,10 @@ def plan_reconcile(desired: Tree, target: Tree, roots: Iterable[str], ephemeral:
             d = want[p]
             t = None if p in doomed else target.get(p)
             if t is None:
-                plan.upserts.append(Op("create", p, d.data, d.acl, d.kind == "ephemeral", d.mtime))
+                plan.upserts.append(Op("create", p, d.data, d.acl, d.kind == "ephemeral"))
             else:
                 if t.data != d.data:
-                    plan.upserts.append(Op("set", p, d.data, mtime=d.mtime))
+                    plan.upserts.append(Op("set", p, d.data))
                 if t.acl != d.acl:
                     plan.acls.append(Op("acl", p, acl=d.acl))
             if any(SEQUENTIAL.search(c) for c in d.children):

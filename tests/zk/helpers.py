@@ -69,6 +69,7 @@ class Pair:
     root: str
     extra: list[KazooClient] = field(default_factory=list)
     extra_roots: list[str] = field(default_factory=list)
+    engines: list = field(default_factory=list)
 
     @property
     def A(self) -> Ensemble:
@@ -89,6 +90,10 @@ class Pair:
                 delete_tree(side, root)
 
     def close(self) -> None:
+        for engine in self.engines:
+            engine.stop()
+            engine.source.close()
+            engine.target.close()
         for c in self.extra + [self.ca, self.cb]:
             try:
                 c.stop()
@@ -108,3 +113,39 @@ class Pair:
 def orchestrator(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], capture_output=True, text=True,
                           timeout=timeout)
+
+
+def side(hosts: str, session_timeout: float = 10.0) -> Ensemble:
+    from orchestrator.zk.tree import connect
+    return connect(hosts, [("digest", "orch:s3cret")], timeout=15, session_timeout=session_timeout)
+
+
+def start_engine(zk: Pair, roots: list[str], ephemeral: str = "mirror", session_timeout: float = 10.0,
+                 resync_interval: float = 0):
+    """An in-process sync engine on its own sessions, stopped by the test's teardown."""
+    from orchestrator.zk.engine import SyncEngine
+    source, target = side(zk.a.connect_string, session_timeout), side(zk.b.connect_string, session_timeout)
+    engine = SyncEngine(source, target, roots, ephemeral=ephemeral, resync_interval=resync_interval).start()
+    zk.engines.append(engine)
+    assert engine.bootstrapped.wait(60), "bootstrap did not finish"
+    return engine
+
+
+def converged(zk: Pair, roots: list[str], timeout: float = 30.0, **kw):
+    """Poll until verify reports the subtrees identical; returns the report."""
+    from orchestrator.zk.verify import verify
+    return wait_until(lambda: (lambda r: r if r.identical else None)(verify(zk.A, zk.B, roots, **kw)),
+                      timeout=timeout, interval=0.1, what=f"{roots} identical on both ensembles")
+
+
+def expire_session(client: KazooClient, hosts: str) -> None:
+    """Expire a live session for real: a second connection with the same id and password closes it."""
+    session_id, password = client.client_id
+    twin = KazooClient(hosts=hosts, client_id=(session_id, password))
+    twin.start(timeout=15)
+    twin.stop()
+    twin.close()
+
+
+def ephemeral_owners(client: KazooClient, paths: list[str]) -> set[int]:
+    return {client.exists(p).ephemeralOwner for p in paths}
