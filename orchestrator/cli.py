@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "orchestrator.commands",
     "orchestrator.zk.cli",
     "orchestrator.diff_cli",
+    "orchestrator.compose",
 ]
 
 
