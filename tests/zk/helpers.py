@@ -149,3 +149,86 @@ def expire_session(client: KazooClient, hosts: str) -> None:
 
 def ephemeral_owners(client: KazooClient, paths: list[str]) -> set[int]:
     return {client.exists(p).ephemeralOwner for p in paths}
+
+
+class Cli:
+    """`orchestrator …` as a child process whose output lines can be awaited; killed at teardown."""
+
+    def __init__(self, *args: str) -> None:
+        import queue
+        import threading
+        self.proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._q: queue.Queue = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:
+            self._q.put(line.rstrip("\n"))
+        self._q.put(None)
+
+    def wait_line(self, needle: str, timeout: float = 60.0) -> str:
+        import queue
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._q.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+            if needle in line:
+                return line
+        raise AssertionError(f"no line containing {needle!r}; output so far:\n" + "\n".join(self.lines[-40:]))
+
+    def kill(self, sig: int) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=30)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+
+class Writer:
+    """Steady changes on the source while faults happen: creates, data changes, deletes, ephemerals."""
+
+    def __init__(self, hosts: str, root: str, pause: float = 0.005) -> None:
+        import threading
+        self.client = make_client(hosts)
+        self.root, self.pause = root, pause
+        self.done = threading.Event()
+        self.writes = 0
+        self.failures = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "Writer":
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        i = 0
+        while not self.done.is_set():
+            i += 1
+            p = f"{self.root}/w{i % 50:02d}"
+            try:
+                if not self.client.exists(p):
+                    self.client.create(p, f"{i}".encode(), ephemeral=(i % 5 == 0))
+                elif i % 7 == 0:
+                    self.client.delete(p)
+                else:
+                    self.client.set(p, f"{i}".encode())
+                self.writes += 1
+            except Exception:  # the ensemble may be electing: keep going
+                self.failures += 1
+                time.sleep(0.05)
+            time.sleep(self.pause)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=30)
+        # Ephemeral nodes stay (the session lives on) so the final comparison includes them.
