@@ -20,7 +20,10 @@ import yaml
 
 # Oldest and newest Kubernetes minor versions we support (README "Supported Kubernetes").
 KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+# Kinds with a pod template at spec.template (an Argo Rollout is shaped like a Deployment).
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Rollout")
+# Argo CD keeps Applications and AppProjects in its own namespace, installed outside this program.
+ARGOCD_KINDS = ("Application", "AppProject")
 SD_PLACEHOLDER_TARGET = "kubernetes-sd.invalid:80"
 
 _SD_KEYS = {"api_server", "role", "kubeconfig_file", "basic_auth", "authorization", "oauth2", "proxy_url",
@@ -43,8 +46,14 @@ def kubernetes_schema_problems(manifests: Iterable[dict[str, Any]],
                                versions: Iterable[str] = KUBERNETES_VERSIONS) -> list[str]:
     import kubernetes_validate
 
-    problems = []
+    from orchestrator import argo_validate
+
+    manifests = list(manifests)
+    # CRDs have no kubernetes-validate schema: Argo objects go to the Argo models (argo_validate.mjs).
+    problems = argo_validate.schema_problems(manifests)
     for doc in manifests:
+        if argo_validate.is_argo(doc):
+            continue
         for version in versions:
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
@@ -192,7 +201,7 @@ def reference_problems(manifests: list[dict[str, Any]]) -> list[str]:
 
     for doc in manifests:
         ns = doc["metadata"].get("namespace")
-        if ns is not None and ns not in namespaces:
+        if ns is not None and ns not in namespaces and doc["kind"] not in ARGOCD_KINDS:
             problems.append(f"{_ref(doc)}: namespace {ns} is not part of the render")
     for w in workloads:
         ns, spec = w["metadata"].get("namespace"), w["spec"]
@@ -253,7 +262,9 @@ def reference_problems(manifests: list[dict[str, Any]]) -> list[str]:
 
 # --- everything ---------------------------------------------------------------------------------
 def check_all(manifests: list[dict[str, Any]]) -> list[str]:
-    problems = reference_problems(manifests)
+    from orchestrator import argo_validate
+
+    problems = reference_problems(manifests) + argo_validate.reference_problems(manifests)
     problems += kubernetes_schema_problems(manifests)
     files = prometheus_files(manifests)
     config = yaml.safe_load(files["prometheus.yml"])

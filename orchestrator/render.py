@@ -25,6 +25,8 @@ _SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 # Tier directory for resources that the Platform creates itself (namespaces).
 PLATFORM_TIER = "namespaces"
+# Environment variable the Platform reads for what to declare (components/platform.py).
+SCOPE_ENV = "ORCHESTRATOR_SCOPE"
 
 
 class RenderError(Exception):
@@ -233,7 +235,17 @@ def build_manifests(result: RenderResult) -> RenderResult:
 def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> RenderResult:
     """Load the stack's config and render it. Raises RenderError or SettingsError; writes nothing."""
     config, secret_keys, _ = load_stack_config(stack, project_dir)
-    return build_manifests(run_program(stack, config, secret_keys, project_dir / "__main__.py"))
+    # The render is the whole tree Argo CD syncs, whatever the stack's delivery: every tier and the
+    # Argo CD objects (components/platform.py, "scope"). `pulumi up` runs with the default scope.
+    previous = os.environ.get(SCOPE_ENV)
+    os.environ[SCOPE_ENV] = "tree"
+    try:
+        return build_manifests(run_program(stack, config, secret_keys, project_dir / "__main__.py"))
+    finally:
+        if previous is None:
+            del os.environ[SCOPE_ENV]
+        else:
+            os.environ[SCOPE_ENV] = previous
 
 
 # --- output -------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ STACKS = ["dev", "prod"]
 CONTRACT_V1 = {
     "contract_version", "namespace", "agents_namespace", "zookeeper_connect", "zookeeper_client_service",
     "mesos_zk_url", "mesos_master_url", "marathon_url", "marathon_zk_url", "prometheus_url",
+    # added with GitOps delivery and the canary (backward-compatible additions)
+    "delivery", "service_url", "service_canary_url", "service_rollout",
 }
 
 
@@ -37,7 +39,7 @@ def test_every_resource_is_parented_and_unique(name):
 def test_every_component_registers_outputs_and_has_a_module_token(name):
     result = stack(name)
     components = [r for r in result.registrations if not r.custom]
-    assert len(components) == 6  # Platform + five tiers
+    assert len(components) == 9  # Platform + five tiers + orchestrator service + Argo CD (root, children)
     for comp in components:
         assert comp.urn in result.outputs_registered, f"{comp.type} never called register_outputs"
         _, module, type_name = comp.type.split(":")
@@ -59,6 +61,10 @@ def test_outputs_contract(name):
     assert outputs["mesos_master_url"] == f"http://mesos-master.{ns}.svc.cluster.local:5050"
     assert outputs["marathon_url"] == f"http://marathon.{ns}.svc.cluster.local:8080"
     assert outputs["prometheus_url"] == f"http://prometheus.{ns}.svc.cluster.local:9090"
+    assert outputs["service_url"] == f"http://orchestrator-service.{ns}.svc.cluster.local:8080"
+    assert outputs["service_canary_url"] == f"http://orchestrator-service-canary.{ns}.svc.cluster.local:8080"
+    assert outputs["service_rollout"] == "orchestrator-service"
+    assert outputs["delivery"] == {"dev": "direct", "prod": "gitops"}[name]
 
 
 @pytest.mark.parametrize("name", STACKS)

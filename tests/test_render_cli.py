@@ -30,7 +30,8 @@ def test_render_is_deterministic_and_complete(tmp_path, capsys):
     assert main(["render", "--stack", "dev", "--stack", "prod", "--out", str(tmp_path / "b")]) == 0
     first, second = tree(tmp_path / "a"), tree(tmp_path / "b")
     assert first == second
-    tiers = {"namespaces", "zookeeper", "mesos-master", "mesos-agent", "marathon", "prometheus"}
+    tiers = {"namespaces", "zookeeper", "mesos-master", "mesos-agent", "marathon", "prometheus",
+             "orchestrator-service", "argocd", "argocd-apps"}
     for name in ("dev", "prod"):
         assert {p.split("/")[1] for p in first if p.startswith(f"{name}/") and p.count("/") == 2} == tiers
         assert f"{name}/stack-outputs.json" in first

@@ -1,0 +1,161 @@
+"""GitOps delivery with Argo CD: two AppProjects, a root Application (app-of-apps) and one child
+Application per tier, each pointing at that tier's directory of the rendered tree in the repository.
+
+    <gitops.path>/<stack>/argocd/manifests.yaml        AppProjects + root Application (`pulumi up` applies these)
+    <gitops.path>/<stack>/argocd-apps/manifests.yaml   child Applications (the root Application syncs these)
+    <gitops.path>/<stack>/<tier>/manifests.yaml        the tier's objects (each child Application syncs one)
+
+Two projects keep each Application to what it needs: the root may only create Applications in the Argo CD
+namespace; the children may only deploy into the platform's namespaces, and nothing cluster-wide.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import k8s as kx
+from components.settings import PlatformSettings
+
+COMPONENT = "gitops"
+ARGOCD_API = "argoproj.io/v1alpha1"
+RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
+SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+# Argo CD applies what it syncs; Pulumi must not wait for Argo CD to converge the whole platform.
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+RETRY = {"limit": 5, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "3m"}}
+# Cluster-scoped kinds Argo CD may create for the tiers: none. The Namespaces (with their Pod Security
+# labels) are Pulumi's in both delivery modes and exist before the root Application.
+CLUSTER_RESOURCES: list[dict[str, str]] = []
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A directory of the rendered tree (named after the tier's component) and when Argo CD syncs it."""
+
+    name: str
+    namespace: str
+    wave: int
+
+
+def tier_path(s: PlatformSettings, stack: str, tier: str) -> str:
+    return f"{s.gitops.path}/{stack}/{tier}"
+
+
+def _source(s: PlatformSettings, path: str) -> dict[str, Any]:
+    return {"repoURL": s.gitops.repo_url, "targetRevision": s.gitops.revision, "path": path,
+            "directory": {"recurse": False}}
+
+
+def child_application_spec(s: PlatformSettings, stack: str, tier: Tier, project: str) -> dict[str, Any]:
+    return {
+        "project": project,
+        "source": _source(s, tier_path(s, stack, tier.name)),
+        "destination": {"server": s.gitops.destination_server, "namespace": tier.namespace},
+        "syncPolicy": {
+            "automated": {"prune": True, "selfHeal": True},
+            "retry": RETRY,
+            "syncOptions": ["CreateNamespace=true", "PruneLast=true"],
+        },
+    }
+
+
+def project_names(s: PlatformSettings) -> tuple[str, str]:
+    """(platform project, root project), both named after the platform namespace: one pair per stack."""
+    return s.namespace, f"{s.namespace}-root"
+
+
+@dataclass(frozen=True)
+class GitOpsApplicationsArgs:
+    settings: PlatformSettings
+    stack: str
+    tiers: Sequence[Tier]
+
+
+class GitOpsApplications(pulumi.ComponentResource):
+    """The child Applications. Rendered into their own directory for the root Application to sync;
+    `pulumi up` never applies them (the root Application owns them)."""
+
+    names: list[str]
+
+    def __init__(self, name: str, args: GitOpsApplicationsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("orchestrator:gitops:GitOpsApplications", name, None, opts)
+        s = args.settings
+        labels = kx.labels(COMPONENT, COMPONENT, name)
+        platform_project, _ = project_names(s)
+        child = pulumi.ResourceOptions(parent=self)
+        if len({t.name for t in args.tiers}) != len(args.tiers):
+            raise ValueError(f"duplicate tier in {[t.name for t in args.tiers]}")
+        self.applications = []
+        for tier in args.tiers:
+            app_name = f"{s.namespace}-{tier.name}"
+            meta = kx.metadata(app_name, s.gitops.argocd_namespace, labels, {SYNC_WAVE: str(tier.wave)})
+            # Deleting the Application deletes what it deployed (cascade), not just the Application.
+            meta["finalizers"] = [RESOURCES_FINALIZER]
+            self.applications.append(k8s.apiextensions.CustomResource(
+                app_name, api_version=ARGOCD_API, kind="Application", metadata=meta,
+                spec=child_application_spec(s, args.stack, tier, platform_project), opts=child))
+        self.names = [f"{s.namespace}-{t.name}" for t in args.tiers]
+        self.register_outputs({"applications": self.names})
+
+
+@dataclass(frozen=True)
+class GitOpsArgs:
+    settings: PlatformSettings
+    stack: str
+    # The rendered-tree directory of the GitOpsApplications tier: what the root Application syncs.
+    applications_tier: str
+
+
+class GitOps(pulumi.ComponentResource):
+    """What `pulumi up` applies in GitOps delivery: the AppProjects and the root Application."""
+
+    root_application: pulumi.Output[str]
+    project: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GitOpsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("orchestrator:gitops:GitOps", name, None, opts)
+        s, g = args.settings, args.settings.gitops
+        labels = kx.labels(COMPONENT, COMPONENT, name)
+        child = pulumi.ResourceOptions(parent=self)
+        platform_project, root_project = project_names(s)
+
+        self.platform_project = k8s.apiextensions.CustomResource(
+            f"{name}-{platform_project}", api_version=ARGOCD_API, kind="AppProject",
+            metadata=kx.metadata(platform_project, g.argocd_namespace, labels, dict(SKIP_AWAIT)),
+            spec={
+                "description": f"Platform tiers of {s.namespace}: this repository, the platform's namespaces only.",
+                "sourceRepos": [g.repo_url],
+                "destinations": [{"server": g.destination_server, "namespace": ns}
+                                 for ns in (s.namespace, s.agents_namespace)],
+                "clusterResourceWhitelist": CLUSTER_RESOURCES,
+            },
+            opts=child)
+        self.root_project = k8s.apiextensions.CustomResource(
+            f"{name}-{root_project}", api_version=ARGOCD_API, kind="AppProject",
+            metadata=kx.metadata(root_project, g.argocd_namespace, labels, dict(SKIP_AWAIT)),
+            spec={
+                "description": f"Root (app-of-apps) of {s.namespace}: creates its child Applications, nothing else.",
+                "sourceRepos": [g.repo_url],
+                "destinations": [{"server": g.destination_server, "namespace": g.argocd_namespace}],
+                "clusterResourceWhitelist": [],
+                "namespaceResourceWhitelist": [{"group": "argoproj.io", "kind": "Application"}],
+            },
+            opts=child)
+        # No resources finalizer on the root: replacing or deleting it must not cascade into deleting the
+        # platform. `pulumi destroy` leaves the children (and the platform) running: see docs/delivery.md.
+        self.root = k8s.apiextensions.CustomResource(
+            f"{name}-root", api_version=ARGOCD_API, kind="Application",
+            metadata=kx.metadata(s.namespace, g.argocd_namespace, labels, dict(SKIP_AWAIT)),
+            spec={
+                "project": self.root_project.metadata["name"],
+                "source": _source(s, tier_path(s, args.stack, args.applications_tier)),
+                "destination": {"server": g.destination_server, "namespace": g.argocd_namespace},
+                "syncPolicy": {"automated": {"prune": True, "selfHeal": True}, "retry": RETRY},
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.platform_project]))
+        self.root_application = self.root.metadata["name"]
+        self.project = self.platform_project.metadata["name"]
+        self.register_outputs({"root_application": self.root_application, "project": self.project})

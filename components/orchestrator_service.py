@@ -1,0 +1,231 @@
+"""The orchestrator service (the platform's own HTTP API) as an Argo Rollout: canary and stable Services,
+the canary steps from settings and the analysis gates as AnalysisTemplates querying Prometheus.
+
+The gates query the service's metric contract (docs/metrics.md): the names below are that contract, and
+`analysis_queries()` is pure so the tests evaluate every query with Prometheus's own engine.
+Never canary ZooKeeper or the Mesos masters: a quorum member is not a stateless replica.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import k8s as kx
+from components.settings import CanarySettings, PlatformSettings, duration_seconds
+
+COMPONENT = "orchestrator-service"
+UID = 10001
+ARGO_ROLLOUTS_API = "argoproj.io/v1alpha1"
+
+# --- the metric contract (docs/metrics.md) ---------------------------------------------------------
+REQUESTS_TOTAL = "orchestrator_http_requests_total"            # counter: method, route, code
+REQUEST_DURATION = "orchestrator_http_request_duration_seconds"  # histogram (seconds): method, route
+# Bucket upper bounds the service must export. The p95/p99 gates sit on bucket bounds, so
+# histogram_quantile decides them exactly instead of interpolating inside a bucket.
+LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+METRICS_PATH, LIVENESS_PATH, READINESS_PATH = "/metrics", "/healthz", "/readyz"
+
+# Arguments every AnalysisTemplate declares; the Rollout passes them at each analysis step.
+ARG_NAMESPACE, ARG_ROLLOUT, ARG_CANARY_HASH = "namespace", "rollout", "canary-hash"
+# Pods of the canary ReplicaSet are named `<rollout>-<pod-template-hash>-<suffix>`; the scrape job gives
+# every series the `namespace` and `pod` labels, so this selects exactly the canary's own series.
+CANARY_SELECTOR = (f'namespace="{{{{args.{ARG_NAMESPACE}}}}}",'
+                   f'pod=~"{{{{args.{ARG_ROLLOUT}}}}}-{{{{args.{ARG_CANARY_HASH}}}}}-.+"')
+
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One analysis gate: a PromQL query returning one sample and the bound it must respect."""
+
+    name: str
+    query: str
+    op: str  # ">=" (value must be at least bound) or "<="
+    bound: float
+    unit: str
+
+    @property
+    def success_condition(self) -> str:
+        return f"len(result) == 1 && result[0] {self.op} {self.bound:g}"
+
+    @property
+    def failure_condition(self) -> str:
+        # The negation for a real number; NaN (no requests in the window) and an empty result satisfy
+        # neither, so the measurement is Inconclusive: no traffic is no evidence either way.
+        return f"len(result) == 1 && result[0] {'<' if self.op == '>=' else '>'} {self.bound:g}"
+
+
+def rate_window(s: PlatformSettings) -> str:
+    """Each measurement looks back one analysis interval, and at least four scrapes (rate() needs two)."""
+    seconds = max(duration_seconds(s.service.canary.analysis_interval),
+                  4 * duration_seconds(s.monitoring.scrape_interval))
+    return f"{int(seconds) // 60}m" if seconds % 60 == 0 else f"{int(seconds)}s"
+
+
+def analysis_queries(s: PlatformSettings) -> list[Gate]:
+    """The four gates, with `{{args.*}}` placeholders that Argo Rollouts substitutes."""
+    c: CanarySettings = s.service.canary
+    w = rate_window(s)
+    total = f"sum(rate({REQUESTS_TOTAL}{{{CANARY_SELECTOR}}}[{w}]))"
+
+    def share(codes: str) -> str:
+        # `or vector(0)`: a canary answering no request at all with these codes has share 0, not "no data".
+        return f'(sum(rate({REQUESTS_TOTAL}{{{CANARY_SELECTOR},code=~"{codes}"}}[{w}])) or vector(0)) / {total}'
+
+    def quantile(q: float) -> str:
+        return (f"histogram_quantile({q}, sum by (le) "
+                f"(rate({REQUEST_DURATION}_bucket{{{CANARY_SELECTOR}}}[{w}])))")
+
+    return [
+        Gate("success-rate", share("[23].."), ">=", c.success_rate_min, "ratio"),
+        Gate("error-rate", share("5.."), "<=", c.error_rate_max, "ratio"),
+        Gate("latency-p95", quantile(0.95), "<=", c.p95_latency_max_ms / 1000, "seconds"),
+        Gate("latency-p99", quantile(0.99), "<=", c.p99_latency_max_ms / 1000, "seconds"),
+    ]
+
+
+def template_name(rollout: str, gate: Gate) -> str:
+    return f"{rollout}-{gate.name}"
+
+
+def analysis_template_spec(s: PlatformSettings, gate: Gate, prometheus_url: str) -> dict[str, Any]:
+    c = s.service.canary
+    return {
+        "args": [{"name": ARG_NAMESPACE}, {"name": ARG_ROLLOUT}, {"name": ARG_CANARY_HASH}],
+        "metrics": [{
+            "name": gate.name,
+            "interval": c.analysis_interval,
+            "count": c.analysis_count,
+            # More than `failureLimit` failed measurements fail the analysis, and the Rollout aborts:
+            # traffic returns to the stable ReplicaSet and the canary scales down.
+            "failureLimit": c.failure_limit,
+            "inconclusiveLimit": c.failure_limit,
+            "successCondition": gate.success_condition,
+            "failureCondition": gate.failure_condition,
+            "provider": {"prometheus": {"address": prometheus_url, "query": gate.query}},
+        }],
+    }
+
+
+def canary_steps(s: PlatformSettings, rollout: str, namespace: str) -> list[dict[str, Any]]:
+    """Settings' step strings → Argo CanarySteps; every analysis step runs every gate."""
+    templates = [{"templateName": template_name(rollout, g)} for g in analysis_queries(s)]
+    args = [{"name": ARG_NAMESPACE, "value": namespace},
+            {"name": ARG_ROLLOUT, "value": rollout},
+            # The hash of the ReplicaSet being rolled out: the canary's pods, not the stable ones.
+            {"name": ARG_CANARY_HASH, "valueFrom": {"podTemplateHashValue": "Latest"}}]
+    steps: list[dict[str, Any]] = []
+    for step in s.service.canary.steps:
+        if step.endswith("%"):
+            steps.append({"setWeight": int(step[:-1])})
+        elif step == "analysis":
+            steps.append({"analysis": {"templates": templates, "args": args}})
+        elif step == "pause":
+            steps.append({"pause": {}})  # indefinitely: `kubectl argo rollouts promote` continues
+        else:
+            steps.append({"pause": {"duration": step.split(" ", 1)[1]}})
+    return steps
+
+
+@dataclass(frozen=True)
+class OrchestratorServiceArgs:
+    settings: PlatformSettings
+    prometheus_url: pulumi.Input[str]
+
+
+class OrchestratorService(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    canary_url: pulumi.Output[str]
+    rollout_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: OrchestratorServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("orchestrator:orchestrator_service:OrchestratorService", name, None, opts)
+        s, svc = args.settings, args.settings.service
+        ns = s.namespace
+        labels = kx.labels(COMPONENT, COMPONENT, name)
+        selector = kx.selector_labels(COMPONENT, COMPONENT, name)
+        child = pulumi.ResourceOptions(parent=self)
+        ports = [kx.service_port("http", svc.port)]
+
+        # Argo Rollouts adds `rollouts-pod-template-hash` to these selectors at run time, pointing each
+        # Service at its ReplicaSet; without a traffic router the canary weight is the replica ratio.
+        self.stable_service = kx.cluster_service(name, name, ns, labels, selector, ports, child)
+        self.canary_service = kx.cluster_service(f"{name}-canary", f"{name}-canary", ns, labels, selector, ports,
+                                                 child)
+        self.pdb = kx.disruption_budget(f"{name}-pdb", f"{name}-pdb", ns, labels, selector, child)
+
+        templates = [
+            k8s.apiextensions.CustomResource(
+                template_name(name, gate), api_version=ARGO_ROLLOUTS_API, kind="AnalysisTemplate",
+                metadata=kx.metadata(template_name(name, gate), ns, labels, dict(SKIP_AWAIT)),
+                spec=pulumi.Output.from_input(args.prometheus_url).apply(
+                    lambda url, g=gate: analysis_template_spec(s, g, url)),
+                opts=child)
+            for gate in analysis_queries(s)]
+
+        container = {
+            "name": "service",
+            "image": svc.image,
+            "env": [{"name": "ORCHESTRATOR_HTTP_PORT", "value": str(svc.port)}],
+            "ports": [{"name": "http", "container_port": svc.port}],
+            "liveness_probe": kx.http_probe(LIVENESS_PATH, "http", initial_delay=10),
+            "readiness_probe": kx.http_probe(READINESS_PATH, "http", initial_delay=5, period=5),
+            "resources": kx.resources(svc.resources),
+            "security_context": kx.restricted_container_security(),
+            "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
+        }
+        self.rollout = k8s.apiextensions.CustomResource(
+            name, api_version=ARGO_ROLLOUTS_API, kind="Rollout",
+            # skipAwait: a canary runs for half an hour of pauses and analyses; Argo Rollouts, not Pulumi,
+            # owns its progress (docs/delivery.md). Without it Pulumi could wait on it until it times out.
+            metadata=kx.metadata(name, ns, labels, dict(SKIP_AWAIT)),
+            spec={
+                "replicas": svc.replicas,
+                "revisionHistoryLimit": 3,
+                "selector": {"matchLabels": selector},
+                # A canary that never becomes ready aborts too, instead of hanging at its first step.
+                "progressDeadlineSeconds": 600,
+                "progressDeadlineAbort": True,
+                "template": {
+                    "metadata": {"labels": labels, "annotations": {
+                        "prometheus.io/scrape": "true", "prometheus.io/port": str(svc.port),
+                        "prometheus.io/path": METRICS_PATH}},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "affinity": _camel(kx.pod_anti_affinity(selector, required=False)),
+                        "securityContext": _camel(kx.restricted_pod_security(UID)),
+                        "containers": [_camel(container)],
+                        "volumes": [{"name": "tmp", "emptyDir": {}}]}},
+                "strategy": {"canary": {
+                    "stableService": self.stable_service.metadata["name"],
+                    "canaryService": self.canary_service.metadata["name"],
+                    "maxSurge": 1,
+                    "maxUnavailable": 0,
+                    "steps": canary_steps(s, name, ns)}},
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=templates))
+
+        self.url = self.stable_service.metadata["name"].apply(lambda n: f"http://{s.service_fqdn(n)}:{svc.port}")
+        self.canary_url = self.canary_service.metadata["name"].apply(
+            lambda n: f"http://{s.service_fqdn(n)}:{svc.port}")
+        self.rollout_name = self.rollout.metadata["name"]
+        self.register_outputs({"url": self.url, "canary_url": self.canary_url, "rollout_name": self.rollout_name})
+
+
+def _camel(value: Any) -> Any:
+    """Custom resources are sent as given (no snake_case translation): camelCase the shared builders'
+    dicts, keeping map keys (labels, annotations) as they are."""
+    if isinstance(value, dict):
+        return {(_camel_key(k) if "/" not in k and "." not in k else k): _camel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel(v) for v in value]
+    return value
+
+
+def _camel_key(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
