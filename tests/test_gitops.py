@@ -45,7 +45,7 @@ def rendered_repo(tmp_path_factory):
 def test_every_application_path_exists_in_a_fresh_render(rendered_repo, name):
     result = stack(name)
     all_apps = apps(result)
-    assert len(all_apps) == 1 + len(children_of(result)) >= 8
+    assert len(all_apps) == 1 + len(children_of(result)) >= 7
     for app in all_apps.values():
         path = app["spec"]["source"]["path"]
         assert path.startswith(f"rendered/{name}/")
@@ -192,7 +192,7 @@ def test_repository_revision_and_path_come_from_settings():
         assert app["metadata"]["namespace"] == "gitops"
     assert all(p["spec"]["sourceRepos"] == ["ssh://git@example.com/platform/infra.git"]
                for p in objects(result, "AppProject"))
-    assert len(objects(result, "Application")) >= 8 and out["ok"]
+    assert len(objects(result, "Application")) >= 7 and out["ok"]
 
 
 def test_bad_gitops_settings_name_the_key():
