@@ -68,6 +68,12 @@ def http_probe(path: str, port: int | str, *, initial_delay: int = 10, period: i
             "period_seconds": period, "timeout_seconds": timeout, "failure_threshold": failures}
 
 
+def tcp_probe(port: int | str, *, initial_delay: int = 10, period: int = 10, timeout: int = 5,
+              failures: int = 3) -> dict[str, Any]:
+    return {"tcp_socket": {"port": port}, "initial_delay_seconds": initial_delay,
+            "period_seconds": period, "timeout_seconds": timeout, "failure_threshold": failures}
+
+
 def exec_probe(script: str, *, initial_delay: int = 10, period: int = 10, timeout: int = 5,
                failures: int = 3, shell: str = "sh") -> dict[str, Any]:
     return {"exec": {"command": [shell, "-c", script]}, "initial_delay_seconds": initial_delay,
@@ -81,6 +87,13 @@ def pod_anti_affinity(selector: dict[str, str], required: bool) -> dict[str, Any
         return {"pod_anti_affinity": {"required_during_scheduling_ignored_during_execution": [term]}}
     return {"pod_anti_affinity": {"preferred_during_scheduling_ignored_during_execution": [
         {"weight": 100, "pod_affinity_term": term}]}}
+
+
+def service_account(resource_name: str, name: str, namespace: pulumi.Input[str], labels_: dict[str, str],
+                    opts: pulumi.ResourceOptions, automount: bool = False) -> k8s.core.v1.ServiceAccount:
+    """One account per workload; no API token unless the workload talks to the Kubernetes API."""
+    return k8s.core.v1.ServiceAccount(resource_name, metadata=metadata(name, namespace, labels_),
+                                      automount_service_account_token=automount, opts=opts)
 
 
 def field_env(name: str, field_path: str) -> dict[str, Any]:

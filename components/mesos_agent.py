@@ -8,9 +8,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as kx
+from components import security as sec
 from components.settings import PlatformSettings
 
 COMPONENT = "mesos-agent"
+AUTH_DIR = "/etc/mesos/auth"
 
 
 def agent_flags(s: PlatformSettings, master_zk_url: str) -> list[str]:
@@ -29,6 +31,9 @@ def agent_flags(s: PlatformSettings, master_zk_url: str) -> list[str]:
         # Tasks run as the container's user; the agent image has no accounts of the frameworks' users.
         "--switch_user=false",
     ]
+    if s.auth_enabled:
+        # Registers with the masters as the `agent` principal (CRAM-MD5).
+        flags.append(f"--credential={AUTH_DIR}/credential")
     if "docker" in a.containerizers:
         # Tells the docker containerizer the agent itself is a container, so executors run in containers too.
         flags.append(f"--docker_mesos_image={a.image}")
@@ -39,6 +44,7 @@ def agent_flags(s: PlatformSettings, master_zk_url: str) -> list[str]:
 class MesosAgentsArgs:
     settings: PlatformSettings
     master_zk_url: pulumi.Input[str]  # zk://…/mesos, from the masters
+    auth_secret: pulumi.Input[str] | None = None  # Secret with the file `credential`
 
 
 class MesosAgents(pulumi.ComponentResource):
@@ -59,6 +65,12 @@ class MesosAgents(pulumi.ComponentResource):
             {"name": "work", "host_path": {"path": a.work_dir, "type": "DirectoryOrCreate"}},
             {"name": "cgroup", "host_path": {"path": "/sys/fs/cgroup", "type": "Directory"}},
         ]
+        account = kx.service_account(name, name, ns, labels, child)
+        self.peer = sec.Peer(name, ns, selector, {"http": a.port}, host_network=True)
+        if args.auth_secret is not None:
+            mounts.append({"name": "auth", "mount_path": AUTH_DIR, "read_only": True})
+            volumes.append({"name": "auth", "secret": {"secret_name": args.auth_secret, "default_mode": 0o400,
+                                                       "items": [{"key": "credential", "path": "credential"}]}})
         if "docker" in a.containerizers:
             mounts.append({"name": "docker-socket", "mount_path": "/var/run/docker.sock"})
             volumes.append({"name": "docker-socket", "host_path": {"path": a.docker_socket, "type": "Socket"}})
@@ -78,6 +90,7 @@ class MesosAgents(pulumi.ComponentResource):
             "volume_mounts": mounts,
         }
         pod_spec: dict[str, Any] = {
+            "service_account_name": account.metadata["name"],
             "automount_service_account_token": False,
             # Host network: frameworks reach executors on node ports, and masters reach the agent
             # at the node IP it advertises.

@@ -7,19 +7,34 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as kx
+from components import security as sec
 from components.settings import PlatformSettings
 
 COMPONENT = "mesos-master"
 UID = 65534  # the master needs no root: it only writes its work_dir
 WORK_DIR = "/var/lib/mesos/master"
+AUTH_DIR = "/etc/mesos/auth"
 EXPORTER_PORT = 9105
 
 
 def master_flags(s: PlatformSettings, zk_url: str, headless: str) -> list[str]:
-    """Command-line flags of every master. `$(POD_NAME)`/`$(POD_IP)` are expanded by the kubelet."""
+    """Command-line flags of every master. `$(POD_NAME)`/`$(POD_IP)` are expanded by the kubelet.
+
+    With authentication on, the ZooKeeper URL carries the digest credentials, so it is read from a
+    mounted Secret (`file://`): Mesos logs its flags at start-up, and a file path leaks nothing."""
     m = s.mesos_master
+    zk_flag = f"--zk=file://{AUTH_DIR}/zk" if s.auth_enabled else f"--zk={zk_url}"
+    auth_flags = [
+        # Frameworks (Marathon) and agents must log in (CRAM-MD5); the HTTP API needs basic auth.
+        "--authenticate_frameworks=true",
+        "--authenticate_agents=true",
+        "--authenticate_http_readwrite=true",
+        "--authenticate_http_readonly=true",
+        f"--credentials={AUTH_DIR}/credentials",
+        f"--http_credentials={AUTH_DIR}/http-credentials",
+    ] if s.auth_enabled else []
     return [
-        f"--zk={zk_url}",
+        zk_flag,
         f"--quorum={m.quorum}",
         "--registry=replicated_log",
         f"--work_dir={WORK_DIR}",
@@ -31,6 +46,7 @@ def master_flags(s: PlatformSettings, zk_url: str, headless: str) -> list[str]:
         # Agents ping every 15 s; 5 misses outlast the 10 s ZooKeeper session timeout (Mesos docs).
         "--zk_session_timeout=10secs",
         "--max_agent_ping_timeouts=5",
+        *auth_flags,
     ]
 
 
@@ -38,6 +54,9 @@ def master_flags(s: PlatformSettings, zk_url: str, headless: str) -> list[str]:
 class MesosMastersArgs:
     settings: PlatformSettings
     zk_connect: pulumi.Input[str]  # host:port list from the ZooKeeper ensemble
+    # Name of the Secret with the files `zk`, `credentials`, `http-credentials` and the key
+    # `http-password` (security.PlatformSecrets); None when authentication is off.
+    auth_secret: pulumi.Input[str] | None = None
 
 
 class MesosMasters(pulumi.ComponentResource):
@@ -57,10 +76,23 @@ class MesosMasters(pulumi.ComponentResource):
         self.headless = kx.headless_service(headless_name, headless_name, ns, labels, selector, ports, child)
         self.service = kx.cluster_service(name, name, ns, labels, selector, [kx.service_port("http", m.port)], child)
         self.pdb = kx.disruption_budget(f"{name}-pdb", f"{name}-pdb", ns, labels, selector, child)
+        account = kx.service_account(name, name, ns, labels, child)
+        self.peer = sec.Peer(name, ns, selector, {"http": m.port, "metrics": EXPORTER_PORT})
 
         self.zk_url = pulumi.Output.from_input(args.zk_connect).apply(lambda c: f"zk://{c}{m.zk_path}")
         args_out = pulumi.Output.all(self.zk_url, self.headless.metadata["name"]).apply(
             lambda v: master_flags(s, v[0], v[1]))
+        volumes: list[dict] = [{"name": "tmp", "empty_dir": {}}]
+        master_mounts = [{"name": "work", "mount_path": WORK_DIR}, {"name": "tmp", "mount_path": "/tmp"}]
+        exporter_env: list[dict] = []
+        if args.auth_secret is not None:
+            volumes.append({"name": "auth", "secret": {"secret_name": args.auth_secret, "default_mode": 0o440,
+                                                       "items": [{"key": k, "path": k} for k in
+                                                                 ("zk", "credentials", "http-credentials")]}})
+            master_mounts.append({"name": "auth", "mount_path": AUTH_DIR, "read_only": True})
+            # The exporter reads /metrics/snapshot, which now needs the admin principal.
+            exporter_env = [{"name": "MESOS_EXPORTER_USERNAME", "value": sec.HTTP_ADMIN},
+                            sec.secret_env("MESOS_EXPORTER_PASSWORD", args.auth_secret, "http-password")]
         master = {
             "name": "mesos-master",
             "image": m.image,
@@ -72,7 +104,7 @@ class MesosMasters(pulumi.ComponentResource):
             "readiness_probe": kx.http_probe("/master/health", "http", initial_delay=10),
             "resources": kx.resources(m.resources),
             "security_context": kx.restricted_container_security(),
-            "volume_mounts": [{"name": "work", "mount_path": WORK_DIR}, {"name": "tmp", "mount_path": "/tmp"}],
+            "volume_mounts": master_mounts,
         }
         # Mesos speaks JSON (/metrics/snapshot); the exporter translates it for Prometheus
         # (mesos_master_elected, mesos_master_slaves_state, mesos_master_task_states_exit_total...).
@@ -80,6 +112,7 @@ class MesosMasters(pulumi.ComponentResource):
             "name": "exporter",
             "image": m.exporter_image,
             "args": [f"-master=http://127.0.0.1:{m.port}", f"-addr=:{EXPORTER_PORT}"],
+            "env": exporter_env,
             "ports": [{"name": "metrics", "container_port": EXPORTER_PORT}],
             "liveness_probe": kx.http_probe("/metrics", "metrics", initial_delay=10, period=30),
             "resources": kx.resources(m.exporter_resources),
@@ -99,11 +132,12 @@ class MesosMasters(pulumi.ComponentResource):
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
+                        "service_account_name": account.metadata["name"],
                         "automount_service_account_token": False,
                         "affinity": kx.pod_anti_affinity(selector, required=s.production),
                         "security_context": kx.restricted_pod_security(UID),
                         "containers": [master, exporter],
-                        "volumes": [{"name": "tmp", "empty_dir": {}}],
+                        "volumes": volumes,
                     },
                 },
                 "volume_claim_templates": [kx.volume_claim("work", m.storage, m.storage_class)],

@@ -13,12 +13,15 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components import k8s as kx
+from components import security as sec
 from components.settings import PlatformSettings
 
 COMPONENT = "monitoring"
 UID = 65534
 CONFIG_DIR = "/etc/prometheus"
 RULES_FILE = "alerts.yml"  # relative: Prometheus resolves rule_files next to prometheus.yml
+SECRETS_DIR = "secrets"    # relative as well: /etc/prometheus/secrets
+MARATHON_PASSWORD_FILE = f"{SECRETS_DIR}/marathon-password"
 
 # Metric names of the project's own services (a contract, see docs/metrics.md).
 ZK_SYNC_LAG = "orchestrator_zk_sync_lag_seconds"
@@ -53,7 +56,9 @@ def prometheus_config(s: PlatformSettings) -> dict[str, Any]:
         {"job_name": "mesos-master", "kubernetes_sd_configs": sd(),
          "relabel_configs": _keep_component("mesos-master", "metrics") + _POD_LABELS},
         {"job_name": "marathon", "metrics_path": "/metrics/prometheus", "kubernetes_sd_configs": sd(),
-         "relabel_configs": _keep_component("marathon", "http") + _POD_LABELS},
+         "relabel_configs": _keep_component("marathon", "http") + _POD_LABELS,
+         **({"basic_auth": {"username": sec.HTTP_ADMIN, "password_file": MARATHON_PASSWORD_FILE}}
+            if s.auth_enabled else {})},
         # Anything else that opts in with the usual prometheus.io/* annotations (the project's services).
         {"job_name": "annotated-pods", "kubernetes_sd_configs": sd(),
          "relabel_configs": [
@@ -134,6 +139,7 @@ def to_yaml(data: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class MonitoringArgs:
     settings: PlatformSettings
+    auth_secret: pulumi.Input[str] | None = None  # Secret with `marathon-password`
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -147,7 +153,9 @@ class Monitoring(pulumi.ComponentResource):
         selector = kx.selector_labels("prometheus", COMPONENT, name)
         child = pulumi.ResourceOptions(parent=self)
 
-        account = k8s.core.v1.ServiceAccount(name, metadata=kx.metadata(name, ns, labels), opts=child)
+        # The one workload that talks to the Kubernetes API (service discovery): it keeps its token.
+        account = kx.service_account(name, name, ns, labels, child, automount=True)
+        self.peer = sec.Peer(name, ns, selector, {"http": mon.port})
         # Service discovery needs read access to pods/services/endpoints in the platform namespaces
         # only: namespaced Roles, not a ClusterRole.
         for target_ns in (s.namespace, s.agents_namespace):
@@ -169,6 +177,14 @@ class Monitoring(pulumi.ComponentResource):
         claim = k8s.core.v1.PersistentVolumeClaim(f"{name}-data", metadata=kx.metadata(f"{name}-data", ns, labels),
                                                   spec=claim_spec, opts=child)
         self.service = kx.cluster_service(name, name, ns, labels, selector, [kx.service_port("http", mon.port)], child)
+        mounts = [{"name": "config", "mount_path": CONFIG_DIR}, {"name": "data", "mount_path": "/prometheus"}]
+        volumes = [{"name": "config", "config_map": {"name": config.metadata["name"]}},
+                   {"name": "data", "persistent_volume_claim": {"claim_name": claim.metadata["name"]}}]
+        if args.auth_secret is not None:
+            mounts.append({"name": "scrape-auth", "mount_path": f"{CONFIG_DIR}/{SECRETS_DIR}", "read_only": True})
+            volumes.append({"name": "scrape-auth", "secret": {
+                "secret_name": args.auth_secret, "default_mode": 0o440,
+                "items": [{"key": "marathon-password", "path": "marathon-password"}]}})
         container = {
             "name": "prometheus",
             "image": mon.image,
@@ -181,8 +197,7 @@ class Monitoring(pulumi.ComponentResource):
             "readiness_probe": kx.http_probe("/-/ready", "http", initial_delay=10),
             "resources": kx.resources(mon.resources),
             "security_context": kx.restricted_container_security(),
-            "volume_mounts": [{"name": "config", "mount_path": CONFIG_DIR},
-                              {"name": "data", "mount_path": "/prometheus"}],
+            "volume_mounts": mounts,
         }
         self.deployment = k8s.apps.v1.Deployment(
             name,
@@ -198,9 +213,7 @@ class Monitoring(pulumi.ComponentResource):
                           "service_account_name": account.metadata["name"],
                           "security_context": kx.restricted_pod_security(UID),
                           "containers": [container],
-                          "volumes": [{"name": "config", "config_map": {"name": config.metadata["name"]}},
-                                      {"name": "data", "persistent_volume_claim": {
-                                          "claim_name": claim.metadata["name"]}}]}}},
+                          "volumes": volumes}}},
             opts=child)
         self.url = self.service.metadata["name"].apply(lambda n: f"http://{s.service_fqdn(n)}:{mon.port}")
         self.register_outputs({"url": self.url})

@@ -15,6 +15,8 @@ from components.mesos_agent import MesosAgents, MesosAgentsArgs
 from components.mesos_master import MesosMasters, MesosMastersArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.orchestrator_service import OrchestratorService, OrchestratorServiceArgs
+from components.security import (NetworkSecurity, NetworkSecurityArgs, PlatformSecrets, PlatformSecretsArgs,
+                                 platform_flows, read_credentials)
 from components.settings import PlatformSettings
 from components.zookeeper import ZooKeeperEnsemble, ZooKeeperEnsembleArgs, connect_string, server_hosts
 
@@ -28,6 +30,10 @@ OUTPUTS_CONTRACT_VERSION = "1"
 #             objects. `orchestrator render` sets ORCHESTRATOR_SCOPE=tree.
 Scope = Literal["deploy", "tree"]
 SCOPE_ENV = "ORCHESTRATOR_SCOPE"
+NAMESPACES_TIER = "namespaces"  # the rendered-tree directory of the Platform's own objects
+AUTH_TIER = "auth"  # Kubernetes Secrets of the credentials (rendered redacted; never synced by Argo CD)
+# Tiers Pulumi applies itself in both delivery modes; Argo CD has no Application for them.
+PULUMI_ONLY_TIERS = (NAMESPACES_TIER, AUTH_TIER)
 ARGOCD_TIER, ARGOCD_APPS_TIER = "argocd", "argocd-apps"
 
 
@@ -35,7 +41,6 @@ ARGOCD_TIER, ARGOCD_APPS_TIER = "argocd", "argocd-apps"
 class PlatformArgs:
     settings: PlatformSettings
     scope: Scope | None = None  # None: from $ORCHESTRATOR_SCOPE, default "deploy"
-
 
 
 class Platform(pulumi.ComponentResource):
@@ -51,7 +56,7 @@ class Platform(pulumi.ComponentResource):
         stack = pulumi.get_stack()
 
         # Pod Security Admission: everything is 'restricted' except the agents, which launch containers.
-        # Namespaces are Pulumi's in both delivery modes.
+        # Namespaces and credentials are Pulumi's in both delivery modes: Secrets never go to git.
         namespaces = {}
         for ns_name, level in ((s.namespace, "restricted"), (s.agents_namespace, "privileged")):
             ns_labels = {**kx.labels(ns_name, "namespace", name),
@@ -61,25 +66,39 @@ class Platform(pulumi.ComponentResource):
             namespaces[ns_name] = k8s.core.v1.Namespace(
                 f"namespace-{ns_name}", metadata=kx.metadata(ns_name, None, ns_labels), opts=child)
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=list(namespaces.values()))
+        credentials = read_credentials(s)  # None unless authentication is on
 
         if scope == "deploy" and s.delivery == "gitops":
-            # Argo CD applies the tiers from the repository; Pulumi applies the namespaces and the
-            # Argo CD objects.
+            # Argo CD applies the tiers from the repository; Pulumi applies the namespaces, the
+            # credentials and the Argo CD objects.
             self.outputs = outputs_from_settings(s)
+            if credentials is not None:
+                PlatformSecrets(AUTH_TIER, PlatformSecretsArgs(s, credentials, self.outputs["zookeeper_connect"]),
+                                in_ns)
             GitOps(ARGOCD_TIER, GitOpsArgs(s, stack, ARGOCD_APPS_TIER), child)
             self.register_outputs(dict(self.outputs))
             return
 
         zookeeper = ZooKeeperEnsemble("zookeeper", ZooKeeperEnsembleArgs(s), in_ns)
-        masters = MesosMasters("mesos-master", MesosMastersArgs(s, zookeeper.connect_string), in_ns)
-        agents = MesosAgents("mesos-agent", MesosAgentsArgs(s, masters.zk_url), in_ns)
-        marathon = Marathon("marathon", MarathonArgs(s, zookeeper.connect_string, masters.zk_url), in_ns)
-        monitoring = Monitoring("prometheus", MonitoringArgs(s), in_ns)
+        auth: dict[str, pulumi.Output[str]] = {}
+        if credentials is not None:
+            auth = PlatformSecrets(AUTH_TIER, PlatformSecretsArgs(s, credentials, zookeeper.connect_string),
+                                   in_ns).names
+        masters = MesosMasters("mesos-master", MesosMastersArgs(s, zookeeper.connect_string,
+                                                                auth.get("mesos-master-auth")), in_ns)
+        agents = MesosAgents("mesos-agent", MesosAgentsArgs(s, masters.zk_url, auth.get("mesos-agent-auth")), in_ns)
+        marathon = Marathon("marathon", MarathonArgs(s, zookeeper.connect_string, masters.zk_url,
+                                                     auth.get("marathon-auth")), in_ns)
+        monitoring = Monitoring("prometheus", MonitoringArgs(s, auth.get("prometheus-scrape-auth")), in_ns)
         service = OrchestratorService("orchestrator-service", OrchestratorServiceArgs(s, monitoring.url), in_ns)
+        peers = [zookeeper.peer, masters.peer, agents.peer, marathon.peer, monitoring.peer]
+        flows = platform_flows(*peers)
+        NetworkSecurity("network-policy", NetworkSecurityArgs(s, peers, flows), in_ns)
         if scope == "tree":
             # Sync waves: namespaces, then ZooKeeper with monitoring, Mesos masters, agents and Marathon,
             # and the canaried service last. Every tier directory of the render needs its Application.
-            tiers = [Tier("prometheus", s.namespace, 0),
+            tiers = [Tier("network-policy", s.namespace, -1),
+                     Tier("prometheus", s.namespace, 0),
                      Tier("zookeeper", s.namespace, 0), Tier("mesos-master", s.namespace, 1),
                      Tier("mesos-agent", s.agents_namespace, 2), Tier("marathon", s.namespace, 2),
                      Tier("orchestrator-service", s.namespace, 3)]

@@ -149,6 +149,8 @@ class MarathonSettings(_Settings):
     replicas: int = Field(3, ge=1)
     image: Image = "mesosphere/marathon:v1.11.24"
     port: Port = 8080
+    # Fixed port of Marathon's scheduler driver (libprocess), which the masters call back.
+    libprocess_port: Port = 9000
     heap_mb: int = Field(768, ge=128)
     resources: Resources = Resources(cpu_request="500m", memory_request="1Gi", memory_limit="1536Mi")
     zk_path: str = Field("/marathon", pattern=r"^/[A-Za-z0-9_\-/]*[A-Za-z0-9_\-]$")

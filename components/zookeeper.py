@@ -7,6 +7,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as kx
+from components.security import Peer
 from components.settings import PlatformSettings, ZooKeeperSettings
 
 COMPONENT = "zookeeper"
@@ -91,6 +92,9 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
         self.client = kx.cluster_service(client_name, client_name, ns, labels, selector,
                                          [kx.service_port("client", zk.client_port)], child)
         self.pdb = kx.disruption_budget(f"{name}-pdb", f"{name}-pdb", ns, labels, selector, child)
+        account = kx.service_account(name, name, ns, labels, child)
+        self.peer = Peer(name, ns, selector, {"client": zk.client_port, "peer": zk.peer_port,
+                                              "election": zk.election_port, "metrics": zk.metrics_port})
 
         container = {
             "name": "zookeeper",
@@ -132,6 +136,7 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
                     "metadata": {"labels": labels,
                                  "annotations": {"orchestrator.io/config-sha": kx.content_hash(cfg)}},
                     "spec": {
+                        "service_account_name": account.metadata["name"],
                         "automount_service_account_token": False,
                         "affinity": kx.pod_anti_affinity(selector, required=s.production),
                         "security_context": kx.restricted_pod_security(UID),

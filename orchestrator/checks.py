@@ -229,6 +229,7 @@ def reference_problems(manifests: list[dict[str, Any]]) -> list[str]:
         account = pod.get("serviceAccountName")
         if account and (ns, account) not in by_kind.get("ServiceAccount", {}):
             problems.append(f"{_ref(w)}: ServiceAccount {account} is not rendered")
+        problems += _secret_reference_problems(w, ns, pod, by_kind.get("Secret", {}))
         if w["kind"] == "StatefulSet":
             svc = by_kind.get("Service", {}).get((ns, spec["serviceName"]))
             if svc is None or svc["spec"].get("clusterIP") != "None":
@@ -257,6 +258,29 @@ def reference_problems(manifests: list[dict[str, Any]]) -> list[str]:
             if subject["kind"] == "ServiceAccount" and \
                     (subject["namespace"], subject["name"]) not in by_kind.get("ServiceAccount", {}):
                 problems.append(f"{_ref(binding)}: ServiceAccount {subject['name']} is not rendered")
+    return problems
+
+
+def _secret_reference_problems(w: dict[str, Any], ns: str | None, pod: dict[str, Any],
+                               secrets: dict[tuple[str | None, str], dict[str, Any]]) -> list[str]:
+    """Every Secret a pod mounts or reads exists in the render, with the keys it asks for."""
+    problems = []
+    wanted: list[tuple[str, str | None]] = []
+    for vol in pod.get("volumes", []):
+        if "secret" in vol:
+            items = vol["secret"].get("items") or [{"key": None}]
+            wanted += [(vol["secret"]["secretName"], item["key"]) for item in items]
+    for c in pod["containers"] + pod.get("initContainers", []):
+        for env in c.get("env", []):
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                wanted.append((ref["name"], ref["key"]))
+    for name, key in wanted:
+        secret = secrets.get((ns, name))
+        if secret is None:
+            problems.append(f"{_ref(w)}: Secret {name} is not rendered")
+        elif key is not None and key not in {**secret.get("data", {}), **secret.get("stringData", {})}:
+            problems.append(f"{_ref(w)}: Secret {name} has no key {key}")
     return problems
 
 

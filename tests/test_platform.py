@@ -7,6 +7,7 @@ import pulumi
 import pytest
 
 from components.platform import OUTPUTS_CONTRACT_VERSION
+from orchestrator.render import REDACTED, plain
 from tests.support.harness import objects, one, stack
 
 STACKS = ["dev", "prod"]
@@ -39,7 +40,9 @@ def test_every_resource_is_parented_and_unique(name):
 def test_every_component_registers_outputs_and_has_a_module_token(name):
     result = stack(name)
     components = [r for r in result.registrations if not r.custom]
-    assert len(components) == 9  # Platform + five tiers + orchestrator service + Argo CD (root, children)
+    # Platform, five tiers, the orchestrator service, Argo CD (root, children), network policies,
+    # and the credentials' Secrets where authentication is on (prod).
+    assert len(components) == (11 if name == "prod" else 10)
     for comp in components:
         assert comp.urn in result.outputs_registered, f"{comp.type} never called register_outputs"
         _, module, type_name = comp.type.split(":")
@@ -74,9 +77,16 @@ def test_tiers_are_wired_through_outputs(name):
     masters = one(result, "StatefulSet", "mesos-master")["spec"]["template"]["spec"]["containers"][0]
     agents = one(result, "DaemonSet", "mesos-agent")["spec"]["template"]["spec"]["containers"][0]
     marathon = one(result, "Deployment", "marathon")["spec"]["template"]["spec"]["containers"][0]
-    assert f"--zk=zk://{zk}/mesos" in masters["args"]
+    if name == "prod":  # authentication on: the URL with credentials comes from the auth Secret
+        assert "--zk=file:///etc/mesos/auth/zk" in masters["args"]
+        secret_zk = plain(next(r for r in result.registrations if r.name == "mesos-master-auth").inputs,
+                          redact=False)["stringData"]["zk"]
+        assert secret_zk == f"zk://mesos:{REDACTED}@{zk}/mesos"
+    else:
+        assert f"--zk=zk://{zk}/mesos" in masters["args"]
     assert f"--master=zk://{zk}/mesos" in agents["args"]
-    assert marathon["args"][marathon["args"].index("--zk") + 1] == f"zk://{zk}/marathon"
+    if name == "dev":
+        assert marathon["args"][marathon["args"].index("--zk") + 1] == f"zk://{zk}/marathon"
     assert zk.count(",") + 1 == one(result, "StatefulSet", "zookeeper")["spec"]["replicas"]
 
 

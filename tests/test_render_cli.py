@@ -31,9 +31,9 @@ def test_render_is_deterministic_and_complete(tmp_path, capsys):
     first, second = tree(tmp_path / "a"), tree(tmp_path / "b")
     assert first == second
     tiers = {"namespaces", "zookeeper", "mesos-master", "mesos-agent", "marathon", "prometheus",
-             "orchestrator-service", "argocd", "argocd-apps"}
-    for name in ("dev", "prod"):
-        assert {p.split("/")[1] for p in first if p.startswith(f"{name}/") and p.count("/") == 2} == tiers
+             "orchestrator-service", "argocd", "argocd-apps", "network-policy"}
+    for name, extra in (("dev", set()), ("prod", {"auth"})):  # prod authenticates: credentials' Secrets
+        assert {p.split("/")[1] for p in first if p.startswith(f"{name}/") and p.count("/") == 2} == tiers | extra
         assert f"{name}/stack-outputs.json" in first
     out = capsys.readouterr().out
     assert "stack dev:" in out and "stack prod:" in out and "zookeeper" in out
