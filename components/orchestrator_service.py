@@ -14,6 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as kx
+from components.security import Peer
 from components.settings import CanarySettings, PlatformSettings, duration_seconds
 
 COMPONENT = "orchestrator-service"
@@ -157,6 +158,7 @@ class OrchestratorService(pulumi.ComponentResource):
         self.canary_service = kx.cluster_service(f"{name}-canary", f"{name}-canary", ns, labels, selector, ports,
                                                  child)
         self.pdb = kx.disruption_budget(f"{name}-pdb", f"{name}-pdb", ns, labels, selector, child)
+        self.peer = Peer(name, ns, selector, {"http": svc.port})
 
         templates = [
             k8s.apiextensions.CustomResource(

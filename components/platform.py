@@ -91,8 +91,8 @@ class Platform(pulumi.ComponentResource):
                                                      auth.get("marathon-auth")), in_ns)
         monitoring = Monitoring("prometheus", MonitoringArgs(s, auth.get("prometheus-scrape-auth")), in_ns)
         service = OrchestratorService("orchestrator-service", OrchestratorServiceArgs(s, monitoring.url), in_ns)
-        peers = [zookeeper.peer, masters.peer, agents.peer, marathon.peer, monitoring.peer]
-        flows = platform_flows(*peers)
+        peers = [zookeeper.peer, masters.peer, agents.peer, marathon.peer, monitoring.peer, service.peer]
+        flows = platform_flows(*peers, rollouts_namespace=s.security.rollouts_namespace)
         NetworkSecurity("network-policy", NetworkSecurityArgs(s, peers, flows), in_ns)
         if scope == "tree":
             # Sync waves: namespaces, then ZooKeeper with monitoring, Mesos masters, agents and Marathon,

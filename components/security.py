@@ -133,7 +133,8 @@ class Peer:
 
 @dataclass(frozen=True)
 class Flow:
-    source: Peer | str  # a Peer, "clients" (pods of security.client_namespaces) or "anywhere"
+    # a Peer; "clients" (pods of security.client_namespaces); "namespace:<name>" (any pod there); "anywhere"
+    source: Peer | str
     dest: Peer | str    # a Peer, or "kube-apiserver"
     port: str           # a named port of dest (for "kube-apiserver": "https")
     why: str
@@ -143,7 +144,7 @@ API_SERVER_PORTS = (443, 6443)
 
 
 def platform_flows(zookeeper: Peer, masters: Peer, agents: Peer, marathon: Peer, prometheus: Peer,
-                   extra: tuple[Flow, ...] = ()) -> list[Flow]:
+                   service: Peer, rollouts_namespace: str) -> list[Flow]:
     """Every flow the platform needs, from the tiers' wiring (who gets whose address)."""
     flows = [
         Flow(zookeeper, zookeeper, "peer", "ZooKeeper followers sync with the leader"),
@@ -164,8 +165,12 @@ def platform_flows(zookeeper: Peer, masters: Peer, agents: Peer, marathon: Peer,
         Flow(prometheus, "kube-apiserver", "https", "Kubernetes service discovery"),
         Flow("clients", marathon, "http", "users and automation call Marathon's API"),
         Flow("clients", masters, "http", "users and automation call the Mesos API and UI"),
+        Flow("clients", prometheus, "http", "dashboards and users query Prometheus"),
+        Flow(f"namespace:{rollouts_namespace}", prometheus, "http", "Argo Rollouts runs the canary analysis"),
+        Flow("anywhere", service, "http", "the orchestrator service is the platform's public API"),
+        Flow(prometheus, service, "http", "scrape the orchestrator service"),
     ]
-    return flows + list(extra)
+    return flows
 
 
 def _port_rule(port: int) -> dict[str, Any]:
@@ -209,8 +214,13 @@ def policy_specs(flows: list[Flow], peers: list[Peer], s: PlatformSettings) -> l
             if flow.source == "anywhere":  # e.g. the ingress controller in front of a public service
                 ingress.append({"ports": [_port_rule(peer.ports[flow.port])]})
                 continue
-            sources = _clients_terms(s) if flow.source == "clients" else \
-                _peer_term(flow.source, peer.namespace, s)  # type: ignore[arg-type]
+            if flow.source == "clients":
+                sources = _clients_terms(s)
+            elif isinstance(flow.source, str) and flow.source.startswith("namespace:"):
+                sources = [{"namespace_selector": {"match_labels": {
+                    "kubernetes.io/metadata.name": flow.source.split(":", 1)[1]}}}]
+            else:
+                sources = _peer_term(flow.source, peer.namespace, s)  # type: ignore[arg-type]
             if sources:
                 ingress.append({"from": sources, "ports": [_port_rule(peer.ports[flow.port])]})
         egress = []

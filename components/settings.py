@@ -277,6 +277,8 @@ class SecuritySettings(_Settings):
     api_server_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
     # Namespaces whose pods may call the Marathon and Mesos APIs and ZooKeeper (besides the platform's).
     client_namespaces: list[DnsLabel] = Field(default_factory=list)
+    # Where the Argo Rollouts controller runs: it queries Prometheus for the canary analysis.
+    rollouts_namespace: DnsLabel = "argo-rollouts"
     # LoadBalancer Services expose the platform outside the cluster: refused by the policy pack unless set.
     allow_load_balancer: bool = False
 

@@ -12,7 +12,8 @@ from tests.support.harness import objects, stack
 
 NODE_IP = "10.1.2.3"          # inside the default security.node_cidrs
 POD_NET = "100.64.0.0/24"     # outside them: pods are not nodes
-CORE = {"zookeeper", "mesos-master", "mesos-agent", "marathon", "prometheus"}
+CORE = {"zookeeper", "mesos-master", "mesos-agent", "marathon", "prometheus", "orchestrator-service"}
+PUBLIC = {("orchestrator-service", 8080)}  # the platform's public API: open to any source
 
 # (source, destination, port) the platform needs.
 NEEDED = {
@@ -23,6 +24,7 @@ NEEDED = {
     ("marathon", "mesos-master", 5050), ("mesos-master", "marathon", 9000),
     ("marathon", "marathon", 8080),
     ("prometheus", "zookeeper", 7000), ("prometheus", "mesos-master", 9105), ("prometheus", "marathon", 8080),
+    ("prometheus", "orchestrator-service", 8080),
 }
 
 
@@ -50,7 +52,7 @@ def test_every_other_flow_between_tiers_is_denied(name):
     checked = 0
     for (src, a), (dst, b) in itertools.product(eps.items(), eps.items()):
         for port in all_ports(eps):
-            if (src, dst, port) in NEEDED:
+            if (src, dst, port) in NEEDED or (dst, port) in PUBLIC:
                 continue
             if src == "prometheus" and port in (443, 6443) and b.host_network:
                 continue  # the API server may run on a node: security.api_server_cidrs defaults to any
@@ -73,13 +75,16 @@ def test_outsiders_cannot_reach_the_platform_and_dns_works(name):
         if target.host_network:
             continue
         for port in target.ports.values():
-            assert not allowed(docs, outsider, target, port), f"default/* reaches {target.name}:{port}"
+            assert allowed(docs, outsider, target, port) is ((target.name, port) in PUBLIC), (target.name, port)
     for source in eps.values():
         assert allowed(docs, source, dns, 53), f"{source.name} cannot resolve names"
         # Host-network pods (the agents) are outside NetworkPolicy: their egress is the node's.
         if not source.host_network:
             assert not allowed(docs, source, outsider, 8080), f"{source.name} may call arbitrary pods"
     assert allowed(docs, eps["prometheus"], Endpoint("", {}, "192.168.0.1"), 443)  # the API server
+    rollouts = Endpoint("argo-rollouts", {"app.kubernetes.io/name": "argo-rollouts"}, "100.64.9.10")
+    assert allowed(docs, rollouts, eps["prometheus"], 9090)  # canary analysis queries
+    assert not allowed(docs, rollouts, eps["marathon"], 8080)
 
 
 def test_client_namespaces_reach_the_apis_only_when_configured():
