@@ -13,6 +13,7 @@ import sys
 COMMAND_MODULES = [
     "orchestrator.commands",
     "orchestrator.zk.cli",
+    "orchestrator.migration.cli",
     "orchestrator.diff_cli",
     "orchestrator.compose",
 ]

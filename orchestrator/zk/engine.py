@@ -100,6 +100,7 @@ class SyncEngine:
         self._thread: threading.Thread | None = None
         self.metrics.follow_pending(self._oldest_pending)
         self.metrics.up.set(0)
+        self.metrics.info.labels(source=source.hosts, target=target.hosts, paths=",".join(self.roots)).set(1)
 
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> "SyncEngine":

@@ -37,6 +37,8 @@ class SyncMetrics:
                              registry=r)
         self.last_resync = Gauge("orchestrator_zk_sync_last_resync_timestamp_seconds",
                                  "Unix time of the last completed full re-comparison", registry=r)
+        self.info = Gauge("orchestrator_zk_sync_info", "Direction of replication (value 1)",
+                          ["source", "target", "paths"], registry=r)
         self._last_lag = 0.0
         self._oldest_pending: Callable[[], float | None] = lambda: None
         self.lag.set_function(self._lag_now)

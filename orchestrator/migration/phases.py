@@ -1,0 +1,448 @@
+"""The six-phase ZooKeeper A → B migration as a persisted state machine with gates.
+
+What the tool does itself: every gate check (ZooKeeper 4-letter commands, Mesos and Marathon HTTP APIs,
+the sync engine's /metrics, a full tree verification), the S3 archive of A in phase 6, the state file,
+and running the operator's hook. The Kubernetes actions (deploying B, starting and stopping masters and
+agents, starting, reversing and stopping the sync engine) are delegated: to `hook PHASE apply|undo` when
+a hook is configured, otherwise printed as instructions; the gate then decides whether they took effect.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import time
+from dataclasses import MISSING, asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from orchestrator.migration import checks as C
+
+STATE_VERSION = 1
+
+
+class MigrationError(Exception):
+    """Bad input or a state that forbids the operation: reported, nothing changed."""
+
+
+# -- configuration -------------------------------------------------------------------------------------------
+
+@dataclass
+class Config:
+    source: str  # ensemble A, "host:port,..." (the one being left)
+    target: str  # ensemble B
+    paths: list[str]
+    masters_a: list[str]
+    masters_b: list[str]
+    marathon: list[str]
+    sync_metrics: str
+    archive: str
+    agents_a: list[str] = field(default_factory=list)
+    agents_b: list[str] = field(default_factory=list)
+    frameworks: list[str] = field(default_factory=lambda: ["marathon"])
+    auth: list[str] = field(default_factory=list)
+    max_lag_seconds: float = 0.05
+    retention_hours: int = 72
+    s3_endpoint_url: str | None = None
+    hook: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Config":
+        from orchestrator.zk.archive import S3Location, expiry_days
+        from orchestrator.zk.tree import ZkInputError, validate_paths
+        if not isinstance(raw, dict):
+            raise MigrationError("the configuration must be a mapping")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise MigrationError(f"unknown configuration keys: {', '.join(unknown)}")
+        required = [k for k, f in cls.__dataclass_fields__.items()
+                    if f.default is MISSING and f.default_factory is MISSING]
+        missing = [k for k in required if not raw.get(k)]
+        if missing:
+            raise MigrationError(f"missing configuration keys: {', '.join(missing)}")
+        cfg = cls(**raw)
+        for name in ("paths", "masters_a", "masters_b", "marathon", "agents_a", "agents_b", "frameworks", "auth"):
+            value = getattr(cfg, name)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise MigrationError(f"{name} must be a list of strings")
+        for name in ("masters_a", "masters_b", "marathon"):
+            for url in getattr(cfg, name):
+                if not url.startswith(("http://", "https://")):
+                    raise MigrationError(f"{name}: {url!r} is not an http(s) URL")
+        try:
+            validate_paths(cfg.paths)
+            S3Location.parse(cfg.archive)
+            expiry_days(cfg.retention_hours)
+            for side in (cfg.source, cfg.target):
+                C.servers(side)
+        except (ZkInputError, ValueError) as exc:
+            raise MigrationError(str(exc)) from None
+        if C.same_ensemble(cfg.source, cfg.target):
+            raise MigrationError("source and target are the same ensemble")
+        if not (isinstance(cfg.max_lag_seconds, (int, float)) and cfg.max_lag_seconds > 0):
+            raise MigrationError("max_lag_seconds must be a positive number")
+        return cfg
+
+
+def load_config(path: Path) -> Config:
+    import yaml
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise MigrationError(f"cannot read {path}: {exc}") from None
+    return Config.from_dict(raw)
+
+
+# -- state ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class State:
+    config: Config
+    phase: int = 0  # phases completed
+    pending: dict | None = None  # {"action": "apply"|"undo", "phase": n, "to": m, "hook_done": bool}
+    baseline_task_failures: int | None = None
+    archive_key: str | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def record(self, event: str, **details) -> None:
+        self.history.append({"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "event": event,
+                             **details})
+
+    def save(self, path: Path) -> None:
+        """Atomically: a crash leaves either the old or the new state, never half a file."""
+        data = asdict(self)
+        data["version"] = STATE_VERSION
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "State":
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise MigrationError(f"no migration state at {path}: run `orchestrator migrate start` first") from None
+        except (OSError, ValueError) as exc:
+            raise MigrationError(f"unreadable state file {path}: {exc}") from None
+        if data.pop("version", None) != STATE_VERSION:
+            raise MigrationError(f"{path}: unsupported state version")
+        data["config"] = Config.from_dict(data["config"])
+        return cls(**data)
+
+
+# -- phases --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Phase:
+    number: int
+    title: str
+    apply: list[str]  # what the operator (or hook) does to enter the phase
+    undo: list[str]  # what takes the system back to the previous phase
+
+
+PHASES = [
+    Phase(1, "Deploy ensemble B and sync A→B until lag and verify pass",
+          ["deploy ZooKeeper ensemble B ({target})",
+           "run the sync engine: orchestrator zk sync --source {source} --target {target} {path_args} "
+           "(metrics at {sync_metrics})"],
+          ["stop the sync engine", "remove ensemble B"]),
+    Phase(2, "Start Mesos masters on B",
+          ["start Mesos masters with --zk=zk://{target}/mesos: {masters_b} (they join as standbys)"],
+          ["stop the Mesos masters on B: {masters_b}"]),
+    Phase(3, "Stop the Mesos masters on A; reverse the sync to B→A",
+          ["stop the Mesos masters on A: {masters_a} (a master on B takes over)",
+           "restart the sync engine reversed, so that A stays a rollback target: "
+           "orchestrator zk sync --source {target} --target {source} {path_args}"],
+          ["restart the sync engine A→B: orchestrator zk sync --source {source} --target {target} {path_args}",
+           "start the Mesos masters on A: {masters_a}"]),
+    Phase(4, "Start Mesos agents on B",
+          ["start Mesos agents with --master=zk://{target}/mesos: {agents_b}"],
+          ["stop the Mesos agents on B: {agents_b}"]),
+    Phase(5, "Drain A's agents",
+          ["drain the Mesos agents on A (maintenance mode, let Marathon move the tasks): {agents_a}"],
+          ["bring the agents on A back into service: {agents_a}"]),
+    Phase(6, "Stop the sync and archive A",
+          ["stop the sync engine (the tool then archives A to {archive})"],
+          ["restart the sync engine B→A: orchestrator zk sync --source {target} --target {source} {path_args}"]),
+]
+
+
+def describe(lines: list[str], cfg: Config) -> list[str]:
+    values = asdict(cfg)
+    values.update({k: ", ".join(v) or "(none)" for k, v in values.items() if isinstance(v, list)})
+    values["path_args"] = " ".join(f"--path {p}" for p in cfg.paths)
+    return [line.format(**values) for line in lines]
+
+
+class Migration:
+    def __init__(self, state_path: Path, out: Callable[[str], None] = print) -> None:
+        self.path = state_path
+        self.out = out
+
+    # -- gates ----------------------------------------------------------------------------------------------
+    def gate(self, state: State, phase: int) -> list[C.Check]:
+        """What must hold once `phase` is complete (0: before the migration)."""
+        cfg = state.config
+        a_to_b = phase <= 2
+        masters = cfg.masters_a + cfg.masters_b if a_to_b else cfg.masters_b + cfg.masters_a
+        leader, error = C.leader_state(masters)
+        checks = [C.zk_quorum("A", cfg.source)]
+        if phase >= 1:
+            checks.append(C.zk_quorum("B", cfg.target))
+        if phase in (1, 2):
+            checks.append(C.sync_healthy(cfg.sync_metrics, cfg.source, cfg.target, cfg.max_lag_seconds))
+        if phase in (3, 4, 5):
+            checks.append(C.sync_healthy(cfg.sync_metrics, cfg.target, cfg.source, cfg.max_lag_seconds))
+        if 1 <= phase <= 5:
+            # Once masters run on B, each side has ephemeral nodes of its own live sessions.
+            checks.append(self._trees_identical(state, a_to_b, ignore_ephemeral=phase >= 2))
+        if phase == 2:
+            checks.append(C.masters_healthy("B", cfg.masters_b))
+        checks.append(C.mesos_leader_in("A" if a_to_b else "B", cfg.masters_a if a_to_b else cfg.masters_b,
+                                        leader, error))
+        if phase >= 3:
+            checks.append(C.masters_stopped("A", cfg.masters_a))
+        if phase >= 4 and cfg.agents_b:
+            checks.append(C.agents_registered(cfg.agents_b, leader, error))
+        if phase >= 5 and cfg.agents_a:
+            checks.append(C.agents_drained(cfg.agents_a, leader, error))
+        if phase == 6:
+            checks.append(C.sync_stopped(cfg.sync_metrics))
+            checks.append(self._archived(state))
+        checks.append(C.frameworks_registered(cfg.frameworks, leader, error))
+        checks.append(C.marathon_leader(cfg.marathon))
+        if phase >= 1:
+            checks.append(C.no_new_task_failures(state.baseline_task_failures, C.task_failures(masters, leader)))
+        return checks
+
+    def _sides(self, cfg: Config):
+        from orchestrator.zk.tree import connect, parse_auth
+        auth = parse_auth(cfg.auth)
+        a = connect(cfg.source, auth, timeout=10)
+        try:
+            b = connect(cfg.target, auth, timeout=10)
+        except Exception:
+            a.close()
+            raise
+        return a, b
+
+    def _trees_identical(self, state: State, a_to_b: bool, ignore_ephemeral: bool) -> C.Check:
+        from orchestrator.zk.verify import verify
+        name = "trees identical " + ("A→B" if a_to_b else "B→A")
+        try:
+            a, b = self._sides(state.config)
+        except Exception as exc:
+            return C.Check(name, False, f"cannot connect: {exc!r}")
+        try:
+            src, dst = (a, b) if a_to_b else (b, a)
+            report = verify(src, dst, state.config.paths, ignore_ephemeral=ignore_ephemeral, rechecks=4)
+        finally:
+            a.close()
+            b.close()
+        if report.identical:
+            return C.Check(name, True, f"{report.source_count} znodes, digest {report.source_digest[:16]}")
+        shown = "; ".join(str(d) for d in report.differences[:5])
+        return C.Check(name, False, f"{len(report.differences)} differences: {shown}")
+
+    def _archived(self, state: State) -> C.Check:
+        if not state.archive_key:
+            return C.Check("A archived", False, "no archive written yet")
+        from orchestrator.zk.archive import S3Location, _s3_client
+        loc = S3Location.parse(state.config.archive)
+        try:
+            head = _s3_client(state.config.s3_endpoint_url).head_object(Bucket=loc.bucket, Key=state.archive_key)
+        except Exception as exc:
+            return C.Check("A archived", False, f"s3://{loc.bucket}/{state.archive_key}: {exc}")
+        return C.Check("A archived", True, f"s3://{loc.bucket}/{state.archive_key} ({head['ContentLength']} bytes)")
+
+    def _show(self, checks: list[C.Check]) -> bool:
+        for c in checks:
+            self.out("  " + c.line())
+        return all(c.ok for c in checks)
+
+    def _wait_gate(self, state: State, phase: int, wait: float) -> tuple[bool, list[C.Check]]:
+        deadline = time.monotonic() + wait
+        while True:
+            checks = self.gate(state, phase)
+            if all(c.ok for c in checks) or time.monotonic() >= deadline:
+                return all(c.ok for c in checks), checks
+            time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+
+    # -- delegated actions ----------------------------------------------------------------------------------
+    def _delegate(self, state: State, phase: int, action: str) -> bool:
+        p = PHASES[phase - 1]
+        steps = describe(p.apply if action == "apply" else p.undo, state.config)
+        if not state.config.hook:
+            self.out(f"operator, please {'do' if action == 'apply' else 'undo'} phase {phase}:")
+            for s in steps:
+                self.out(f"  - {s}")
+            return True
+        cmd = shlex.split(state.config.hook) + [str(phase), action]
+        env = dict(os.environ, ORCH_MIGRATION_PHASE=str(phase), ORCH_MIGRATION_ACTION=action,
+                   ORCH_MIGRATION_STEPS="\n".join(steps), ORCH_ZK_SOURCE=state.config.source,
+                   ORCH_ZK_TARGET=state.config.target)
+        self.out(f"running hook: {' '.join(cmd)}")
+        done = subprocess.run(cmd, env=env)
+        if done.returncode != 0:
+            self.out(f"hook failed with exit code {done.returncode}")
+            state.record("hook-failed", phase=phase, action=action, code=done.returncode)
+            return False
+        return True
+
+    def _archive_a(self, state: State) -> bool:
+        from orchestrator.zk.archive import S3Location, _s3_client, expiry_days, snapshot
+        from orchestrator.zk.tree import connect, parse_auth
+        cfg = state.config
+        stopped = C.sync_stopped(cfg.sync_metrics)
+        if not stopped.ok:
+            self.out(f"  {stopped.line()} — not archiving A while it is still being written")
+            return False
+        a = connect(cfg.source, parse_auth(cfg.auth), timeout=10)
+        try:
+            out = snapshot(a, cfg.paths, _s3_client(cfg.s3_endpoint_url), S3Location.parse(cfg.archive),
+                           expiry_days(cfg.retention_hours))
+        finally:
+            a.close()
+        state.archive_key = out["key"]
+        state.record("archived", key=out["key"], znodes=out["znodes"])
+        self.out(f"archived A: {out['znodes']} znodes to {out['key']} ({out['lifecycle']})")
+        return True
+
+    # -- commands -------------------------------------------------------------------------------------------
+    def start(self, cfg: Config, wait: float = 0.0) -> int:
+        if self.path.exists():
+            raise MigrationError(f"{self.path} already exists: a migration is under way (see `migrate status`)")
+        state = State(cfg)
+        self.out("phase 0 (before the migration) must hold:")
+        ok, checks = self._wait_gate(state, 0, wait)
+        self._show(checks)
+        if not ok:
+            self.out("not started: the platform is not healthy on A")
+            return 1
+        leader, _ = C.leader_state(cfg.masters_a)
+        state.baseline_task_failures = C.task_failures(cfg.masters_a, leader)
+        state.record("started", baseline_task_failures=state.baseline_task_failures)
+        state.save(self.path)
+        self.out(f"migration started; state in {self.path}. Next: phase 1 — {PHASES[0].title}")
+        return 0
+
+    def status(self) -> State:
+        state = State.load(self.path)
+        self.out(f"phase {state.phase}/6 complete" + (f": {PHASES[state.phase - 1].title}" if state.phase else ""))
+        if state.pending:
+            p = state.pending
+            what = f"applying phase {p['phase']}" if p["action"] == "apply" else f"rolling back to phase {p['to']}"
+            self.out(f"in progress: {what} (gate not passed yet)")
+        elif state.phase < 6:
+            self.out(f"next: phase {state.phase + 1} — {PHASES[state.phase].title}")
+        else:
+            self.out("migration complete")
+        for h in state.history[-5:]:
+            self.out(f"  {h['time']} {h['event']} " + " ".join(f"{k}={v}" for k, v in h.items()
+                                                              if k not in ("time", "event", "checks")))
+        return state
+
+    def validate(self, phase: int | None = None) -> int:
+        state = State.load(self.path)
+        n = state.phase if phase is None else phase
+        if not 0 <= n <= 6:
+            raise MigrationError(f"there is no phase {n}")
+        self.out(f"gate of phase {n}:")
+        return 0 if self._show(self.gate(state, n)) else 1
+
+    def advance(self, dry_run: bool = False, wait: float = 0.0) -> int:
+        state = State.load(self.path)
+        if state.pending and state.pending["action"] == "undo":
+            raise MigrationError(f"a rollback to phase {state.pending['to']} is unfinished: run rollback again")
+        if state.phase >= 6:
+            self.out("migration complete: nothing to advance")
+            return 0
+        n = state.phase + 1
+        phase = PHASES[n - 1]
+        self.out(f"phase {state.phase} must still hold:")
+        if not self._show(self.gate(state, state.phase)):
+            self.out(f"refusing to start phase {n}: phase {state.phase} no longer holds")
+            if not dry_run:
+                state.record("advance-refused", phase=n, reason="current gate failed")
+                state.save(self.path)
+            return 1
+        if dry_run:
+            self.out(f"dry run: phase {n} — {phase.title} would:")
+            for s in describe(phase.apply, state.config):
+                self.out(f"  - {s}" + ("" if not state.config.hook else " (via the hook)"))
+            self.out("its gate, evaluated now (nothing was changed):")
+            self._show(self.gate(state, n))
+            return 0
+        self.out(f"phase {n} — {phase.title}")
+        if not (state.pending and state.pending.get("hook_done")):
+            state.pending = {"action": "apply", "phase": n, "hook_done": False}
+            state.save(self.path)
+            if not self._delegate(state, n, "apply"):
+                state.save(self.path)
+                return 1
+            state.pending["hook_done"] = True
+            state.save(self.path)
+        if n == 6 and not state.archive_key:
+            if not self._archive_a(state):
+                state.save(self.path)
+                return 1
+            state.save(self.path)
+        ok, checks = self._wait_gate(state, n, wait)
+        self.out(f"gate of phase {n}:")
+        self._show(checks)
+        if not ok:
+            state.record("gate-failed", phase=n, checks=[c.line() for c in checks if not c.ok])
+            state.save(self.path)
+            self.out(f"phase {n} not complete; fix the failing checks and run `migrate advance` again")
+            return 1
+        state.phase, state.pending = n, None
+        state.record("phase-complete", phase=n)
+        state.save(self.path)
+        self.out(f"phase {n} complete" + (f". Next: phase {n + 1} — {PHASES[n].title}" if n < 6 else
+                                           ". Migration complete."))
+        return 0
+
+    def rollback(self, to: int, dry_run: bool = False, wait: float = 0.0) -> int:
+        state = State.load(self.path)
+        top = state.pending["phase"] if state.pending and state.pending["action"] == "apply" else state.phase
+        if state.pending and state.pending["action"] == "undo":
+            top = state.pending["phase"]
+            if to != state.pending["to"]:
+                raise MigrationError(f"a rollback to phase {state.pending['to']} is unfinished: finish it first")
+        if not 0 <= to < top:
+            raise MigrationError(f"can only roll back to a phase before {top} (0 = before the migration)")
+        steps = list(range(top, to, -1))
+        if dry_run:
+            self.out(f"dry run: rolling back to phase {to} would undo phases {', '.join(map(str, steps))}:")
+            for n in steps:
+                for s in describe(PHASES[n - 1].undo, state.config):
+                    self.out(f"  - phase {n}: {s}")
+            self.out(f"gate of phase {to}, evaluated now (nothing was changed):")
+            self._show(self.gate(state, to))
+            return 0
+        if not (state.pending and state.pending["action"] == "undo" and state.pending.get("hook_done")):
+            state.pending = {"action": "undo", "phase": top, "to": to, "hook_done": False}
+            state.save(self.path)
+            for n in steps:
+                if not self._delegate(state, n, "undo"):
+                    state.save(self.path)
+                    return 1
+            state.pending["hook_done"] = True
+            state.save(self.path)
+        ok, checks = self._wait_gate(state, to, wait)
+        self.out(f"gate of phase {to}:")
+        self._show(checks)
+        if not ok:
+            state.record("rollback-gate-failed", to=to, checks=[c.line() for c in checks if not c.ok])
+            state.save(self.path)
+            self.out(f"rollback to phase {to} not complete; fix the failing checks and run it again")
+            return 1
+        state.phase, state.pending = to, None
+        state.archive_key = None  # A changes again from here on: phase 6 must archive it afresh
+        state.record("rolled-back", to=to)
+        state.save(self.path)
+        self.out(f"rolled back to phase {to}")
+        return 0
