@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 	./scripts/install-system-tools.sh
 	touch .stamp-system-tools
 
-setup: $(STAMP) .stamp-system-tools
+# npm packages the checks run (Argo CRD validators), exactly as package-lock.json pins them.
+node_modules/.stamp: package.json package-lock.json .stamp-system-tools
+	npm ci --no-audit --no-fund --loglevel=error
+	touch node_modules/.stamp
+
+setup: $(STAMP) .stamp-system-tools node_modules/.stamp
 
 check: setup
 	$(VENV)/bin/orchestrator check --stack $(or $(STACK),dev)
@@ -29,4 +34,4 @@ bench: $(STAMP)
 	$(VENV)/bin/python scripts/bench_render.py
 
 clean:
-	rm -rf $(VENV) rendered .stamp-system-tools
+	rm -rf $(VENV) rendered .stamp-system-tools node_modules

@@ -7,6 +7,9 @@ command -v promtool >/dev/null || need+=(prometheus)
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 command -v java >/dev/null || need+=(default-jre-headless)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+# Node.js + npm run the Argo CRD validators (npm packages in package.json; `make setup` runs npm ci).
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "installing: ${need[*]}"
