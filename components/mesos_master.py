@@ -115,6 +115,7 @@ class MesosMasters(pulumi.ComponentResource):
             "env": exporter_env,
             "ports": [{"name": "metrics", "container_port": EXPORTER_PORT}],
             "liveness_probe": kx.http_probe("/metrics", "metrics", initial_delay=10, period=30),
+            "readiness_probe": kx.tcp_probe("metrics", initial_delay=5, period=30),
             "resources": kx.resources(m.exporter_resources),
             "security_context": kx.restricted_container_security(),
         }
