@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "orchestrator.migration.cli",
     "orchestrator.diff_cli",
     "orchestrator.compose",
+    "orchestrator.backend",
 ]
 
 
