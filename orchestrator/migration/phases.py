@@ -362,8 +362,12 @@ class Migration:
             return 0
         n = state.phase + 1
         phase = PHASES[n - 1]
-        self.out(f"phase {state.phase} must still hold:")
-        if not self._show(self.gate(state, state.phase)):
+        resuming = bool(state.pending and state.pending["phase"] == n)
+        # Before touching anything, the current phase must still hold; once the phase is under way its
+        # actions have changed the system, so only its own gate counts.
+        if not resuming:
+            self.out(f"phase {state.phase} must still hold:")
+        if not resuming and not self._show(self.gate(state, state.phase)):
             self.out(f"refusing to start phase {n}: phase {state.phase} no longer holds")
             if not dry_run:
                 state.record("advance-refused", phase=n, reason="current gate failed")

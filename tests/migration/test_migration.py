@@ -1,0 +1,228 @@
+"""`orchestrator migrate` end to end: real ZooKeeper ensembles and sync engine, fake Mesos and Marathon
+servers, moto S3. Each command runs as a fresh tool invocation reading the state file, as after a restart."""
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+import yaml
+
+from orchestrator.cli import main
+from orchestrator.zk.engine import SyncEngine
+from tests.support.zk_ensemble import free_ports
+from tests.zk.helpers import side
+
+AUTH = "digest:orch:s3cret"
+
+
+class Engine:
+    """The sync engine as the operator would run it, its /metrics on one fixed port across restarts."""
+
+    def __init__(self, zk, port: int) -> None:
+        self.zk, self.port, self.engine, self.server = zk, port, None, None
+
+    def run(self, source: str, target: str) -> None:
+        self.stop()
+        self.engine = SyncEngine(side(source), side(target), [self.zk.root], resync_interval=0)
+        self.server, _ = self.engine.metrics.serve("127.0.0.1", self.port)
+        self.engine.start()
+        assert self.engine.bootstrapped.wait(60)
+
+    def stop(self) -> None:
+        if self.engine is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.engine.stop()
+            self.engine.source.close()
+            self.engine.target.close()
+            self.engine = None
+
+
+@pytest.fixture
+def world(zk, mesos, marathon, s3, tmp_path):
+    zk.ca.create(zk.root, b"")
+    zk.ca.create(f"{zk.root}/state", b"framework state")
+    a1, a2 = mesos.add_master(), mesos.add_master()
+    mesos.leader = a1
+    agent_a = mesos.add_agent("agent-a1")
+    mesos.run_task(agent_a)
+    b_placeholder = mesos.add_master()  # B's master address before it runs: nothing answers there
+    b_placeholder.stop()
+    engine = Engine(zk, free_ports(1)[0])
+    calls = tmp_path / "hook-calls"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f'#!/bin/sh\necho "$1 $2 $ORCH_MIGRATION_PHASE" >> {calls}\nexit "${{HOOK_EXIT:-0}}"\n')
+    hook.chmod(hook.stat().st_mode | stat.S_IEXEC)
+    config = {"source": zk.a.connect_string, "target": zk.b.connect_string, "paths": [zk.root], "auth": [AUTH],
+              "masters_a": [a1.url, a2.url], "masters_b": [b_placeholder.url], "agents_a": ["agent-a1"], "agents_b": ["agent-b1"],
+              "marathon": [marathon.url], "sync_metrics": f"http://127.0.0.1:{engine.port}/metrics",
+              "archive": "s3://zk-archive/ensemble-a", "max_lag_seconds": 5.0}
+    w = type("World", (), dict(zk=zk, mesos=mesos, marathon=marathon, s3=s3, engine=engine, config=config,
+                               tmp=tmp_path, hook=hook, calls=calls, state=tmp_path / "state.json",
+                               a_masters=[a1, a2]))
+    yield w
+    engine.stop()
+
+
+def write_config(w, **changes) -> str:
+    path = w.tmp / "migration.yaml"
+    path.write_text(yaml.safe_dump({**w.config, **changes}))
+    return str(path)
+
+
+def migrate(w, *args: str) -> int:
+    return main(["migrate", *args, "--state", str(w.state)])
+
+
+def state(w) -> dict:
+    return json.loads(w.state.read_text())
+
+
+def test_six_phases_with_gates_refusals_rollback_and_archive(world, capsys):
+    w = world
+    assert migrate(w, "start", "--config", write_config(w, hook=str(w.hook))) == 0
+    assert state(w)["phase"] == 0 and state(w)["baseline_task_failures"] == 0
+
+    # Phase 1: the hook "deploys" B but the sync engine is not running: the gate refuses.
+    assert migrate(w, "advance") == 1
+    out = capsys.readouterr().out
+    assert "FAIL  sync engine" in out and state(w)["phase"] == 0 and state(w)["pending"]["phase"] == 1
+    w.engine.run(w.zk.a.connect_string, w.zk.b.connect_string)
+    assert migrate(w, "advance") == 0
+    out = capsys.readouterr().out
+    assert "PASS  zookeeper B quorum" in out and "PASS  trees identical A→B" in out and state(w)["phase"] == 1
+    assert w.calls.read_text().splitlines() == ["1 apply 1"]  # the hook ran once, not again on the retry
+
+    # Phase 2: masters on B must answer, while the leader stays on A.
+    assert migrate(w, "advance") == 1
+    assert "FAIL  mesos masters B healthy" in capsys.readouterr().out
+    b1 = w.mesos.add_master()
+    w.config["masters_b"] = [b1.url]
+    s = state(w)
+    s["config"]["masters_b"] = [b1.url]  # the operator's new master address
+    w.state.write_text(json.dumps(s))
+    assert migrate(w, "advance") == 0
+    assert "PASS  mesos leader among masters A" in capsys.readouterr().out
+
+    # Phase 3: the hook is asked to stop A's masters; until that is done and the sync reversed, the gate fails.
+    assert migrate(w, "advance") == 1
+    assert "FAIL  mesos masters A stopped" in capsys.readouterr().out
+    for m in w.a_masters:
+        m.stop()
+    w.mesos.leader = b1
+    assert migrate(w, "advance") == 1  # the engine still syncs A→B
+    assert "not syncing" in capsys.readouterr().out
+    w.engine.run(w.zk.b.connect_string, w.zk.a.connect_string)
+    w.zk.cb.set(f"{w.zk.root}/state", b"written on B")
+    assert migrate(w, "advance", "--wait", "20") == 0
+    assert "PASS  mesos masters A stopped" in capsys.readouterr().out
+    assert w.zk.ca.get(f"{w.zk.root}/state")[0] == b"written on B"
+
+    # Phase 4, then a rollback to 3 (the hook undoes 4), then phase 4 again.
+    w.mesos.add_agent("agent-b1")
+    assert migrate(w, "advance") == 0
+    assert migrate(w, "rollback", "--to", "3") == 0
+    assert state(w)["phase"] == 3 and w.calls.read_text().splitlines()[-1] == "4 undo 4"
+    assert migrate(w, "advance") == 0 and state(w)["phase"] == 4
+
+    # Phase 5: refused while agent-a1 still runs a task.
+    assert migrate(w, "advance") == 1
+    assert "agent-a1: 1 live tasks" in capsys.readouterr().out
+    w.mesos.frameworks[0]["tasks"][0]["slave_id"] = w.mesos.slaves[1]["id"]  # Marathon moved it to B
+    assert migrate(w, "advance") == 0
+
+    # Phase 6: no archive while the engine still writes A; then archive and done.
+    assert migrate(w, "advance") == 1
+    assert "not archiving A while it is still being written" in capsys.readouterr().out
+    w.engine.stop()
+    assert migrate(w, "advance") == 0
+    out = capsys.readouterr().out
+    assert "archived A: 2 znodes" in out and "Migration complete" in out
+    final = state(w)
+    assert final["phase"] == 6 and final["archive_key"].startswith("ensemble-a/")
+    assert w.s3.head_object(Bucket="zk-archive", Key=final["archive_key"])["ContentLength"] > 0
+    rules = w.s3.get_bucket_lifecycle_configuration(Bucket="zk-archive")["Rules"]
+    assert rules[0]["Expiration"]["Days"] == 3
+    assert migrate(w, "status") == 0
+    assert "phase 6/6 complete" in capsys.readouterr().out
+    assert [line.split()[:2] for line in w.calls.read_text().splitlines()] == [
+        ["1", "apply"], ["2", "apply"], ["3", "apply"], ["4", "apply"], ["4", "undo"], ["4", "apply"],
+        ["5", "apply"], ["6", "apply"]]
+
+
+def test_start_refuses_an_unhealthy_platform_and_bad_config(world, capsys):
+    w = world
+    w.marathon.leader = None
+    assert migrate(w, "start", "--config", write_config(w)) == 1
+    assert "FAIL  marathon leader: " in (out := capsys.readouterr().out) and "There is no leader" in out
+    assert not w.state.exists()
+    w.marathon.leader = "127.0.0.1:8080"
+    assert migrate(w, "start", "--config", write_config(w, paths=["relative"])) == 2
+    assert "invalid znode path" in capsys.readouterr().err
+    assert migrate(w, "start", "--config", write_config(w, masters_a=["a-host:5050"])) == 2
+    assert "not an http(s) URL" in capsys.readouterr().err
+    cfg = dict(w.config)
+    del cfg["archive"]
+    (w.tmp / "partial.yaml").write_text(yaml.safe_dump(cfg))
+    assert migrate(w, "start", "--config", str(w.tmp / "partial.yaml")) == 2
+    assert "missing configuration keys: archive" in capsys.readouterr().err
+    assert not w.state.exists()
+    assert migrate(w, "start", "--config", write_config(w)) == 0
+    assert migrate(w, "start", "--config", write_config(w)) == 2  # never overwrite a migration under way
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_dry_run_changes_nothing_and_failed_hook_blocks(world, capsys, monkeypatch):
+    w = world
+    assert migrate(w, "start", "--config", write_config(w, hook=str(w.hook))) == 0
+    before = w.state.read_bytes()
+    assert migrate(w, "advance", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "dry run: phase 1" in out and "orchestrator zk sync --source" in out
+    assert w.state.read_bytes() == before and not w.calls.exists()
+
+    monkeypatch.setenv("HOOK_EXIT", "3")
+    assert migrate(w, "advance") == 1
+    assert "hook failed with exit code 3" in capsys.readouterr().out
+    s = state(w)
+    assert s["phase"] == 0 and not s["pending"]["hook_done"]
+
+
+def test_gates_fail_on_task_failures_and_zookeeper_quorum_loss(world, capsys):
+    w = world
+    assert migrate(w, "start", "--config", write_config(w)) == 0
+    w.engine.run(w.zk.a.connect_string, w.zk.b.connect_string)
+    assert migrate(w, "advance") == 0
+    assert "operator, please do phase 1:" in capsys.readouterr().out  # no hook: printed instructions
+
+    w.mesos.failed_tasks = 2
+    assert migrate(w, "validate") == 1
+    assert "FAIL  no task failures: 2 failed/lost since the migration began" in capsys.readouterr().out
+    w.mesos.failed_tasks = 0
+
+    victim = next(n for n in w.zk.b.nodes if w.zk.b.mode(n) == "follower")
+    w.zk.b.stop_node(victim)
+    assert migrate(w, "validate") == 1
+    assert f"127.0.0.1:{victim.client_port}=down" in capsys.readouterr().out
+    assert migrate(w, "advance") == 1  # phase 1 no longer holds: phase 2 is not started
+    assert "refusing to start phase 2" in capsys.readouterr().out
+    assert state(w)["phase"] == 1 and state(w)["pending"] is None
+
+
+def test_rollback_to_before_the_migration_resumes_after_a_failed_gate(world, capsys):
+    w = world
+    assert migrate(w, "start", "--config", write_config(w, hook=str(w.hook))) == 0
+    w.engine.run(w.zk.a.connect_string, w.zk.b.connect_string)
+    assert migrate(w, "advance") == 0
+    assert migrate(w, "rollback", "--to", "5") == 2
+    assert "can only roll back to a phase before 1" in capsys.readouterr().err
+
+    w.marathon.leader = None  # something else is wrong meanwhile: the rollback cannot complete
+    assert migrate(w, "rollback", "--to", "0") == 1
+    assert state(w)["pending"] == {"action": "undo", "phase": 1, "to": 0, "hook_done": True}
+    assert migrate(w, "advance") == 2  # no advancing while a rollback is unfinished
+    w.marathon.leader = "127.0.0.1:8080"
+    assert migrate(w, "rollback", "--to", "0") == 0
+    assert state(w)["phase"] == 0
+    assert w.calls.read_text().splitlines() == ["1 apply 1", "1 undo 1"]  # the undo hook ran once
