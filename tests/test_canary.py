@@ -239,3 +239,47 @@ def test_reference_checks_catch_broken_selectors_templates_and_arguments():
     # The generic reference check sees the Service too.
     assert any("orchestrator-service-canary: selector matches no rendered pods" in p
                for p in checks.reference_problems(docs))
+
+
+# --- the metric contract, as the service will export it ------------------------------------------------
+def exposition():
+    from prometheus_client import generate_latest
+
+    from orchestrator.service_metrics import ServiceMetrics
+    m = ServiceMetrics()
+    m.observe("get", "/v1/apps/{id}", 200, 0.04)
+    m.observe("POST", "/v1/apps", 503, 1.7)
+    m.observe("GET", "/healthz", 200, 0.001)  # probes are not traffic
+    return generate_latest(m.registry).decode()
+
+
+def test_exported_metrics_are_exactly_what_the_gate_queries_select():
+    from prometheus_client.parser import text_string_to_metric_families
+    samples = [s for f in text_string_to_metric_families(exposition()) for s in f.samples]
+    by_name = {}
+    for s in samples:
+        by_name.setdefault(s.name, []).append(s.labels)
+    requests = by_name["orchestrator_http_requests_total"]
+    assert sorted(r["code"] for r in requests) == ["200", "503"]
+    assert all(set(r) == {"method", "route", "code"} for r in requests)
+    assert {r["route"] for r in requests} == {"/v1/apps/{id}", "/v1/apps"}  # templates; no /healthz
+    bounds = {float(b["le"]) for b in by_name["orchestrator_http_request_duration_seconds_bucket"]}
+    assert bounds == {*LATENCY_BUCKETS_SECONDS, float("inf")}
+    s = settings()
+    checked = 0
+    for gate in analysis_queries(s):
+        for metric, matchers in re.findall(r"([a-z_:]+)\{([^}]*)\}", gate.query):
+            assert metric in by_name, f"{gate.name} queries {metric}, which the service does not export"
+            used = set(re.findall(r"(\w+)\s*[=!]~?", matchers)) - {"namespace", "pod"}  # added by the scrape
+            assert used <= set(by_name[metric][0]), (gate.name, used)
+            checked += 1
+        if gate.unit == "seconds":
+            assert gate.bound in bounds
+    assert checked == 6
+
+
+def test_exposition_passes_promtool_lint():
+    promtool = require_tool("promtool", hint="apt-get install prometheus")
+    import subprocess
+    proc = subprocess.run([promtool, "check", "metrics"], input=exposition(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
