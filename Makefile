@@ -19,7 +19,15 @@ node_modules/.stamp: package.json package-lock.json .stamp-system-tools
 	npm ci --no-audit --no-fund --loglevel=error
 	touch node_modules/.stamp
 
-setup: $(STAMP) .stamp-system-tools node_modules/.stamp
+# checkov (Dockerfile scan in the tests) pins an older boto3 than the project: a virtualenv of its own.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(VENV)/tools/checkov/bin/checkov
+$(CHECKOV): Makefile | $(STAMP)
+	$(PYTHON) -m venv $(VENV)/tools/checkov
+	$(VENV)/tools/checkov/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
+	touch $(CHECKOV)
+
+setup: $(STAMP) .stamp-system-tools node_modules/.stamp $(CHECKOV)
 
 check: setup
 	$(VENV)/bin/orchestrator check --stack $(or $(STACK),dev)
