@@ -83,6 +83,7 @@ class Marathon(pulumi.ComponentResource):
         container = {
             "name": "marathon",
             "image": m.image,
+            "image_pull_policy": "Always",
             "args": flags,
             "env": env,
             "ports": [{"name": "http", "container_port": m.port},
@@ -95,7 +96,9 @@ class Marathon(pulumi.ComponentResource):
         }
         self.deployment = k8s.apps.v1.Deployment(
             name,
-            metadata=kx.metadata(name, ns, labels),
+            metadata=kx.metadata(name, ns, labels, kx.checkov_skips(
+                m.resources, CKV_K8S_35="Marathon reads its ZooKeeper URL and HTTP credentials only from the "
+                                        "environment (MARATHON_ZK, MARATHON_HTTP_CREDENTIALS), set from the Secret")),
             spec={"replicas": m.replicas,
                   "selector": {"match_labels": selector},
                   # Replace one instance at a time so a leader is always electable.

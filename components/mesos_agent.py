@@ -14,6 +14,25 @@ from components.settings import PlatformSettings
 COMPONENT = "mesos-agent"
 AUTH_DIR = "/etc/mesos/auth"
 
+# Why the agent holds each privilege (README "Security"); checkov's findings are skipped with these reasons.
+LAUNCHER = "the agent is a container launcher: it creates cgroups, mounts and namespaces for tasks"
+AGENT_PRIVILEGES = {
+    "CKV_K8S_16": f"privileged: {LAUNCHER}",
+    "CKV_K8S_17": "hostPID: the agent must see, signal and reap the task processes it starts on the node",
+    "CKV_K8S_19": "hostNetwork: tasks listen on node ports and masters reach the agent at the node address",
+    "CKV_K8S_20": f"privilege escalation is implied by privileged: {LAUNCHER}",
+    "CKV_K8S_22": "writable root filesystem: the agent's launcher and fetcher write outside its work dir",
+    "CKV_K8S_23": f"root: {LAUNCHER}",
+    "CKV_K8S_26": "hostPort 5051: the agent's API at the node address, as registered with the masters",
+    "CKV_K8S_28": f"NET_RAW comes with privileged: {LAUNCHER}",
+    "CKV_K8S_29": "the privileged launcher cannot take a restricted security context",
+    "CKV_K8S_31": "seccomp does not apply to privileged containers (the task containers get their own)",
+    "CKV_K8S_37": f"all capabilities come with privileged: {LAUNCHER}",
+    "CKV_K8S_40": f"uid 0: {LAUNCHER}",
+}
+DOCKER_SOCKET = {"CKV_K8S_27": "the docker containerizer drives the node's Docker daemon through its socket "
+                               "(choose containerizers: [mesos] to drop it)"}
+
 
 def agent_flags(s: PlatformSettings, master_zk_url: str) -> list[str]:
     a = s.mesos_agent
@@ -78,6 +97,7 @@ class MesosAgents(pulumi.ComponentResource):
         container = {
             "name": "mesos-agent",
             "image": a.image,
+            "image_pull_policy": "Always",
             "args": pulumi.Output.from_input(args.master_zk_url).apply(lambda url: agent_flags(s, url)),
             "env": [kx.field_env("HOST_IP", "status.hostIP")],
             "ports": [{"name": "http", "container_port": a.port, "host_port": a.port}],
@@ -106,9 +126,10 @@ class MesosAgents(pulumi.ComponentResource):
         }
         if a.node_selector:
             pod_spec["node_selector"] = dict(a.node_selector)
+        skips = {**AGENT_PRIVILEGES, **(DOCKER_SOCKET if "docker" in a.containerizers else {})}
         self.daemonset = k8s.apps.v1.DaemonSet(
             name,
-            metadata=kx.metadata(name, ns, labels),
+            metadata=kx.metadata(name, ns, labels, kx.checkov_skips(a.resources, **skips)),
             spec={"selector": {"match_labels": selector},
                   "update_strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 1}},
                   "template": {"metadata": {"labels": labels}, "spec": pod_spec}},

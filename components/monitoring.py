@@ -188,6 +188,7 @@ class Monitoring(pulumi.ComponentResource):
         container = {
             "name": "prometheus",
             "image": mon.image,
+            "image_pull_policy": "Always",
             "args": [f"--config.file={CONFIG_DIR}/prometheus.yml",
                      "--storage.tsdb.path=/prometheus",
                      f"--storage.tsdb.retention.time={mon.retention}",
@@ -201,7 +202,9 @@ class Monitoring(pulumi.ComponentResource):
         }
         self.deployment = k8s.apps.v1.Deployment(
             name,
-            metadata=kx.metadata(name, ns, labels),
+            metadata=kx.metadata(name, ns, labels, kx.checkov_skips(
+                mon.resources, CKV_K8S_38="Prometheus discovers scrape targets through the Kubernetes API: it "
+                                          "needs its token (read-only, namespaced Roles)")),
             spec={"replicas": 1,
                   # One writer on a ReadWriteOnce volume: the old pod must stop before the new one mounts it.
                   "strategy": {"type": "Recreate"},

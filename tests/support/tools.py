@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +22,11 @@ def require_tool(name: str, path: str | None = None, hint: str = "") -> str:
         pytest.fail(f"{reason} (CI=true: missing tools fail, they never skip)")
     pytest.skip(reason)
     raise AssertionError("unreachable")
+
+
+# checkov lives in a virtualenv of its own (its pins conflict with the project's): see the Makefile.
+CHECKOV = Path(__file__).resolve().parents[2] / ".venv" / "tools" / "checkov" / "bin" / "checkov"
+
+
+def require_checkov() -> str:
+    return require_tool("checkov", path=str(CHECKOV), hint="make setup installs it into .venv/tools/checkov")
