@@ -151,3 +151,12 @@ def test_the_pack_catches_a_regression_in_a_rendered_stack():
     sts["spec"]["template"]["spec"]["containers"][0]["image"] = "zookeeper"
     assert violations("pinned-images", "kubernetes:apps/v1:StatefulSet", sts)
     assert stack_violations("ha-replicas-and-budgets", resources, {"production": True})
+
+
+@pytest.mark.parametrize("name,production", [("dev", False), ("prod", True)])
+def test_stack_policy_config_files_match_the_stacks(name, production):
+    import json
+    from pathlib import Path
+    config = json.loads((Path(__file__).resolve().parents[1] / "policy" / f"{name}.json").read_text())
+    assert set(config) <= set(BY_NAME)
+    assert config["ha-replicas-and-budgets"]["production"] is production
