@@ -6,7 +6,7 @@ import queue
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from kazoo.exceptions import NoNodeError
@@ -14,18 +14,20 @@ from kazoo.exceptions import NoNodeError
 from orchestrator.zk.tree import (
     PAD_NAME,
     SEQUENTIAL,
-    ApplyResult,
     Ensemble,
     Op,
     Plan,
     Tree,
-    apply_plan,
+    align_sequences,
     depth,
+    units,
     join,
     parent_of,
     read_tree,
     reconcile,
+    send_unit,
     subtree,
+    succeeded,
     under,
     wanted,
     watch_tree,
@@ -98,6 +100,8 @@ class SyncEngine:
         self._last_resync = 0.0
         self._batch_since: float | None = None
         self._thread: threading.Thread | None = None
+        # Writes sent to the target but not yet acknowledged: (ops, async result, [ack time]).
+        self._inflight: deque = deque()
         self.metrics.follow_pending(self._oldest_pending)
         self.metrics.up.set(0)
         self.metrics.info.labels(source=source.hosts, target=target.hosts, paths=",".join(self.roots)).set(1)
@@ -143,6 +147,7 @@ class SyncEngine:
             if self.resync_interval and time.monotonic() - self._last_resync > self.resync_interval:
                 self._needs_resync = True
             if self._needs_resync:
+                self._settle(block=True)
                 if not (self.source.client.connected and self.target.client.connected):
                     self._stopping.wait(0.1)
                     continue
@@ -154,8 +159,10 @@ class SyncEngine:
                     self.metrics.up.set(0)
                     self._stopping.wait(0.5)
                 continue
-            batch = self._drain()
+            self._settle(block=False)
+            batch = self._drain(timeout=0.2 if not self._inflight else 0.0)
             if not batch:
+                self._settle(block=True)  # idle: wait for the acknowledgements
                 continue
             if any(kind in (_RESYNC, _STOP) for kind, _, _ in batch):
                 self._needs_resync = self._needs_resync or any(kind == _RESYNC for kind, _, _ in batch)
@@ -171,9 +178,9 @@ class SyncEngine:
                 self._batch_since = None
             self.metrics.pending.set(self.queue.qsize())
 
-    def _drain(self, limit: int = 5000) -> list:
+    def _drain(self, timeout: float = 0.2, limit: int = 5000) -> list:
         try:
-            items = [self.queue.get(timeout=0.2)]
+            items = [self.queue.get(timeout=timeout)] if timeout else [self.queue.get_nowait()]
         except queue.Empty:
             return []
         while len(items) < limit:
@@ -305,20 +312,39 @@ class SyncEngine:
                         plan.sequences[parent_of(p)] = parent.cversion
 
         if plan:
-            result = apply_plan(self.target.client, plan)
-            self._account(result)
+            self._send(plan)
         self._count_nodes()
 
-    def _account(self, result: ApplyResult) -> None:
+    def _send(self, plan: Plan) -> None:
+        """Send without waiting: the session applies requests in order, so the next batch can be read
+        and sent while this one commits. The rare failed batch is not retried op by op (a later batch
+        may already have written the same path): a full resync repairs it instead."""
+        for unit in units(plan.deletes + plan.upserts):
+            acked: list[float] = []
+            r = send_unit(self.target.client, unit)
+            r.rawlink(lambda _r, acked=acked: acked.append(time.time()))
+            self._inflight.append((unit, r, acked))
+        if plan.sequences:
+            align_sequences(self.target.client, plan.sequences)  # reads after the creates (FIFO)
+
+    def _settle(self, block: bool) -> None:
         m = self.metrics
-        m.synced.inc(len(result.applied))
-        m.errors.inc(len(result.errors))
-        for op, acked in result.applied:
-            if op.origin:
-                m.observe(acked - op.origin)
-        if result.errors:
-            # The target differs from the model now; the next full comparison repairs what it can.
-            log.warning("%d changes could not be applied", len(result.errors))
+        while self._inflight and (block or self._inflight[0][1].ready()):
+            unit, r, acked = self._inflight.popleft()
+            try:
+                ok = succeeded(r)
+            except Exception:
+                ok = False
+            if not ok:
+                log.warning("a batch of %d changes failed on the target; resynchronising", len(unit))
+                m.errors.inc()
+                self._needs_resync = True
+                continue
+            m.synced.inc(len(unit))
+            when = acked[0] if acked else time.time()
+            for op in unit:
+                if op.origin:
+                    m.observe(when - op.origin)
 
 
 def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "mirror",

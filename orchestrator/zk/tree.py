@@ -344,7 +344,7 @@ class ApplyResult:
     errors: list[tuple[Op, Exception]] = field(default_factory=list)
 
 
-def _units(ops: list[Op]) -> Iterable[list[Op]]:
+def units(ops: list[Op]) -> Iterable[list[Op]]:
     """Consecutive small ops grouped into multi batches; an op too big for a multi travels alone."""
     batch: list[Op] = []
     size = 0
@@ -362,7 +362,7 @@ def _units(ops: list[Op]) -> Iterable[list[Op]]:
         yield batch
 
 
-def _send(client: KazooClient, unit: list[Op]):
+def send_unit(client: KazooClient, unit: list[Op]):
     if len(unit) == 1 and unit[0].size() > MULTI_MAX_BYTES:
         op = unit[0]
         if op.kind == "create":
@@ -381,7 +381,7 @@ def _send(client: KazooClient, unit: list[Op]):
     return tx.commit_async()
 
 
-def _succeeded(async_result) -> bool:
+def succeeded(async_result) -> bool:
     try:
         outcome = async_result.get()
     except Exception as exc:
@@ -401,16 +401,16 @@ def apply_plan(client: KazooClient, plan: Plan) -> ApplyResult:
 
     def settle_one() -> None:
         unit, r = inflight.popleft()
-        if _succeeded(r):
+        if succeeded(r):
             now = time.time()
             result.applied.extend((op, now) for op in unit)
         else:
             failed.append(unit)
 
-    for unit in _units(plan.deletes + plan.upserts):
+    for unit in units(plan.deletes + plan.upserts):
         if len(inflight) >= MAX_INFLIGHT:
             settle_one()
-        inflight.append((unit, _send(client, unit)))
+        inflight.append((unit, send_unit(client, unit)))
     while inflight:
         settle_one()
     for unit in failed:

@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Benchmark of the ZooKeeper sync engine on two real 3-node loopback ensembles (Debian `zookeeper`).
+
+Prints, in one run, the median over --runs of:
+  * bootstrap throughput of `zk copy` and of `zk sync` (which also arms a watch per node) for
+    10,000 1-KB znodes;
+  * the raw ceiling of the target ensemble: pipelined asynchronous creates of the same nodes, no reads;
+  * zk-shell's `cp` on the same data (if a `zk-shell` executable is found; install it in a separate
+    venv: `python3 -m venv /tmp/zkshell && /tmp/zkshell/bin/pip install zk-shell`);
+  * propagation lag p50/p99 under a steady write load, measured outside the engine: a writer stamps each
+    value with its send time on A, an observer with watches on B takes the difference on arrival;
+  * one synchronous write round trip on the target.
+
+    .venv/bin/python scripts/bench_zk_sync.py [--runs 3] [--zk-shell /tmp/zkshell/bin/zk-shell]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kazoo.client import KazooClient  # noqa: E402
+
+from orchestrator.zk.engine import SyncEngine, bootstrap  # noqa: E402
+from orchestrator.zk.tree import connect, delete_tree  # noqa: E402
+from tests.support.zk_ensemble import LocalEnsemble  # noqa: E402
+
+ROOT = "/bench"
+
+
+def tree_items(branches: int, leaves: int, size: int) -> list[tuple[str, bytes]]:
+    items = [(ROOT, b"")]
+    for b in range(branches):
+        items.append((f"{ROOT}/b{b:03d}", b""))
+        for n in range(leaves):
+            items.append((f"{ROOT}/b{b:03d}/n{n:04d}", os.urandom(size)))
+    return items
+
+
+def populate(client: KazooClient, items) -> None:
+    pending = []
+    for i in range(0, len(items), 200):
+        tx = client.transaction()
+        for path, data in items[i:i + 200]:
+            tx.create(path, data)
+        pending.append(tx.commit_async())
+    for r in pending:
+        r.get()
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def raw_creates(hosts: str, items) -> float:
+    """The ceiling: every create sent asynchronously at once, no reads, one request per znode."""
+    c = KazooClient(hosts=hosts)
+    c.start()
+    try:
+        return timed(lambda: [r.get() for r in [c.create_async(p, d) for p, d in items]])
+    finally:
+        c.stop()
+        c.close()
+
+
+def count(hosts: str) -> int:
+    side = connect(hosts)
+    try:
+        return len(side.read([ROOT]))
+    finally:
+        side.close()
+
+
+def clear(hosts: str) -> None:
+    side = connect(hosts)
+    try:
+        delete_tree(side, ROOT)
+    finally:
+        side.close()
+
+
+def engine_copy(a: str, b: str) -> float:
+    src, dst = connect(a), connect(b)
+    try:
+        return timed(lambda: bootstrap(src, dst, [ROOT], ephemeral="skip"))
+    finally:
+        src.close()
+        dst.close()
+
+
+def engine_sync_bootstrap(a: str, b: str) -> float:
+    src, dst = connect(a), connect(b)
+    engine = SyncEngine(src, dst, [ROOT], resync_interval=0)
+    try:
+        return timed(lambda: (engine.start(), engine.bootstrapped.wait(600)))
+    finally:
+        engine.stop()
+        src.close()
+        dst.close()
+
+
+def zk_shell_cp(exe: str, a: str, b: str) -> float:
+    cmd = [exe, "--run-once", f"cp zk://{a}{ROOT} zk://{b}{ROOT} true true", a]
+    return timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        timeout=1800))
+
+
+def propagation(a: str, b: str, rate: float, seconds: float, hot: int = 50) -> list[float]:
+    """Lags (s) of values written on A at `rate`/s, as seen by watches on B, with the engine running."""
+    writer, observer = KazooClient(hosts=a), KazooClient(hosts=b)
+    writer.start()
+    observer.start()
+    paths = [f"{ROOT}/hot/h{i:02d}" for i in range(hot)]
+    writer.ensure_path(f"{ROOT}/hot")
+    for p in paths:
+        writer.create(p, b"0")
+    # The engine runs as `orchestrator zk sync` in its own process, as deployed: sharing this process
+    # (and its GIL) with the writer and the observer would measure them too.
+    engine = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "zk", "sync", "--source", a, "--target", b,
+                               "--path", ROOT, "--metrics-port", "0", "--metrics-address", "127.0.0.1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                              cwd=Path(__file__).resolve().parent.parent)
+    for line in engine.stdout:
+        if line.startswith("bootstrapped"):
+            break
+    lags: list[float] = []
+    lock = threading.Lock()
+
+    def on_change(event) -> None:
+        try:
+            data, _ = observer.get(event.path, watch=on_change)
+        except Exception:
+            return
+        arrived = time.time()
+        if data != b"0":
+            with lock:
+                lags.append(arrived - float(data))
+
+    for p in paths:
+        observer.get(p, watch=on_change)
+    pending = []
+    start = time.perf_counter()
+    total = int(rate * seconds)
+    for i in range(total):
+        due = start + i / rate
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        pending.append(writer.set_async(paths[i % hot], repr(time.time()).encode()))
+    for r in pending:
+        r.get()
+    deadline = time.time() + 10
+    while time.time() < deadline and len(lags) < total * 0.95:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    engine.terminate()
+    engine.wait(timeout=30)
+    for c in (writer, observer):
+        c.stop()
+        c.close()
+    return lags
+
+
+def round_trip(hosts: str, n: int = 200) -> float:
+    c = KazooClient(hosts=hosts)
+    c.start()
+    try:
+        c.ensure_path(f"{ROOT}-rtt")
+        elapsed = timed(lambda: [c.set(f"{ROOT}-rtt", b"x") for _ in range(n)])
+        c.delete(f"{ROOT}-rtt")
+        return elapsed / n
+    finally:
+        c.stop()
+        c.close()
+
+
+def pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] if len(values) >= 2 else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--branches", type=int, default=100)
+    ap.add_argument("--leaves", type=int, default=100)
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--rate", type=float, default=200.0, help="writes/s during the lag measurement")
+    ap.add_argument("--lag-seconds", type=float, default=10.0)
+    ap.add_argument("--zk-shell", default=shutil.which("zk-shell"), help="zk-shell executable (optional)")
+    ap.add_argument("--zk-shell-runs", type=int, default=1, help="zk-shell is slow: runs of it (default 1)")
+    args = ap.parse_args()
+
+    items = tree_items(args.branches, args.leaves, args.size)
+    znodes = len(items)
+    leaves = args.branches * args.leaves
+    print(f"data: {znodes} znodes ({leaves} leaves of {args.size} B), 2 x 3-node ensembles on loopback, "
+          f"{os.cpu_count()} CPUs, median of {args.runs} runs", flush=True)
+    results: dict[str, list[float]] = {"raw": [], "copy": [], "sync": [], "zk-shell": [], "p50": [], "p99": [],
+                                       "rtt": []}
+    with tempfile.TemporaryDirectory() as tmp, \
+            LocalEnsemble(Path(tmp) / "a", size=3) as ens_a, LocalEnsemble(Path(tmp) / "b", size=3) as ens_b:
+        a, b = ens_a.connect_string, ens_b.connect_string
+        seed = KazooClient(hosts=a)
+        seed.start()
+        populate(seed, items)
+        seed.stop()
+        seed.close()
+        for run in range(1, args.runs + 1):
+            clear(b)
+            results["raw"].append(znodes / raw_creates(b, items))
+            clear(b)
+            results["copy"].append(znodes / engine_copy(a, b))
+            assert count(b) == znodes, "copy incomplete"
+            clear(b)
+            results["sync"].append(znodes / engine_sync_bootstrap(a, b))
+            assert count(b) == znodes, "sync bootstrap incomplete"
+            clear(b)
+            results["rtt"].append(round_trip(b))
+            lags = propagation(a, b, args.rate, args.lag_seconds)
+            results["p50"].append(pct(lags, 50))
+            results["p99"].append(pct(lags, 99))
+            print(f"run {run}: raw {results['raw'][-1]:.0f}/s, copy {results['copy'][-1]:.0f}/s, "
+                  f"sync bootstrap {results['sync'][-1]:.0f}/s, lag p50 {results['p50'][-1] * 1000:.1f} ms "
+                  f"p99 {results['p99'][-1] * 1000:.1f} ms ({len(lags)} samples), "
+                  f"write RTT {results['rtt'][-1] * 1000:.2f} ms", flush=True)
+            delete = connect(a)
+            delete_tree(delete, f"{ROOT}/hot")
+            delete.close()
+        if args.zk_shell:
+            for _ in range(args.zk_shell_runs):
+                clear(b)
+                elapsed = zk_shell_cp(args.zk_shell, a, b)
+                copied = count(b)
+                results["zk-shell"].append(copied / elapsed)
+                print(f"zk-shell cp: {copied} znodes in {elapsed:.1f} s", flush=True)
+
+    med = {k: statistics.median(v) for k, v in results.items() if v}
+    print("\nresult (medians)")
+    print(f"  raw ceiling, pipelined async creates on B : {med['raw']:8.0f} znodes/s")
+    print(f"  orchestrator zk copy (bootstrap)          : {med['copy']:8.0f} znodes/s "
+          f"= {med['copy'] / med['raw']:.0%} of the ceiling")
+    print(f"  orchestrator zk sync bootstrap (+watches) : {med['sync']:8.0f} znodes/s "
+          f"= {med['sync'] / med['raw']:.0%} of the ceiling")
+    if "zk-shell" in med:
+        print(f"  zk-shell cp                               : {med['zk-shell']:8.0f} znodes/s")
+    else:
+        print("  zk-shell cp                               : not run (no zk-shell executable; see --zk-shell)")
+    print(f"  propagation lag at {args.rate:.0f} writes/s           : p50 {med['p50'] * 1000:.1f} ms, "
+          f"p99 {med['p99'] * 1000:.1f} ms")
+    print(f"  one synchronous write round trip on B     : {med['rtt'] * 1000:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
