@@ -15,9 +15,10 @@ from components.mesos_agent import MesosAgents, MesosAgentsArgs
 from components.mesos_master import MesosMasters, MesosMastersArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.orchestrator_service import OrchestratorService, OrchestratorServiceArgs
-from components.security import (NetworkSecurity, NetworkSecurityArgs, PlatformSecrets, PlatformSecretsArgs,
-                                 platform_flows, read_credentials)
+from components.security import (External, NetworkSecurity, NetworkSecurityArgs, PlatformSecrets,
+                                 PlatformSecretsArgs, platform_flows, read_credentials, zk_sync_flows)
 from components.settings import PlatformSettings
+from components.zk_sync import ZkSync, ZkSyncArgs
 from components.zookeeper import ZooKeeperEnsemble, ZooKeeperEnsembleArgs, connect_string, server_hosts
 
 # Bump on any incompatible change to the outputs below (renamed/removed key, changed meaning).
@@ -31,6 +32,7 @@ OUTPUTS_CONTRACT_VERSION = "1"
 Scope = Literal["deploy", "tree"]
 SCOPE_ENV = "ORCHESTRATOR_SCOPE"
 NAMESPACES_TIER = "namespaces"  # the rendered-tree directory of the Platform's own objects
+ZK_SYNC_TIER = "zk-sync"
 AUTH_TIER = "auth"  # Kubernetes Secrets of the credentials (rendered redacted; never synced by Argo CD)
 # Tiers Pulumi applies itself in both delivery modes; Argo CD has no Application for them.
 PULUMI_ONLY_TIERS = (NAMESPACES_TIER, AUTH_TIER)
@@ -93,6 +95,11 @@ class Platform(pulumi.ComponentResource):
         service = OrchestratorService("orchestrator-service", OrchestratorServiceArgs(s, monitoring.url), in_ns)
         peers = [zookeeper.peer, masters.peer, agents.peer, marathon.peer, monitoring.peer, service.peer]
         flows = platform_flows(*peers, rollouts_namespace=s.security.rollouts_namespace)
+        if s.zk_sync.enabled:  # during a migration onto this platform's ensemble (docs/migration.md)
+            sync = ZkSync(ZK_SYNC_TIER, ZkSyncArgs(s, zookeeper.connect_string, auth.get("zk-sync-auth")), in_ns)
+            source = External("zk-source", tuple(s.zk_sync.source_cidrs), {"client": s.zk_sync.source_port})
+            peers.append(sync.peer)
+            flows += zk_sync_flows(sync.peer, zookeeper.peer, monitoring.peer, source)
         NetworkSecurity("network-policy", NetworkSecurityArgs(s, peers, flows), in_ns)
         if scope == "tree":
             # Sync waves: namespaces, then ZooKeeper with monitoring, Mesos masters, agents and Marathon,
@@ -102,6 +109,8 @@ class Platform(pulumi.ComponentResource):
                      Tier("zookeeper", s.namespace, 0), Tier("mesos-master", s.namespace, 1),
                      Tier("mesos-agent", s.agents_namespace, 2), Tier("marathon", s.namespace, 2),
                      Tier("orchestrator-service", s.namespace, 3)]
+            if s.zk_sync.enabled:
+                tiers.append(Tier(ZK_SYNC_TIER, s.namespace, 1))
             GitOpsApplications(ARGOCD_APPS_TIER, GitOpsApplicationsArgs(s, stack, tiers), child)
             GitOps(ARGOCD_TIER, GitOpsArgs(s, stack, ARGOCD_APPS_TIER), child)
 

@@ -91,6 +91,12 @@ def secret_files(s: PlatformSettings, zk_connect: pulumi.Input[str], creds: Cred
             "namespace": s.namespace,
             "marathon-password": creds.marathon_http_password,
         },
+        # The sync engine acts as both digest users so it can write the znodes their ACLs protect.
+        "zk-sync-auth": {
+            "namespace": s.namespace,
+            "auth": pulumi.Output.all(creds.zookeeper_mesos_password, creds.zookeeper_marathon_password).apply(
+                lambda v: f"digest:{ZK_MESOS_USER}:{v[0]}\ndigest:{ZK_MARATHON_USER}:{v[1]}"),
+        },
     }
 
 
@@ -132,10 +138,19 @@ class Peer:
 
 
 @dataclass(frozen=True)
+class External:
+    """Addresses outside the cluster's pods (e.g. an old ZooKeeper ensemble being migrated from)."""
+
+    name: str
+    cidrs: tuple[str, ...]
+    ports: dict[str, int]
+
+
+@dataclass(frozen=True)
 class Flow:
     # a Peer; "clients" (pods of security.client_namespaces); "namespace:<name>" (any pod there); "anywhere"
     source: Peer | str
-    dest: Peer | str    # a Peer, or "kube-apiserver"
+    dest: Peer | External | str  # a Peer, an External, or "kube-apiserver"
     port: str           # a named port of dest (for "kube-apiserver": "https")
     why: str
 
@@ -171,6 +186,12 @@ def platform_flows(zookeeper: Peer, masters: Peer, agents: Peer, marathon: Peer,
         Flow(prometheus, service, "http", "scrape the orchestrator service"),
     ]
     return flows
+
+
+def zk_sync_flows(sync: Peer, zookeeper: Peer, prometheus: Peer, source: External) -> list[Flow]:
+    return [Flow(sync, zookeeper, "client", "the sync engine writes into this platform's ensemble"),
+            Flow(sync, source, "client", "the sync engine reads the old ensemble"),
+            Flow(prometheus, sync, "metrics", "scrape the sync engine (lag alert)")]
 
 
 def _port_rule(port: int) -> dict[str, Any]:
@@ -230,6 +251,9 @@ def policy_specs(flows: list[Flow], peers: list[Peer], s: PlatformSettings) -> l
             if flow.dest == "kube-apiserver":
                 egress.append({"to": [{"ip_block": {"cidr": c}} for c in s.security.api_server_cidrs],
                                "ports": [_port_rule(p) for p in API_SERVER_PORTS]})
+            elif isinstance(flow.dest, External):
+                egress.append({"to": [{"ip_block": {"cidr": c}} for c in flow.dest.cidrs],
+                               "ports": [_port_rule(flow.dest.ports[flow.port])]})
             else:
                 dest: Peer = flow.dest  # type: ignore[assignment]
                 egress.append({"to": _peer_term(dest, peer.namespace, s),

@@ -266,6 +266,29 @@ SECRET_KEYS = {
 }
 
 
+class ZkSyncSettings(_Settings):
+    """The ZooKeeper sync engine (`orchestrator zk sync`) run in the platform during a migration:
+    it replicates `paths` from the old ensemble (`source`) into this platform's ensemble."""
+
+    enabled: bool = False
+    source: str = Field("", pattern=r"^$|^[A-Za-z0-9.\-]+:\d+(,[A-Za-z0-9.\-]+:\d+)*(/\S*)?$")
+    # Where the source ensemble is, for the engine's egress NetworkPolicy (client port only).
+    source_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
+    source_port: Port = 2181
+    paths: list[str] = Field(default_factory=lambda: ["/mesos", "/marathon"], min_length=1)
+    metrics_port: Port = 9143
+    resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", memory_limit="512Mi")
+
+    @model_validator(mode="after")
+    def _source_when_enabled(self) -> "ZkSyncSettings":
+        if self.enabled and not self.source:
+            raise ValueError("source: the old ensemble's connect string is required when enabled")
+        for path in self.paths:
+            if not path.startswith("/") or path != "/" and path.endswith("/"):
+                raise ValueError(f"paths: {path!r} is not an absolute znode path")
+        return self
+
+
 class SecuritySettings(_Settings):
     # Authentication of ZooKeeper clients, Mesos frameworks/agents/HTTP and Marathon's API.
     # Unset means: on in production, off elsewhere.
@@ -293,6 +316,7 @@ class PlatformSettings(_Settings):
     marathon: MarathonSettings = MarathonSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     security: SecuritySettings = SecuritySettings()
+    zk_sync: ZkSyncSettings = ZkSyncSettings()
     # direct: `pulumi up` applies every tier; gitops: it applies only the Argo CD project and root
     # Application, and Argo CD syncs the rendered tree from the repository (docs/delivery.md).
     delivery: Delivery = "direct"

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE = 0, 1, 2, 3
+AUTH_ENV = "ORCHESTRATOR_ZK_AUTH"
 
 
 def _add_connection(p: argparse.ArgumentParser, source: bool = True, target: bool = True) -> None:
@@ -99,7 +101,10 @@ def _open(args, *sides: str):
     from orchestrator.zk.tree import ZkInputError, connect, parse_auth, validate_paths
     try:
         paths = validate_paths(args.paths) if getattr(args, "paths", None) else []
-        auth = parse_auth(args.auth)
+        # In the platform, credentials come from a Secret as ORCHESTRATOR_ZK_AUTH (one SCHEME:CREDENTIAL
+        # per line), never on the command line.
+        env_auth = [line for line in os.environ.get(AUTH_ENV, "").splitlines() if line.strip()]
+        auth = parse_auth((args.auth or []) + env_auth)
         if len(sides) == 2 and _same_ensemble(args.source, args.target):
             raise ZkInputError("--source and --target are the same ensemble")
     except ZkInputError as exc:

@@ -1,0 +1,79 @@
+"""The ZooKeeper sync engine as a platform tier: one replica of `orchestrator zk sync` (a second writer
+would fight the first), scraped by Prometheus, with the lag alert of the monitoring tier."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import k8s as kx
+from components import security as sec
+from components.settings import PlatformSettings
+
+COMPONENT = "zk-sync"
+UID = 10001  # the services image's unprivileged user
+
+
+def sync_args(s: PlatformSettings, target: str) -> list[str]:
+    z = s.zk_sync
+    args = ["zk", "sync", "--source", z.source, "--target", target,
+            "--metrics-port", str(z.metrics_port)]
+    for path in z.paths:
+        args += ["--path", path]
+    return args
+
+
+@dataclass(frozen=True)
+class ZkSyncArgs:
+    settings: PlatformSettings
+    target_connect: pulumi.Input[str]  # this platform's ensemble
+    auth_secret: pulumi.Input[str] | None = None  # Secret with `auth` (one SCHEME:CREDENTIAL per line)
+
+
+class ZkSync(pulumi.ComponentResource):
+    def __init__(self, name: str, args: ZkSyncArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("orchestrator:zk_sync:ZkSync", name, None, opts)
+        s, z = args.settings, args.settings.zk_sync
+        ns = s.namespace
+        labels = kx.labels(COMPONENT, COMPONENT, name)
+        selector = kx.selector_labels(COMPONENT, COMPONENT, name)
+        child = pulumi.ResourceOptions(parent=self)
+        account = kx.service_account(name, name, ns, labels, child)
+        self.peer = sec.Peer(name, ns, selector, {"metrics": z.metrics_port})
+        env = []
+        if args.auth_secret is not None:
+            # The engine writes Mesos' and Marathon's znodes as their digest users (their ACLs).
+            env.append(sec.secret_env("ORCHESTRATOR_ZK_AUTH", args.auth_secret, "auth"))
+        container = {
+            "name": "zk-sync",
+            "image": s.service.image,
+            "image_pull_policy": "Always",
+            "command": ["orchestrator"],
+            "args": pulumi.Output.from_input(args.target_connect).apply(lambda t: sync_args(s, t)),
+            "env": env,
+            "ports": [{"name": "metrics", "container_port": z.metrics_port}],
+            "liveness_probe": kx.http_probe("/metrics", "metrics", initial_delay=30),
+            "readiness_probe": kx.http_probe("/metrics", "metrics", initial_delay=5),
+            "resources": kx.resources(z.resources),
+            "security_context": kx.restricted_container_security(),
+        }
+        self.deployment = k8s.apps.v1.Deployment(
+            name,
+            metadata=kx.metadata(name, ns, labels, kx.checkov_skips(
+                z.resources, CKV_K8S_35="the engine takes its ZooKeeper credentials from the environment, "
+                                        "set from the Secret")),
+            spec={"replicas": 1,
+                  # Never two engines: the old one stops before the new one starts.
+                  "strategy": {"type": "Recreate"},
+                  "selector": {"match_labels": selector},
+                  "template": {
+                      "metadata": {"labels": labels, "annotations": {
+                          "prometheus.io/scrape": "true", "prometheus.io/port": str(z.metrics_port),
+                          "prometheus.io/path": "/metrics"}},
+                      "spec": {"service_account_name": account.metadata["name"],
+                               "automount_service_account_token": False,
+                               "security_context": kx.restricted_pod_security(UID),
+                               "containers": [container]}}},
+            opts=child)
+        self.register_outputs({"deployment": self.deployment.metadata["name"]})
