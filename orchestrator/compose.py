@@ -73,8 +73,8 @@ def generate(project_dir: Path = PROJECT_DIR, stack: str = COMPOSE_STACK) -> dic
     from components.settings import settings_from_config
     from orchestrator.render import load_stack_config
 
-    config, _, source = load_stack_config(stack, project_dir)
-    settings = settings_from_config(config, source)
+    config, secret_keys, source = load_stack_config(stack, project_dir)
+    settings = settings_from_config(config, source, set(secret_keys))
     header = HEADER.format(stack=stack)
     return {
         CONFIG_FILE: header + to_yaml(with_static_targets(prometheus_config(settings), compose_targets(settings))),
