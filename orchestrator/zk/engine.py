@@ -102,6 +102,7 @@ class SyncEngine:
         self._thread: threading.Thread | None = None
         # Writes sent to the target but not yet acknowledged: (ops, async result, [ack time]).
         self._inflight: deque = deque()
+        self._mirrored = 0
         self.metrics.follow_pending(self._oldest_pending)
         self.metrics.up.set(0)
         self.metrics.info.labels(source=source.hosts, target=target.hosts, paths=",".join(self.roots)).set(1)
@@ -213,15 +214,16 @@ class SyncEngine:
         m.synced.inc(sum(stats.counts.values()))
         m.errors.inc(len(stats.errors))
         m.last_resync.set(time.time())
-        self._count_nodes()
+        self._count_nodes(recount=True)
         m.up.set(1)
         self.bootstrapped.set()
         log.info("%s: %d znodes, %s", "bootstrap" if initial else "resync", stats.source_nodes, stats.summary())
 
-    def _count_nodes(self) -> None:
+    def _count_nodes(self, recount: bool = False) -> None:
+        if recount:  # O(n): only after a full resync; batches keep the count up to date
+            self._mirrored = sum(1 for n in self.model.values() if wanted(n, self.ephemeral))
         self.metrics.znodes.labels(side="source").set(len(self.model))
-        self.metrics.znodes.labels(side="target").set(
-            sum(1 for n in self.model.values() if wanted(n, self.ephemeral)))
+        self.metrics.znodes.labels(side="target").set(self._mirrored)
 
     def _under_roots(self, path: str) -> bool:
         return any(under(path, r) for r in self.roots)
@@ -313,6 +315,7 @@ class SyncEngine:
 
         if plan:
             self._send(plan)
+            self._mirrored += sum(1 for op in plan.upserts if op.kind == "create") - len(plan.deletes)
         self._count_nodes()
 
     def _send(self, plan: Plan) -> None:
