@@ -57,6 +57,16 @@ def restricted_container_security(read_only_root: bool = True) -> dict[str, Any]
             "seccomp_profile": {"type": "RuntimeDefault"}}
 
 
+def container(spec: dict[str, Any], res: Resources, restricted: bool = True) -> dict[str, Any]:
+    """A container with the platform's defaults: resources from settings, the image pulled on every
+    start (pinned tags; the registry still checks the pull credentials), and the restricted security
+    context unless the caller brings its own (the Mesos agent)."""
+    defaults: dict[str, Any] = {"image_pull_policy": "Always", "resources": resources(res)}
+    if restricted:
+        defaults["security_context"] = restricted_container_security()
+    return {**spec, **defaults}
+
+
 def restricted_pod_security(uid: int) -> dict[str, Any]:
     return {"run_as_non_root": True, "run_as_user": uid, "run_as_group": uid, "fs_group": uid,
             "fs_group_change_policy": "OnRootMismatch", "seccomp_profile": {"type": "RuntimeDefault"}}

@@ -80,20 +80,17 @@ class Marathon(pulumi.ComponentResource):
             probe = kx.tcp_probe("http", initial_delay=60)
             ready = kx.tcp_probe("http", initial_delay=20)
         flags = pulumi.Output.all(args.master_zk_url, args.zk_connect).apply(lambda v: marathon_flags(s, v[0], v[1]))
-        container = {
+        container = kx.container({
             "name": "marathon",
             "image": m.image,
-            "image_pull_policy": "Always",
             "args": flags,
             "env": env,
             "ports": [{"name": "http", "container_port": m.port},
                       {"name": "libprocess", "container_port": m.libprocess_port}],
             "liveness_probe": probe,
             "readiness_probe": ready,
-            "resources": kx.resources(m.resources),
-            "security_context": kx.restricted_container_security(),
             "volume_mounts": mounts,
-        }
+        }, m.resources)
         self.deployment = k8s.apps.v1.Deployment(
             name,
             metadata=kx.metadata(name, ns, labels, kx.checkov_skips(

@@ -94,21 +94,19 @@ class MesosAgents(pulumi.ComponentResource):
             mounts.append({"name": "docker-socket", "mount_path": "/var/run/docker.sock"})
             volumes.append({"name": "docker-socket", "host_path": {"path": a.docker_socket, "type": "Socket"}})
 
-        container = {
+        container = kx.container({
             "name": "mesos-agent",
             "image": a.image,
-            "image_pull_policy": "Always",
             "args": pulumi.Output.from_input(args.master_zk_url).apply(lambda url: agent_flags(s, url)),
             "env": [kx.field_env("HOST_IP", "status.hostIP")],
             "ports": [{"name": "http", "container_port": a.port, "host_port": a.port}],
             "liveness_probe": kx.http_probe("/slave(1)/health", "http", initial_delay=30),
             "readiness_probe": kx.http_probe("/slave(1)/health", "http", initial_delay=10),
-            "resources": kx.resources(a.resources),
             # Privileged: launching containers needs cgroup writes, mounts and namespaces on the node.
             # This is the platform's one privileged workload, alone in its namespace.
             "security_context": {"privileged": True},
             "volume_mounts": mounts,
-        }
+        }, a.resources, restricted=False)
         pod_spec: dict[str, Any] = {
             "service_account_name": account.metadata["name"],
             "automount_service_account_token": False,

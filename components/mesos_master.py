@@ -93,34 +93,28 @@ class MesosMasters(pulumi.ComponentResource):
             # The exporter reads /metrics/snapshot, which now needs the admin principal.
             exporter_env = [{"name": "MESOS_EXPORTER_USERNAME", "value": sec.HTTP_ADMIN},
                             sec.secret_env("MESOS_EXPORTER_PASSWORD", args.auth_secret, "http-password")]
-        master = {
+        master = kx.container({
             "name": "mesos-master",
             "image": m.image,
-            "image_pull_policy": "Always",
             "args": args_out,
             "env": [kx.field_env("POD_NAME", "metadata.name"), kx.field_env("POD_IP", "status.podIP")],
             "ports": [{"name": "http", "container_port": m.port}],
             # /master/health is 200 on every healthy master, leader or not.
             "liveness_probe": kx.http_probe("/master/health", "http", initial_delay=30),
             "readiness_probe": kx.http_probe("/master/health", "http", initial_delay=10),
-            "resources": kx.resources(m.resources),
-            "security_context": kx.restricted_container_security(),
             "volume_mounts": master_mounts,
-        }
+        }, m.resources)
         # Mesos speaks JSON (/metrics/snapshot); the exporter translates it for Prometheus
         # (mesos_master_elected, mesos_master_slaves_state, mesos_master_task_states_exit_total...).
-        exporter = {
+        exporter = kx.container({
             "name": "exporter",
             "image": m.exporter_image,
-            "image_pull_policy": "Always",
             "args": [f"-master=http://127.0.0.1:{m.port}", f"-addr=:{EXPORTER_PORT}"],
             "env": exporter_env,
             "ports": [{"name": "metrics", "container_port": EXPORTER_PORT}],
             "liveness_probe": kx.http_probe("/metrics", "metrics", initial_delay=10, period=30),
             "readiness_probe": kx.tcp_probe("metrics", initial_delay=5, period=30),
-            "resources": kx.resources(m.exporter_resources),
-            "security_context": kx.restricted_container_security(),
-        }
+        }, m.exporter_resources)
         self.statefulset = k8s.apps.v1.StatefulSet(
             name,
             metadata=kx.metadata(name, ns, labels, kx.checkov_skips(

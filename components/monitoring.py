@@ -185,10 +185,9 @@ class Monitoring(pulumi.ComponentResource):
             volumes.append({"name": "scrape-auth", "secret": {
                 "secret_name": args.auth_secret, "default_mode": 0o440,
                 "items": [{"key": "marathon-password", "path": "marathon-password"}]}})
-        container = {
+        container = kx.container({
             "name": "prometheus",
             "image": mon.image,
-            "image_pull_policy": "Always",
             "args": [f"--config.file={CONFIG_DIR}/prometheus.yml",
                      "--storage.tsdb.path=/prometheus",
                      f"--storage.tsdb.retention.time={mon.retention}",
@@ -196,10 +195,8 @@ class Monitoring(pulumi.ComponentResource):
             "ports": [{"name": "http", "container_port": mon.port}],
             "liveness_probe": kx.http_probe("/-/healthy", "http", initial_delay=30),
             "readiness_probe": kx.http_probe("/-/ready", "http", initial_delay=10),
-            "resources": kx.resources(mon.resources),
-            "security_context": kx.restricted_container_security(),
             "volume_mounts": mounts,
-        }
+        }, mon.resources)
         self.deployment = k8s.apps.v1.Deployment(
             name,
             metadata=kx.metadata(name, ns, labels, kx.checkov_skips(

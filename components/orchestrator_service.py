@@ -169,17 +169,15 @@ class OrchestratorService(pulumi.ComponentResource):
                 opts=child)
             for gate in analysis_queries(s)]
 
-        container = {
+        container = kx.container({
             "name": "service",
             "image": svc.image,
             "env": [{"name": "ORCHESTRATOR_HTTP_PORT", "value": str(svc.port)}],
             "ports": [{"name": "http", "container_port": svc.port}],
             "liveness_probe": kx.http_probe(LIVENESS_PATH, "http", initial_delay=10),
             "readiness_probe": kx.http_probe(READINESS_PATH, "http", initial_delay=5, period=5),
-            "resources": kx.resources(svc.resources),
-            "security_context": kx.restricted_container_security(),
             "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
-        }
+        }, svc.resources)
         self.rollout = k8s.apiextensions.CustomResource(
             name, api_version=ARGO_ROLLOUTS_API, kind="Rollout",
             # skipAwait: a canary runs for half an hour of pauses and analyses; Argo Rollouts, not Pulumi,

@@ -45,19 +45,16 @@ class ZkSync(pulumi.ComponentResource):
         if args.auth_secret is not None:
             # The engine writes Mesos' and Marathon's znodes as their digest users (their ACLs).
             env.append(sec.secret_env("ORCHESTRATOR_ZK_AUTH", args.auth_secret, "auth"))
-        container = {
+        container = kx.container({
             "name": "zk-sync",
             "image": s.service.image,
-            "image_pull_policy": "Always",
             "command": ["orchestrator"],
             "args": pulumi.Output.from_input(args.target_connect).apply(lambda t: sync_args(s, t)),
             "env": env,
             "ports": [{"name": "metrics", "container_port": z.metrics_port}],
             "liveness_probe": kx.http_probe("/metrics", "metrics", initial_delay=30),
             "readiness_probe": kx.http_probe("/metrics", "metrics", initial_delay=5),
-            "resources": kx.resources(z.resources),
-            "security_context": kx.restricted_container_security(),
-        }
+        }, z.resources)
         self.deployment = k8s.apps.v1.Deployment(
             name,
             metadata=kx.metadata(name, ns, labels, kx.checkov_skips(

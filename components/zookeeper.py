@@ -96,10 +96,9 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
         self.peer = Peer(name, ns, selector, {"client": zk.client_port, "peer": zk.peer_port,
                                               "election": zk.election_port, "metrics": zk.metrics_port})
 
-        container = {
+        container = kx.container({
             "name": "zookeeper",
             "image": zk.image,
-            "image_pull_policy": "Always",
             "command": ["sh", "-c", f"{MYID_SCRIPT} && exec zkServer.sh start-foreground"],
             "env": [{"name": "ZOO_DATA_DIR", "value": DATA_DIR},
                     {"name": "ZOO_CONF_DIR", "value": CONF_DIR},
@@ -114,14 +113,12 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
                                             shell="bash"),
             "readiness_probe": kx.exec_probe(SRVR_SCRIPT.format(port=zk.client_port), initial_delay=5,
                                              shell="bash"),
-            "resources": kx.resources(zk.resources),
-            "security_context": kx.restricted_container_security(),
             # Only zoo.cfg is replaced: the image's logback.xml stays next to it in /conf.
             "volume_mounts": [{"name": "data", "mount_path": DATA_DIR},
                               {"name": "config", "mount_path": f"{CONF_DIR}/zoo.cfg", "sub_path": "zoo.cfg"},
                               {"name": "logs", "mount_path": "/logs"},
                               {"name": "tmp", "mount_path": "/tmp"}],
-        }
+        }, zk.resources)
         self.statefulset = k8s.apps.v1.StatefulSet(
             name,
             metadata=kx.metadata(name, ns, labels, kx.checkov_skips(
