@@ -208,10 +208,13 @@ def compare(stack: str, base: dict[str, list[dict[str, Any]]], head: dict[str, l
         reasons = replace_reasons(key.kind, before, after, paths)
         action = REPLACED if reasons else UPDATED
         loss = ""
-        if action == REPLACED and key.kind in STATEFUL_KINDS:
-            loss = (f"the {key.kind} is deleted and re-created" +
-                    (": its pods start on new claims from the changed templates" if key.kind == "StatefulSet"
-                     else ": the volume it bound is released"))
+        if action == REPLACED and key.kind == "StatefulSet":
+            policy = _get(before, "spec.persistentVolumeClaimRetentionPolicy.whenDeleted") or "Retain"
+            loss = ("the StatefulSet is deleted and re-created: every pod stops at once, and " +
+                    ("its claims are deleted with it (whenDeleted: Delete)" if policy == "Delete" else
+                     "its claims outlive it (whenDeleted: Retain) but keep their old spec"))
+        elif action == REPLACED and key.kind == "PersistentVolumeClaim":
+            loss = "the claim is deleted and re-created: its volume is released (or deleted, per reclaim policy)"
         changes.append(Change(key, action, tier, before, after, paths, reasons, loss))
     outputs = []
     b_out, h_out = base_outputs or {}, head_outputs or {}
