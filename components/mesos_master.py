@@ -83,7 +83,7 @@ class MesosMasters(pulumi.ComponentResource):
         args_out = pulumi.Output.all(self.zk_url, self.headless.metadata["name"]).apply(
             lambda v: master_flags(s, v[0], v[1]))
         volumes: list[dict] = [{"name": "tmp", "empty_dir": {}}]
-        master_mounts = [{"name": "work", "mount_path": WORK_DIR}, {"name": "tmp", "mount_path": "/tmp"}]
+        master_mounts: list[dict] = [{"name": "work", "mount_path": WORK_DIR}, {"name": "tmp", "mount_path": "/tmp"}]
         exporter_env: list[dict] = []
         if args.auth_secret is not None:
             volumes.append({"name": "auth", "secret": {"secret_name": args.auth_secret, "default_mode": 0o440,

@@ -177,8 +177,9 @@ class Monitoring(pulumi.ComponentResource):
         claim = k8s.core.v1.PersistentVolumeClaim(f"{name}-data", metadata=kx.metadata(f"{name}-data", ns, labels),
                                                   spec=claim_spec, opts=child)
         self.service = kx.cluster_service(name, name, ns, labels, selector, [kx.service_port("http", mon.port)], child)
-        mounts = [{"name": "config", "mount_path": CONFIG_DIR}, {"name": "data", "mount_path": "/prometheus"}]
-        volumes = [{"name": "config", "config_map": {"name": config.metadata["name"]}},
+        mounts: list[dict[str, Any]] = [{"name": "config", "mount_path": CONFIG_DIR},
+                                        {"name": "data", "mount_path": "/prometheus"}]
+        volumes: list[dict[str, Any]] = [{"name": "config", "config_map": {"name": config.metadata["name"]}},
                    {"name": "data", "persistent_volume_claim": {"claim_name": claim.metadata["name"]}}]
         if args.auth_secret is not None:
             mounts.append({"name": "scrape-auth", "mount_path": f"{CONFIG_DIR}/{SECRETS_DIR}", "read_only": True})

@@ -7,6 +7,7 @@ Never canary ZooKeeper or the Mesos masters: a quorum member is not a stateless 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,8 +165,7 @@ class OrchestratorService(pulumi.ComponentResource):
             k8s.apiextensions.CustomResource(
                 template_name(name, gate), api_version=ARGO_ROLLOUTS_API, kind="AnalysisTemplate",
                 metadata=kx.metadata(template_name(name, gate), ns, labels, dict(SKIP_AWAIT)),
-                spec=pulumi.Output.from_input(args.prometheus_url).apply(
-                    lambda url, g=gate: analysis_template_spec(s, g, url)),
+                spec=pulumi.Output.from_input(args.prometheus_url).apply(functools.partial(analysis_template_spec, s, gate)),
                 opts=child)
             for gate in analysis_queries(s)]
 

@@ -94,7 +94,8 @@ class Platform(pulumi.ComponentResource):
         monitoring = Monitoring("prometheus", MonitoringArgs(s, auth.get("prometheus-scrape-auth")), in_ns)
         service = OrchestratorService("orchestrator-service", OrchestratorServiceArgs(s, monitoring.url), in_ns)
         peers = [zookeeper.peer, masters.peer, agents.peer, marathon.peer, monitoring.peer, service.peer]
-        flows = platform_flows(*peers, rollouts_namespace=s.security.rollouts_namespace)
+        flows = platform_flows(zookeeper.peer, masters.peer, agents.peer, marathon.peer, monitoring.peer,
+                               service.peer, s.security.rollouts_namespace)
         if s.zk_sync.enabled:  # during a migration onto this platform's ensemble (docs/migration.md)
             sync = ZkSync(ZK_SYNC_TIER, ZkSyncArgs(s, zookeeper.connect_string, auth.get("zk-sync-auth")), in_ns)
             source = External("zk-source", tuple(s.zk_sync.source_cidrs), {"client": s.zk_sync.source_port})
@@ -133,7 +134,7 @@ class Platform(pulumi.ComponentResource):
         self.register_outputs(dict(self.outputs))
 
 
-def outputs_from_settings(s: PlatformSettings) -> dict[str, str]:
+def outputs_from_settings(s: PlatformSettings) -> dict[str, pulumi.Output[str] | str]:
     """The outputs contract when Pulumi builds no tier (GitOps delivery): the same values the tiers
     export, from the same settings and names. tests/test_gitops.py proves both ways agree per stack."""
     zk = connect_string(server_hosts(s, "zookeeper", "zookeeper-headless"), s.zookeeper.client_port)

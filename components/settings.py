@@ -132,7 +132,8 @@ class MesosAgentSettings(_Settings):
     port: Port = 5051
     # The seed runs docker,mesos; the docker containerizer needs the node's Docker socket, which
     # containerd-only nodes do not have: use ["mesos"] there.
-    containerizers: list[Containerizer] = Field(default_factory=lambda: ["docker", "mesos"], min_length=1)
+    containerizers: list[Containerizer] = Field(default_factory=lambda: list[Containerizer](["docker", "mesos"]),
+                                                min_length=1)
     work_dir: str = Field("/var/lib/mesos/agent", pattern=r"^/[^\s]*$")
     docker_socket: str = "/var/run/docker.sock"
     resources: Resources = Resources(cpu_request="500m", memory_request="512Mi", memory_limit="1Gi")

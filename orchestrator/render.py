@@ -96,7 +96,7 @@ def _recording_monitor(records: list[Registration], outputs_registered: set[str]
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
             return f"{args.name}-id", dict(args.inputs)  # echo inputs: dependent Outputs resolve
 
-        def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
             raise RenderError(f"provider function {args.token} cannot run offline")
 
     class RecordingMonitor(mocks.MockMonitor):
@@ -137,7 +137,9 @@ def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
         else:
             runpy.run_path(str(program), run_name="__main__")
         # Under mocks the stack's exports are never sent to the engine: resolve them here.
-        exported = dict(pulumi.runtime.get_root_resource().outputs)
+        root = pulumi.runtime.get_root_resource()
+        assert root is not None, "the mocks set no root stack resource"
+        exported = dict(getattr(root, "outputs"))
 
         async def resolve() -> None:
             for key, value in exported.items():

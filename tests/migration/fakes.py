@@ -59,7 +59,7 @@ class MesosCluster:
 
     def add_agent(self, hostname: str) -> str:
         agent_id = f"20150101-000000-16777343-5050-1234-S{len(self.slaves)}"
-        self.slaves.append({"id": agent_id, "hostname": hostname, "pid": f"slave(1)@127.0.0.1:5051",
+        self.slaves.append({"id": agent_id, "hostname": hostname, "pid": "slave(1)@127.0.0.1:5051",
                             "active": True, "resources": {"cpus": 4.0, "mem": 7000.0, "disk": 10000.0,
                                                           "ports": "[31000-32000]"}})
         return agent_id

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from kazoo.security import ACL, Id, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
+from kazoo.security import ACL, Id, READ_ACL_UNSAFE
 
 from orchestrator.cli import main
 from orchestrator.zk.tree import acl_key
