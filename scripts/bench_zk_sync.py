@@ -32,7 +32,7 @@ from kazoo.client import KazooClient  # noqa: E402
 
 from orchestrator.zk.engine import SyncEngine, bootstrap  # noqa: E402
 from orchestrator.zk.tree import connect, delete_tree  # noqa: E402
-from tests.support.zk_ensemble import LocalEnsemble  # noqa: E402
+from tests.support.zk_ensemble import DEFAULT_CFG, LocalEnsemble  # noqa: E402
 
 ROOT = "/bench"
 
@@ -116,8 +116,10 @@ def zk_shell_cp(exe: str, a: str, b: str) -> float:
                                         timeout=1800))
 
 
-def propagation(a: str, b: str, rate: float, seconds: float, hot: int = 50) -> list[float]:
-    """Lags (s) of values written on A at `rate`/s, as seen by watches on B, with the engine running."""
+def propagation(a: str, b: str, rate: float, seconds: float, hot: int = 50, engine_on: bool = True) -> list[float]:
+    """Lags (s) of values written on A at `rate`/s, as seen by watches on B, with the engine running.
+    With `engine_on=False` and b == a: the same writer and watcher on A alone, i.e. the floor that
+    ZooKeeper and this machine set before any replication."""
     writer, observer = KazooClient(hosts=a), KazooClient(hosts=b)
     writer.start()
     observer.start()
@@ -127,13 +129,17 @@ def propagation(a: str, b: str, rate: float, seconds: float, hot: int = 50) -> l
         writer.create(p, b"0")
     # The engine runs as `orchestrator zk sync` in its own process, as deployed: sharing this process
     # (and its GIL) with the writer and the observer would measure them too.
-    engine = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "zk", "sync", "--source", a, "--target", b,
-                               "--path", ROOT, "--metrics-port", "0", "--metrics-address", "127.0.0.1"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                              cwd=Path(__file__).resolve().parent.parent)
-    for line in engine.stdout:
-        if line.startswith("bootstrapped"):
-            break
+    engine = None
+    if engine_on:
+        engine = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "zk", "sync", "--source", a,
+                                   "--target", b, "--path", ROOT, "--metrics-port", "0",
+                                   "--metrics-address", "127.0.0.1"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                  cwd=Path(__file__).resolve().parent.parent)
+        assert engine.stdout is not None
+        for line in engine.stdout:
+            if line.startswith("bootstrapped"):
+                break
     lags: list[float] = []
     lock = threading.Lock()
 
@@ -147,7 +153,11 @@ def propagation(a: str, b: str, rate: float, seconds: float, hot: int = 50) -> l
             with lock:
                 lags.append(arrived - float(data))
 
-    for p in paths:
+    for p in paths:  # the engine's bootstrap has copied them; allow for the last batch to commit
+        for _ in range(100):
+            if observer.exists(p):
+                break
+            time.sleep(0.1)
         observer.get(p, watch=on_change)
     pending = []
     start = time.perf_counter()
@@ -164,8 +174,9 @@ def propagation(a: str, b: str, rate: float, seconds: float, hot: int = 50) -> l
     while time.time() < deadline and len(lags) < total * 0.95:
         time.sleep(0.05)
     time.sleep(0.5)
-    engine.terminate()
-    engine.wait(timeout=30)
+    if engine is not None:
+        engine.terminate()
+        engine.wait(timeout=30)
     for c in (writer, observer):
         c.stop()
         c.close()
@@ -199,6 +210,8 @@ def main() -> int:
     ap.add_argument("--lag-seconds", type=float, default=10.0)
     ap.add_argument("--zk-shell", default=shutil.which("zk-shell"), help="zk-shell executable (optional)")
     ap.add_argument("--zk-shell-runs", type=int, default=1, help="zk-shell is slow: runs of it (default 1)")
+    ap.add_argument("--no-fsync", action="store_true",
+                    help="forceSync=no on both ensembles: takes the disk's fsync tail out of the lag figures")
     args = ap.parse_args()
 
     items = tree_items(args.branches, args.leaves, args.size)
@@ -207,9 +220,11 @@ def main() -> int:
     print(f"data: {znodes} znodes ({leaves} leaves of {args.size} B), 2 x 3-node ensembles on loopback, "
           f"{os.cpu_count()} CPUs, median of {args.runs} runs", flush=True)
     results: dict[str, list[float]] = {"raw": [], "copy": [], "sync": [], "zk-shell": [], "p50": [], "p99": [],
-                                       "rtt": []}
+                                       "rtt": [], "floor50": [], "floor99": []}
+    base_cfg = DEFAULT_CFG + ("forceSync=no\n" if args.no_fsync else "")
     with tempfile.TemporaryDirectory() as tmp, \
-            LocalEnsemble(Path(tmp) / "a", size=3) as ens_a, LocalEnsemble(Path(tmp) / "b", size=3) as ens_b:
+            LocalEnsemble(Path(tmp) / "a", size=3, base_cfg=base_cfg) as ens_a, \
+            LocalEnsemble(Path(tmp) / "b", size=3, base_cfg=base_cfg) as ens_b:
         a, b = ens_a.connect_string, ens_b.connect_string
         seed = KazooClient(hosts=a)
         seed.start()
@@ -227,13 +242,20 @@ def main() -> int:
             assert count(b) == znodes, "sync bootstrap incomplete"
             clear(b)
             results["rtt"].append(round_trip(b))
+            floor = propagation(a, a, args.rate, args.lag_seconds, engine_on=False)
+            results["floor50"].append(pct(floor, 50))
+            results["floor99"].append(pct(floor, 99))
+            delete = connect(a)
+            delete_tree(delete, f"{ROOT}/hot")
+            delete.close()
             lags = propagation(a, b, args.rate, args.lag_seconds)
             results["p50"].append(pct(lags, 50))
             results["p99"].append(pct(lags, 99))
             print(f"run {run}: raw {results['raw'][-1]:.0f}/s, copy {results['copy'][-1]:.0f}/s, "
                   f"sync bootstrap {results['sync'][-1]:.0f}/s, lag p50 {results['p50'][-1] * 1000:.1f} ms "
                   f"p99 {results['p99'][-1] * 1000:.1f} ms ({len(lags)} samples), "
-                  f"write RTT {results['rtt'][-1] * 1000:.2f} ms", flush=True)
+                  f"write RTT {results['rtt'][-1] * 1000:.2f} ms, floor on A alone p50 "
+                  f"{results['floor50'][-1] * 1000:.1f} ms p99 {results['floor99'][-1] * 1000:.1f} ms", flush=True)
             delete = connect(a)
             delete_tree(delete, f"{ROOT}/hot")
             delete.close()
@@ -258,7 +280,10 @@ def main() -> int:
         print("  zk-shell cp                               : not run (no zk-shell executable; see --zk-shell)")
     print(f"  propagation lag at {args.rate:.0f} writes/s           : p50 {med['p50'] * 1000:.1f} ms, "
           f"p99 {med['p99'] * 1000:.1f} ms")
+    print(f"  same writer and watcher on A, no engine   : p50 {med['floor50'] * 1000:.1f} ms, "
+          f"p99 {med['floor99'] * 1000:.1f} ms (the floor: ZooKeeper and this machine)")
     print(f"  one synchronous write round trip on B     : {med['rtt'] * 1000:.2f} ms")
+    print(f"  fsync on the ensembles                    : {'off (--no-fsync)' if args.no_fsync else 'on'}")
     return 0
 
 
