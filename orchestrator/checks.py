@@ -298,3 +298,51 @@ def check_all(manifests: list[dict[str, Any]]) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         problems += promtool_problems(files, Path(tmp))
     return problems
+
+
+# --- policy pack and checkov (the main job runs them too) -----------------------------------------
+def policy_problems(registrations: list[Any], config: dict[str, Any], project_dir: Path) -> list[str]:
+    """The CrossGuard rules of policy/ over the engine-form properties of every Kubernetes resource,
+    with the stack's policy config (policy/<stack>.json), as `pulumi preview --policy-pack` would."""
+    import importlib.util
+
+    from pulumi_policy import (PolicyResource, PolicyResourceOptions, ResourceValidationArgs,
+                               StackValidationArgs)
+
+    spec = importlib.util.spec_from_file_location("orchestrator_policy_rules", project_dir / "policy" / "rules.py")
+    if spec is None or spec.loader is None:
+        raise CheckError(f"no policy pack at {project_dir / 'policy'}")
+    rules = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rules)
+    opts = PolicyResourceOptions(False, [], None, [], None, [])  # type: ignore[arg-type]
+    resources = [r for r in registrations if r.custom and r.type.startswith("kubernetes:")]
+    problems: list[str] = []
+    for policy in rules.POLICIES:
+        conf = config.get(policy.name, {})
+        if hasattr(policy, "validate") and type(policy).__name__ == "StackValidationPolicy":
+            args = StackValidationArgs([PolicyResource(r.type, r.inputs, r.urn, r.name, opts, None, None, [], {})
+                                        for r in resources], config=conf)
+            policy.validate(args, lambda message, urn=None, p=policy.name: problems.append(f"policy {p}: {message}"))
+            continue
+        for r in resources:
+            args = ResourceValidationArgs(r.type, r.inputs, r.urn, r.name, opts, None, config=conf)
+            policy.validate(args, lambda message, urn=None, p=policy.name, n=r.name:
+                            problems.append(f"policy {p}: {n}: {message}"))
+    return problems
+
+
+def checkov_problems(rendered_dir: Path, checkov: Path) -> list[str]:
+    """checkov's Kubernetes checks over a written render: every failed check is a problem."""
+    import json
+
+    if not checkov.exists():
+        raise CheckError(f"checkov is not installed at {checkov} (make setup)")
+    proc = subprocess.run([str(checkov), "-d", str(rendered_dir), "--framework", "kubernetes", "--quiet",
+                           "--skip-download", "-o", "json"], capture_output=True, text=True, timeout=600)
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        return [f"checkov failed: {(proc.stderr or proc.stdout).strip()[-500:]}"]
+    reports = report if isinstance(report, list) else [report]
+    return [f"checkov {c['check_id']} ({c['check_name']}): {c['resource']}"
+            for r in reports for c in r.get("results", {}).get("failed_checks", [])]

@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 from pathlib import Path
+
+# checkov lives in a virtualenv of its own (its pins conflict with the project's): see the Makefile.
+CHECKOV = Path(__file__).resolve().parent.parent / ".venv" / "tools" / "checkov" / "bin" / "checkov"
 
 DEFAULT_STACK = "dev"
 
@@ -72,15 +77,22 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from orchestrator.checks import KUBERNETES_VERSIONS, CheckError, check_all
+    from orchestrator.checks import KUBERNETES_VERSIONS, CheckError, check_all, checkov_problems, policy_problems
     from orchestrator.render import summary, write_render
 
     result = _render(args.stack, _project_dir(args))
     if result is None:
         return 1
     print(summary(result))
+    project_dir = _project_dir(args)
+    policy_file = project_dir / "policy" / f"{args.stack}.json"
+    policy_config = json.loads(policy_file.read_text()) if policy_file.is_file() else {}
     try:
         problems = check_all(result.manifests)
+        problems += policy_problems(result.registrations, policy_config, project_dir)
+        with tempfile.TemporaryDirectory() as tmp:
+            write_render(result, Path(tmp) / args.stack)
+            problems += checkov_problems(Path(tmp) / args.stack, CHECKOV)
     except CheckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -91,7 +103,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     out = args.out or Path("rendered") / args.stack
     write_render(result, out)
-    print(f"checks passed: references and selectors; kubernetes-validate --strict "
-          f"{' and '.join(KUBERNETES_VERSIONS)}; promtool check config and rules")
+    print("checks passed: references and selectors; Argo CRD models; kubernetes-validate --strict "
+          f"{' and '.join(KUBERNETES_VERSIONS)}; promtool check config and rules; policy pack "
+          f"({policy_file.name if policy_file.is_file() else 'defaults'}); checkov")
     print(f"wrote {out}")
     return 0

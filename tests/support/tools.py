@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -24,8 +23,7 @@ def require_tool(name: str, path: str | None = None, hint: str = "") -> str:
     raise AssertionError("unreachable")
 
 
-# checkov lives in a virtualenv of its own (its pins conflict with the project's): see the Makefile.
-CHECKOV = Path(__file__).resolve().parents[2] / ".venv" / "tools" / "checkov" / "bin" / "checkov"
+from orchestrator.commands import CHECKOV  # noqa: E402  (its own virtualenv, see the Makefile)
 
 
 def require_checkov() -> str:
