@@ -320,9 +320,9 @@ def policy_problems(registrations: list[Any], config: dict[str, Any], project_di
     for policy in rules.POLICIES:
         conf = config.get(policy.name, {})
         if hasattr(policy, "validate") and type(policy).__name__ == "StackValidationPolicy":
-            args = StackValidationArgs([PolicyResource(r.type, r.inputs, r.urn, r.name, opts, None, None, [], {})
-                                        for r in resources], config=conf)
-            policy.validate(args, lambda message, urn=None, p=policy.name: problems.append(f"policy {p}: {message}"))
+            stack_args = StackValidationArgs([PolicyResource(r.type, r.inputs, r.urn, r.name, opts, None, None, [], {})
+                                              for r in resources], config=conf)
+            policy.validate(stack_args, lambda message, urn=None, p=policy.name: problems.append(f"policy {p}: {message}"))
             continue
         for r in resources:
             args = ResourceValidationArgs(r.type, r.inputs, r.urn, r.name, opts, None, config=conf)
