@@ -1,17 +1,19 @@
 """The ZooKeeper sync engine: bootstrap copy and continuous, watch-driven replication (source wins)."""
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import signal
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 
 from kazoo.exceptions import NoNodeError
 
 from orchestrator.zk.tree import (
+    MAX_INFLIGHT,
     PAD_NAME,
     SEQUENTIAL,
     Ensemble,
@@ -100,8 +102,9 @@ class SyncEngine:
         self._last_resync = 0.0
         self._batch_since: float | None = None
         self._thread: threading.Thread | None = None
-        # Writes sent to the target but not yet acknowledged: (ops, async result, [ack time]).
-        self._inflight: deque = deque()
+        # Batches sent to the target and not yet acknowledged; kazoo's completion thread settles them.
+        self._acks = threading.Condition()
+        self._unacked = 0
         self._mirrored = 0
         self.metrics.follow_pending(self._oldest_pending)
         self.metrics.up.set(0)
@@ -148,7 +151,7 @@ class SyncEngine:
             if self.resync_interval and time.monotonic() - self._last_resync > self.resync_interval:
                 self._needs_resync = True
             if self._needs_resync:
-                self._settle(block=True)
+                self._settle()  # the resync reads the target: let the writes sent so far land first
                 if not (self.source.client.connected and self.target.client.connected):
                     self._stopping.wait(0.1)
                     continue
@@ -160,10 +163,8 @@ class SyncEngine:
                     self.metrics.up.set(0)
                     self._stopping.wait(0.5)
                 continue
-            self._settle(block=False)
-            batch = self._drain(timeout=0.2 if not self._inflight else 0.0)
+            batch = self._drain()
             if not batch:
-                self._settle(block=True)  # idle: wait for the acknowledgements
                 continue
             if any(kind in (_RESYNC, _STOP) for kind, _, _ in batch):
                 self._needs_resync = self._needs_resync or any(kind == _RESYNC for kind, _, _ in batch)
@@ -319,35 +320,46 @@ class SyncEngine:
         self._count_nodes()
 
     def _send(self, plan: Plan) -> None:
-        """Send without waiting: the session applies requests in order, so the next batch can be read
-        and sent while this one commits. The rare failed batch is not retried op by op (a later batch
-        may already have written the same path): a full resync repairs it instead."""
+        """Send without waiting for the acknowledgements: the session applies requests in order, so the
+        next events are read and sent while this batch commits. Past MAX_INFLIGHT unacknowledged batches
+        the worker waits, and the events arriving meanwhile coalesce in the queue. The rare failed batch
+        is not retried op by op (a later batch may already have written the same path): a full resync
+        repairs it instead."""
         for unit in units(plan.deletes + plan.upserts):
-            acked: list[float] = []
-            r = send_unit(self.target.client, unit)
-            r.rawlink(lambda _r, acked=acked: acked.append(time.time()))
-            self._inflight.append((unit, r, acked))
+            with self._acks:
+                while self._unacked >= MAX_INFLIGHT and not self._stopping.is_set():
+                    self._acks.wait(0.5)
+                self._unacked += 1
+            send_unit(self.target.client, unit).rawlink(functools.partial(self._acked, unit))
         if plan.sequences:
             align_sequences(self.target.client, plan.sequences)  # reads after the creates (FIFO)
 
-    def _settle(self, block: bool) -> None:
+    def _acked(self, unit: list[Op], r) -> None:
+        """A batch's outcome, in kazoo's completion thread (never blocks: the result is ready)."""
+        when = time.time()
+        try:
+            ok = succeeded(r)
+        except Exception:
+            ok = False
         m = self.metrics
-        while self._inflight and (block or self._inflight[0][1].ready()):
-            unit, r, acked = self._inflight.popleft()
-            try:
-                ok = succeeded(r)
-            except Exception:
-                ok = False
-            if not ok:
-                log.warning("a batch of %d changes failed on the target; resynchronising", len(unit))
-                m.errors.inc()
-                self._needs_resync = True
-                continue
+        if ok:
             m.synced.inc(len(unit))
-            when = acked[0] if acked else time.time()
             for op in unit:
                 if op.origin:
                     m.observe(when - op.origin)
+        else:
+            log.warning("a batch of %d changes failed on the target; resynchronising", len(unit))
+            m.errors.inc()
+            self.queue.put((_RESYNC, "", when))  # before the count drops: _settle() then sees it queued
+        with self._acks:
+            self._unacked -= 1
+            self._acks.notify_all()
+
+    def _settle(self) -> None:
+        """Wait until every batch sent to the target is acknowledged (or failed)."""
+        with self._acks:
+            while self._unacked and not self._stopping.is_set():
+                self._acks.wait(0.5)
 
 
 def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "mirror",
