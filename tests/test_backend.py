@@ -3,26 +3,18 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from orchestrator.backend import EXIT_FIX, EXIT_INPUT, EXIT_OK, BackendError, check_bucket, parse_s3_url
 from orchestrator.cli import main
+from tests.support.s3 import mocked_s3
 
 BUCKET = "orchestrator-state"
 
 
 @pytest.fixture
 def s3(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
+    yield from mocked_s3(monkeypatch, BUCKET)
 
 
 def harden(s3) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 import gzip
 import json
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from orchestrator.cli import main
+from tests.support.s3 import mocked_s3
 from orchestrator.zk.verify import verify
 from tests.zk.helpers import AUTH, ORCH_ACL, bulk_create, wide_tree
 
@@ -17,14 +16,7 @@ BUCKET = "zk-archive"
 
 @pytest.fixture
 def s3(monkeypatch):
-    for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(var, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
+    yield from mocked_s3(monkeypatch, BUCKET)
 
 
 def snapshot(zk, *extra: str) -> int:
