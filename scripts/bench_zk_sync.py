@@ -143,12 +143,18 @@ def propagation(a: str, b: str, rate: float, seconds: float, hot: int = 50, engi
     lags: list[float] = []
     lock = threading.Lock()
 
+    # Reads are pipelined: a synchronous get in kazoo's single callback thread serves at most one event
+    # per round trip, so once the round trip exceeded 1/rate (5 ms at 200/s) under load, or a multi
+    # delivered several changes at once, the observer measured its own backlog, not the propagation.
     def on_change(event) -> None:
+        observer.get_async(event.path, watch=on_change).rawlink(on_data)
+
+    def on_data(result) -> None:
+        arrived = time.time()
         try:
-            data, _ = observer.get(event.path, watch=on_change)
+            data, _ = result.get()
         except Exception:
             return
-        arrived = time.time()
         if data != b"0":
             with lock:
                 lags.append(arrived - float(data))
