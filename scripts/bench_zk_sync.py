@@ -140,49 +140,51 @@ def propagation(a: str, b: str, rate: float, seconds: float, hot: int = 50, engi
         for line in engine.stdout:
             if line.startswith("bootstrapped"):
                 break
-    lags: list[float] = []
-    lock = threading.Lock()
+    try:
+        lags: list[float] = []
+        lock = threading.Lock()
 
-    # Reads are pipelined: a synchronous get in kazoo's single callback thread serves at most one event
-    # per round trip, so once the round trip exceeded 1/rate (5 ms at 200/s) under load, or a multi
-    # delivered several changes at once, the observer measured its own backlog, not the propagation.
-    def on_change(event) -> None:
-        observer.get_async(event.path, watch=on_change).rawlink(on_data)
+        # Reads are pipelined: a synchronous get in kazoo's single callback thread serves at most one event
+        # per round trip, so once the round trip exceeded 1/rate (5 ms at 200/s) under load, or a multi
+        # delivered several changes at once, the observer measured its own backlog, not the propagation.
+        def on_change(event) -> None:
+            observer.get_async(event.path, watch=on_change).rawlink(on_data)
 
-    def on_data(result) -> None:
-        arrived = time.time()
-        try:
-            data, _ = result.get()
-        except Exception:
-            return
-        if data != b"0":
-            with lock:
-                lags.append(arrived - float(data))
+        def on_data(result) -> None:
+            arrived = time.time()
+            try:
+                data, _ = result.get()
+            except Exception:
+                return
+            if data != b"0":
+                with lock:
+                    lags.append(arrived - float(data))
 
-    for p in paths:  # the engine's bootstrap has copied them; allow for the last batch to commit
-        for _ in range(100):
-            if observer.exists(p):
-                break
-            time.sleep(0.1)
-        observer.get(p, watch=on_change)
-    pending = []
-    start = time.perf_counter()
-    total = int(rate * seconds)
-    for i in range(total):
-        due = start + i / rate
-        wait = due - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
-        pending.append(writer.set_async(paths[i % hot], repr(time.time()).encode()))
-    for r in pending:
-        r.get()
-    deadline = time.time() + 10
-    while time.time() < deadline and len(lags) < total * 0.95:
-        time.sleep(0.05)
-    time.sleep(0.5)
-    if engine is not None:
-        engine.terminate()
-        engine.wait(timeout=30)
+        for p in paths:  # the engine's bootstrap has copied them; allow for the last batch to commit
+            for _ in range(100):
+                if observer.exists(p):
+                    break
+                time.sleep(0.1)
+            observer.get(p, watch=on_change)
+        pending = []
+        start = time.perf_counter()
+        total = int(rate * seconds)
+        for i in range(total):
+            due = start + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            pending.append(writer.set_async(paths[i % hot], repr(time.time()).encode()))
+        for r in pending:
+            r.get()
+        deadline = time.time() + 10
+        while time.time() < deadline and len(lags) < total * 0.95:
+            time.sleep(0.05)
+        time.sleep(0.5)
+    finally:  # never leave the engine running, whatever failed
+        if engine is not None:
+            engine.terminate()
+            engine.wait(timeout=30)
     for c in (writer, observer):
         c.stop()
         c.close()
