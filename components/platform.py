@@ -26,16 +26,14 @@ OUTPUTS_CONTRACT_VERSION = "1"
 
 
 # What a run declares (docs/delivery.md):
-#   "deploy": what `pulumi up` applies: every tier (direct delivery), or only the Argo CD tier (gitops);
+#   "deploy": what `pulumi up` applies: every tier (direct delivery), or the namespaces, the credentials'
+#             Secrets and the Argo CD objects (gitops);
 #   "tree":   the whole rendered tree Argo CD syncs, whatever the delivery: every tier and the Argo CD
 #             objects. `orchestrator render` sets ORCHESTRATOR_SCOPE=tree.
 Scope = Literal["deploy", "tree"]
 SCOPE_ENV = "ORCHESTRATOR_SCOPE"
-NAMESPACES_TIER = "namespaces"  # the rendered-tree directory of the Platform's own objects
 ZK_SYNC_TIER = "zk-sync"
 AUTH_TIER = "auth"  # Kubernetes Secrets of the credentials (rendered redacted; never synced by Argo CD)
-# Tiers Pulumi applies itself in both delivery modes; Argo CD has no Application for them.
-PULUMI_ONLY_TIERS = (NAMESPACES_TIER, AUTH_TIER)
 ARGOCD_TIER, ARGOCD_APPS_TIER = "argocd", "argocd-apps"
 
 

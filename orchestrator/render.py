@@ -25,7 +25,8 @@ _SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 # Tier directory for resources that the Platform creates itself (namespaces).
 PLATFORM_TIER = "namespaces"
-# Environment variable the Platform reads for what to declare (components/platform.py).
+# Environment variable the Platform reads for what to declare (components/platform.py). Kept here, not
+# imported: `orchestrator diff` renders older revisions of components/ with this engine.
 SCOPE_ENV = "ORCHESTRATOR_SCOPE"
 
 
