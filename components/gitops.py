@@ -10,8 +10,9 @@ namespace; the children may only deploy into the platform's namespaces, and noth
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s

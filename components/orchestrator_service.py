@@ -17,18 +17,20 @@ import pulumi_kubernetes as k8s
 from components import k8s as kx
 from components.security import Peer
 from components.settings import CanarySettings, PlatformSettings, duration_seconds
+from orchestrator.contracts.service_metrics import (  # noqa: F401
+    LATENCY_BUCKETS_SECONDS,
+    LIVENESS_PATH,
+    METRICS_PATH,
+    READINESS_PATH,
+    REQUEST_DURATION,
+    REQUESTS_TOTAL,
+)
 
 COMPONENT = "orchestrator-service"
 UID = 10001
 ARGO_ROLLOUTS_API = "argoproj.io/v1alpha1"
 
-# --- the metric contract (docs/metrics.md) ---------------------------------------------------------
-REQUESTS_TOTAL = "orchestrator_http_requests_total"            # counter: method, route, code
-REQUEST_DURATION = "orchestrator_http_request_duration_seconds"  # histogram (seconds): method, route
-# Bucket upper bounds the service must export. The p95/p99 gates sit on bucket bounds, so
-# histogram_quantile decides them exactly instead of interpolating inside a bucket.
-LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
-METRICS_PATH, LIVENESS_PATH, READINESS_PATH = "/metrics", "/healthz", "/readyz"
+# The metric contract (docs/metrics.md) lives in orchestrator.contracts, shared with the API that serves it.
 
 # Arguments every AnalysisTemplate declares; the Rollout passes them at each analysis step.
 ARG_NAMESPACE, ARG_ROLLOUT, ARG_CANARY_HASH = "namespace", "rollout", "canary-hash"

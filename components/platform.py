@@ -15,8 +15,16 @@ from components.mesos_agent import MesosAgents, MesosAgentsArgs
 from components.mesos_master import MesosMasters, MesosMastersArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.orchestrator_service import OrchestratorService, OrchestratorServiceArgs
-from components.security import (External, NetworkSecurity, NetworkSecurityArgs, PlatformSecrets,
-                                 PlatformSecretsArgs, platform_flows, read_credentials, zk_sync_flows)
+from components.security import (
+    External,
+    NetworkSecurity,
+    NetworkSecurityArgs,
+    PlatformSecrets,
+    PlatformSecretsArgs,
+    platform_flows,
+    read_credentials,
+    zk_sync_flows,
+)
 from components.settings import PlatformSettings
 from components.zk_sync import ZkSync, ZkSyncArgs
 from components.zookeeper import ZooKeeperEnsemble, ZooKeeperEnsembleArgs, connect_string, server_hosts

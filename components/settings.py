@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -140,7 +141,7 @@ class MesosAgentSettings(_Settings):
     node_selector: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _unique_containerizers(self) -> "MesosAgentSettings":
+    def _unique_containerizers(self) -> MesosAgentSettings:
         if len(set(self.containerizers)) != len(self.containerizers):
             raise ValueError("containerizers: each containerizer may appear once")
         return self
@@ -219,7 +220,7 @@ class CanarySettings(_Settings):
     failure_limit: int = Field(1, ge=0)
 
     @model_validator(mode="after")
-    def _steps_make_sense(self) -> "CanarySettings":
+    def _steps_make_sense(self) -> CanarySettings:
         weights = [int(s[:-1]) for s in self.steps if s.endswith("%")]
         if not weights:
             raise ValueError("steps: set at least one canary weight (e.g. '10%')")
@@ -281,7 +282,7 @@ class ZkSyncSettings(_Settings):
     resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", memory_limit="512Mi")
 
     @model_validator(mode="after")
-    def _source_when_enabled(self) -> "ZkSyncSettings":
+    def _source_when_enabled(self) -> ZkSyncSettings:
         if self.enabled and not self.source:
             raise ValueError("source: the old ensemble's connect string is required when enabled")
         for path in self.paths:
@@ -325,7 +326,7 @@ class PlatformSettings(_Settings):
     service: ServiceSettings = ServiceSettings()
 
     @model_validator(mode="after")
-    def _high_availability(self) -> "PlatformSettings":
+    def _high_availability(self) -> PlatformSettings:
         zk = self.zookeeper.replicas
         if zk % 2 == 0:
             raise _KeyError("zookeeper.replicas",
@@ -342,7 +343,7 @@ class PlatformSettings(_Settings):
         return self
 
     @model_validator(mode="after")
-    def _analysis_sees_fresh_samples(self) -> "PlatformSettings":
+    def _analysis_sees_fresh_samples(self) -> PlatformSettings:
         interval, scrape = duration_seconds(self.service.canary.analysis_interval), \
             duration_seconds(self.monitoring.scrape_interval)
         if interval < 2 * scrape:

@@ -7,16 +7,22 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import traceback
+from importlib.metadata import PackageNotFoundError, version
+
+from orchestrator.errors import ExitCode, OrchestratorError
 
 # Modules that contribute sub-commands, in help order.
 COMMAND_MODULES = [
-    "orchestrator.commands",
-    "orchestrator.zk.cli",
-    "orchestrator.migration.cli",
-    "orchestrator.diff_cli",
-    "orchestrator.compose",
-    "orchestrator.backend",
+    "orchestrator.toolchain.commands",
+    "orchestrator.services.zk.cli",
+    "orchestrator.services.migration.cli",
+    "orchestrator.toolchain.diff_cli",
+    "orchestrator.toolchain.compose",
+    "orchestrator.toolchain.backend",
 ]
 
 
@@ -25,19 +31,50 @@ def build_parser() -> argparse.ArgumentParser:
         prog="orchestrator",
         description="Deploy, check and operate the Mesos/Marathon platform on Kubernetes.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(sub)
     return parser
 
 
+def _version() -> str:
+    try:
+        return version("orchestrator")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def _raise_on_sigterm(signum: int, frame: object) -> None:
+    # SIGTERM ends a command like Ctrl-C does, so every command's cleanup (finally blocks) runs.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Errors are caught here, once: one line on stderr and the table's exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
-    return int(args.func(args) or 0)
+        return ExitCode.INPUT
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    try:
+        return int(args.func(args) or 0)
+    except OrchestratorError as exc:
+        print(f"orchestrator {args.command}: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print(f"orchestrator {args.command}: interrupted; re-run the same command to finish", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the one place a bug becomes a line instead of a traceback
+        if os.environ.get("ORCHESTRATOR_DEBUG"):
+            traceback.print_exc()
+        print(f"orchestrator {args.command}: internal error: {type(exc).__name__}: {exc} "
+              "(set ORCHESTRATOR_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return ExitCode.INTERNAL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kazoo.client import KazooClient  # noqa: E402
 
-from orchestrator.zk.engine import SyncEngine, bootstrap  # noqa: E402
-from orchestrator.zk.tree import connect, delete_tree  # noqa: E402
+from orchestrator.services.zk.engine import SyncEngine, bootstrap  # noqa: E402
+from orchestrator.services.zk.tree import connect, delete_tree  # noqa: E402
 from tests.support.zk_ensemble import DEFAULT_CFG, LocalEnsemble  # noqa: E402
 
 ROOT = "/bench"

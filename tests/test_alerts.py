@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from orchestrator import checks
+from orchestrator.toolchain import checks
 from tests.support.harness import stack
 from tests.support.tools import require_tool
 

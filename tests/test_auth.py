@@ -5,7 +5,7 @@ import json
 import pytest
 
 from components.settings import SECRET_KEYS, SettingsError
-from orchestrator.render import REDACTED, build_manifests, load_stack_config, plain, run_program, write_render
+from orchestrator.toolchain.render import REDACTED, build_manifests, load_stack_config, plain, run_program, write_render
 from tests.support.harness import one, stack
 
 # Distinctive values, so a leak anywhere is found by a plain substring search.

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from orchestrator.backend import EXIT_FIX, EXIT_INPUT, EXIT_OK, BackendError, check_bucket, parse_s3_url
 from orchestrator.cli import main
+from orchestrator.toolchain.backend import EXIT_FIX, EXIT_INPUT, EXIT_OK, BackendError, check_bucket, parse_s3_url
 from tests.support.s3 import mocked_s3
 
 BUCKET = "orchestrator-state"

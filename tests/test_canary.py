@@ -6,10 +6,16 @@ import re
 
 import pytest
 
-from components.orchestrator_service import (CANARY_SELECTOR, LATENCY_BUCKETS_SECONDS, OrchestratorService,
-                                             OrchestratorServiceArgs, analysis_queries, rate_window)
+from components.orchestrator_service import (
+    CANARY_SELECTOR,
+    LATENCY_BUCKETS_SECONDS,
+    OrchestratorService,
+    OrchestratorServiceArgs,
+    analysis_queries,
+    rate_window,
+)
 from components.settings import SettingsError, settings_from_config
-from orchestrator import argo_validate, checks
+from orchestrator.toolchain import argo_validate, checks
 from tests.support.harness import objects, one, resolve, settings, stack
 from tests.support.tools import in_ci, require_tool
 
@@ -245,7 +251,7 @@ def test_reference_checks_catch_broken_selectors_templates_and_arguments():
 def exposition():
     from prometheus_client import generate_latest
 
-    from orchestrator.service_metrics import ServiceMetrics
+    from orchestrator.contracts.service_metrics import ServiceMetrics
     m = ServiceMetrics()
     m.observe("get", "/v1/apps/{id}", 200, 0.04)
     m.observe("POST", "/v1/apps", 503, 1.7)

@@ -3,7 +3,7 @@ import json
 import shutil
 
 from orchestrator.cli import main
-from orchestrator.render import PROJECT_DIR
+from orchestrator.toolchain.render import PROJECT_DIR
 from tests.support.tools import require_checkov, require_tool
 
 

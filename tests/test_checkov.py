@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from orchestrator.render import write_render
+from orchestrator.toolchain.render import write_render
 from tests.support.harness import stack
 from tests.support.tools import require_checkov
 

@@ -13,8 +13,8 @@ import yaml
 
 from components.zookeeper import SRVR_SCRIPT
 from orchestrator.cli import main
-from orchestrator.compose import OUT_DIR, drift, generate, with_static_targets
-from orchestrator.render import PROJECT_DIR, load_stack_config
+from orchestrator.toolchain.compose import OUT_DIR, drift, generate, with_static_targets
+from orchestrator.toolchain.render import PROJECT_DIR, load_stack_config
 from tests.support.tools import require_tool
 
 COMPOSE = PROJECT_DIR / "docker-compose.yml"

@@ -12,10 +12,24 @@ import pytest
 import yaml
 
 from orchestrator.cli import main
-from orchestrator.diff import (ADDED, DATA_LOSS_FLAG, EXIT_CHANGES, EXIT_DANGEROUS, EXIT_ERROR, EXIT_NO_CHANGES,
-                               REMOVED, REPLACE_FLAG, REPLACED, UPDATED, compare, format_markdown, format_text, quantity)
-from orchestrator.diff_cli import diff_stack
-from orchestrator.render import PROJECT_DIR
+from orchestrator.toolchain.diff import (
+    ADDED,
+    DATA_LOSS_FLAG,
+    EXIT_CHANGES,
+    EXIT_DANGEROUS,
+    EXIT_ERROR,
+    EXIT_NO_CHANGES,
+    REMOVED,
+    REPLACE_FLAG,
+    REPLACED,
+    UPDATED,
+    compare,
+    format_markdown,
+    format_text,
+    quantity,
+)
+from orchestrator.toolchain.diff_cli import diff_stack
+from orchestrator.toolchain.render import PROJECT_DIR
 
 PROGRAM_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "__main__.py")
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from orchestrator.render import PROJECT_DIR
+from orchestrator.toolchain.render import PROJECT_DIR
 from tests.support.tools import require_tool
 
 DOCKERFILE = PROJECT_DIR / "Dockerfile"
@@ -84,7 +84,7 @@ def test_build_context_is_an_allowlist():
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_deploy_pushes_the_image_the_settings_name(stack):
     from components.settings import settings_from_config
-    from orchestrator.render import load_stack_config
+    from orchestrator.toolchain.render import load_stack_config
 
     config, secret_keys, source = load_stack_config(stack)
     image = settings_from_config(config, source, set(secret_keys)).service.image

@@ -3,15 +3,14 @@ projects allow exactly what the tiers deploy, the sync waves order the tiers, an
 every tier (direct) or only the Argo CD objects (gitops) with the same stack outputs either way."""
 from pathlib import Path
 
+import pulumi
 import pytest
 import yaml
 
 from components.platform import ARGOCD_APPS_TIER, ARGOCD_TIER, Platform, PlatformArgs
-import pulumi
-
 from components.settings import settings_from_config, settings_from_pulumi
 from orchestrator.cli import main
-from orchestrator.render import PLATFORM_TIER, build_manifests, load_stack_config, plain, run_program
+from orchestrator.toolchain.render import PLATFORM_TIER, build_manifests, load_stack_config, plain, run_program
 from tests.support.harness import objects, one, resolve, settings, stack
 
 STACKS = ["dev", "prod"]

@@ -1,14 +1,14 @@
 """NetworkPolicies as rendered: every flow the platform needs is allowed, every other one is denied.
 
 The expected flows are written out here from the platform's needs (the issue's list), independently of
-the code that derives the policies; `orchestrator.netpol` evaluates the rendered objects."""
+the code that derives the policies; `tests.support.netpol` evaluates the rendered objects."""
 import copy
 import itertools
 
 import pytest
 
-from orchestrator.netpol import Endpoint, allowed, workload_endpoints
 from tests.support.harness import objects, stack
+from tests.support.netpol import Endpoint, allowed, workload_endpoints
 
 NODE_IP = "10.1.2.3"          # inside the default security.node_cidrs
 POD_NET = "100.64.0.0/24"     # outside them: pods are not nodes
@@ -88,9 +88,8 @@ def test_outsiders_cannot_reach_the_platform_and_dns_works(name):
 
 
 def test_client_namespaces_reach_the_apis_only_when_configured():
-    from tests.support.harness import run
     from components.platform import Platform, PlatformArgs
-    from tests.support.harness import settings
+    from tests.support.harness import run, settings
     s = settings(namespace="p", security={"client_namespaces": ["team-a"]})
     docs = run(lambda: Platform("orchestrator", PlatformArgs(s))).manifests
     eps = {e.name: e for e in workload_endpoints(docs, NODE_IP, POD_NET)}

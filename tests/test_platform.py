@@ -7,7 +7,7 @@ import pulumi
 import pytest
 
 from components.platform import OUTPUTS_CONTRACT_VERSION
-from orchestrator.render import REDACTED, plain
+from orchestrator.toolchain.render import REDACTED, plain
 from tests.support.harness import objects, one, stack
 
 STACKS = ["dev", "prod"]

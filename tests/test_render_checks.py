@@ -4,7 +4,7 @@ import copy
 import pytest
 import yaml
 
-from orchestrator import checks
+from orchestrator.toolchain import checks
 from tests.support.harness import stack
 from tests.support.tools import require_tool
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from orchestrator.cli import main
-from orchestrator.render import PROJECT_DIR, REDACTED, load_stack_config
+from orchestrator.toolchain.render import PROJECT_DIR, REDACTED, load_stack_config
 
 
 def tree(root: Path) -> dict[str, bytes]:

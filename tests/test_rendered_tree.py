@@ -1,7 +1,7 @@
 """The committed rendered tree (what Argo CD syncs in GitOps delivery) is exactly what the code renders."""
 import pytest
 
-from orchestrator.render import PROJECT_DIR, write_render
+from orchestrator.toolchain.render import PROJECT_DIR, write_render
 from tests.support.harness import stack
 
 

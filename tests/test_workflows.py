@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.render import PROJECT_DIR
+from orchestrator.toolchain.render import PROJECT_DIR
 from tests.support.tools import require_tool
 
 WORKFLOWS = PROJECT_DIR / ".github" / "workflows"
@@ -89,7 +89,7 @@ def test_least_privilege_permissions():
         for name, job in doc["jobs"].items():
             assert "permissions" in job, f"{path.name}: job {name} must state its permissions"
             perms = job["permissions"]
-            assert "write-all" != perms and not set(perms.values()) - {"read", "write", "none"}
+            assert perms != "write-all" and not set(perms.values()) - {"read", "write", "none"}
             if job.get("runs-on") and name not in ("pulumi",):
                 writes = {k for k, v in perms.items() if v == "write"}
                 assert writes <= {"packages", "pull-requests"}, f"{path.name}: {name} writes {writes}"

@@ -3,9 +3,9 @@ alerted on, and allowed exactly its flows."""
 import yaml
 
 from components.platform import Platform, PlatformArgs
-from orchestrator import checks
-from orchestrator.netpol import Endpoint, allowed, workload_endpoints
+from orchestrator.toolchain import checks
 from tests.support.harness import run, settings
+from tests.support.netpol import Endpoint, allowed, workload_endpoints
 
 SOURCE = "zk-old-1.example.net:2181,zk-old-2.example.net:2181"
 
@@ -35,7 +35,7 @@ def test_engine_deployment_runs_the_cli_contract_once():
 
 
 def test_engine_gets_digest_credentials_from_a_secret_when_auth_is_on():
-    from orchestrator.render import run_program, build_manifests
+    from orchestrator.toolchain.render import build_manifests, run_program
     config = {"orchestrator:namespace": "p", "orchestrator:security": '{"auth": true}',
               "orchestrator:zk_sync": f'{{"enabled": true, "source": "{SOURCE}"}}'}
     secrets = {f"orchestrator:{k}": "x" for k in ("zookeeper_mesos_password", "zookeeper_marathon_password",

@@ -46,13 +46,13 @@ def _json(status: int, doc) -> tuple[int, dict, bytes]:
 class MesosCluster:
     """Masters sharing one view: who leads, the frameworks (with their tasks) and the agents."""
 
-    masters: list["FakeMaster"] = field(default_factory=list)
-    leader: "FakeMaster | None" = None
+    masters: list[FakeMaster] = field(default_factory=list)
+    leader: FakeMaster | None = None
     frameworks: list[dict] = field(default_factory=list)
     slaves: list[dict] = field(default_factory=list)
     failed_tasks: int = 0
 
-    def add_master(self) -> "FakeMaster":
+    def add_master(self) -> FakeMaster:
         m = FakeMaster(self)
         self.masters.append(m)
         return m

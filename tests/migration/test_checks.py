@@ -1,7 +1,7 @@
 """The gate checks on their own: Mesos redirects and leader detection, the sync engine's metrics."""
 from __future__ import annotations
 
-from orchestrator.migration import checks as C
+from orchestrator.services.migration import checks as C
 from tests.migration.fakes import StaticHttp
 
 ENGINE_METRICS = """# HELP orchestrator_zk_sync_up x

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from orchestrator.cli import main
-from orchestrator.zk.engine import SyncEngine
+from orchestrator.services.zk.engine import SyncEngine
 from tests.support.zk_ensemble import free_ports
 from tests.zk.helpers import side
 

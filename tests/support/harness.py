@@ -5,10 +5,11 @@ so an assertion can never pass because nothing ran.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from components.settings import PlatformSettings
-from orchestrator.render import RenderResult, build_manifests, plain, render_stack, run_program
+from orchestrator.toolchain.render import RenderResult, build_manifests, plain, render_stack, run_program
 
 
 def settings(**overrides: Any) -> PlatformSettings:

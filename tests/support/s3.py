@@ -1,7 +1,7 @@
 """A moto S3 (in-process, no network) with dummy credentials, shared by the S3 tests."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import boto3
 import pytest

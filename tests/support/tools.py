@@ -23,7 +23,7 @@ def require_tool(name: str, path: str | None = None, hint: str = "") -> str:
     raise AssertionError("unreachable")
 
 
-from orchestrator.commands import CHECKOV  # noqa: E402  (its own virtualenv, see the Makefile)
+from orchestrator.toolchain.commands import CHECKOV  # noqa: E402  (its own virtualenv, see the Makefile)
 
 
 def require_checkov() -> str:

@@ -10,9 +10,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from tests.support.tools import require_tool
 
@@ -96,7 +96,7 @@ class LocalEnsemble:
     def connect_string(self) -> str:
         return ",".join(f"127.0.0.1:{n.client_port}" for n in self.nodes)
 
-    def start(self, which: Callable[[Node], bool] = lambda n: True) -> "LocalEnsemble":
+    def start(self, which: Callable[[Node], bool] = lambda n: True) -> LocalEnsemble:
         for node in self.nodes:
             if which(node) and node.proc is None:
                 log = open(node.conf.parent / "server.log", "ab")
@@ -155,7 +155,7 @@ class LocalEnsemble:
         logs = {n.node_id: (n.conf.parent / "server.log").read_text(errors="replace")[-2000:] for n in self.nodes}
         raise TimeoutError(f"no quorum after {timeout}s: modes={modes} logs={logs}")
 
-    def __enter__(self) -> "LocalEnsemble":
+    def __enter__(self) -> LocalEnsemble:
         self.start()
         try:
             self.wait_quorum()

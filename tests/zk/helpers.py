@@ -4,13 +4,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from kazoo.client import KazooClient
 from kazoo.security import make_digest_acl
 
-from orchestrator.zk.tree import Ensemble, delete_tree
+from orchestrator.services.zk.tree import Ensemble, delete_tree
 from tests.support.zk_ensemble import LocalEnsemble
 
 # The engine authenticates as this digest user in the tests, so nodes protected for it can be copied.
@@ -116,14 +116,14 @@ def orchestrator(*args: str, timeout: float = 120) -> subprocess.CompletedProces
 
 
 def side(hosts: str, session_timeout: float = 10.0) -> Ensemble:
-    from orchestrator.zk.tree import connect
+    from orchestrator.services.zk.tree import connect
     return connect(hosts, [("digest", "orch:s3cret")], timeout=15, session_timeout=session_timeout)
 
 
 def start_engine(zk: Pair, roots: list[str], ephemeral: str = "mirror", session_timeout: float = 10.0,
                  resync_interval: float = 0):
     """An in-process sync engine on its own sessions, stopped by the test's teardown."""
-    from orchestrator.zk.engine import SyncEngine
+    from orchestrator.services.zk.engine import SyncEngine
     source, target = side(zk.a.connect_string, session_timeout), side(zk.b.connect_string, session_timeout)
     engine = SyncEngine(source, target, roots, ephemeral=ephemeral, resync_interval=resync_interval).start()
     zk.engines.append(engine)
@@ -133,7 +133,7 @@ def start_engine(zk: Pair, roots: list[str], ephemeral: str = "mirror", session_
 
 def converged(zk: Pair, roots: list[str], timeout: float = 30.0, **kw):
     """Poll until verify reports the subtrees identical; returns the report."""
-    from orchestrator.zk.verify import verify
+    from orchestrator.services.zk.verify import verify
     return wait_until(lambda: (lambda r: r if r.identical else None)(verify(zk.A, zk.B, roots, **kw)),
                       timeout=timeout, interval=0.1, what=f"{roots} identical on both ensembles")
 
@@ -206,7 +206,7 @@ class Writer:
         self.failures = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> "Writer":
+    def start(self) -> Writer:
         self.thread.start()
         return self
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from orchestrator.cli import main
+from orchestrator.services.zk.verify import verify
 from tests.support.s3 import mocked_s3
-from orchestrator.zk.verify import verify
 from tests.zk.helpers import AUTH, ORCH_ACL, bulk_create, wide_tree
 
 BUCKET = "zk-archive"

@@ -9,11 +9,12 @@ import sys
 import time
 
 import pytest
-from kazoo.security import ACL, Id, READ_ACL_UNSAFE
+from kazoo.security import ACL, READ_ACL_UNSAFE, Id
 
 from orchestrator.cli import main
-from orchestrator.zk.tree import acl_key
-from orchestrator.zk.verify import Difference, verify
+from orchestrator.errors import ExitCode
+from orchestrator.services.zk.tree import acl_key
+from orchestrator.services.zk.verify import Difference, verify
 from tests.zk.helpers import AUTH, ORCH_ACL, bulk_create, wait_until, wide_tree
 
 BINARY = bytes(range(256)) * 4
@@ -210,6 +211,6 @@ def test_copy_same_ensemble_and_unreachable_target_are_refused(zk, capsys):
     started = time.monotonic()
     unreachable = main(["zk", "copy", "--source", zk.a.connect_string, "--target", "127.0.0.1:1",
                         "--connect-timeout", "1", "--path", zk.root])
-    assert unreachable == 3 and "cannot connect to the target" in capsys.readouterr().err
+    assert unreachable == ExitCode.UNREACHABLE and "cannot connect to the target" in capsys.readouterr().err
     assert time.monotonic() - started < 10
     assert zk.ca.get(zk.root)[0] == b"x"

@@ -7,8 +7,8 @@ import urllib.request
 
 from kazoo.security import READ_ACL_UNSAFE
 
-from orchestrator.zk.tree import delete_tree
-from orchestrator.zk.verify import verify
+from orchestrator.services.zk.tree import delete_tree
+from orchestrator.services.zk.verify import verify
 from tests.zk.helpers import (
     ORCH_ACL,
     bulk_create,

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from orchestrator.zk.verify import verify
+from orchestrator.services.zk.verify import verify
 from tests.zk.helpers import (
     AUTH,
     Cli,

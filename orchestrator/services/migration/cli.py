@@ -38,7 +38,7 @@ def register(subparsers) -> None:
 
 
 def _run(action) -> int:
-    from orchestrator.migration.phases import MigrationError
+    from orchestrator.services.migration.phases import MigrationError
     try:
         return int(action() or 0)
     except MigrationError as exc:
@@ -47,12 +47,12 @@ def _run(action) -> int:
 
 
 def _migration(args):
-    from orchestrator.migration.phases import Migration
+    from orchestrator.services.migration.phases import Migration
     return Migration(args.state, out=lambda line: print(line, flush=True))
 
 
 def cmd_start(args) -> int:
-    from orchestrator.migration.phases import load_config
+    from orchestrator.services.migration.phases import load_config
     return _run(lambda: _migration(args).start(load_config(args.config), wait=args.wait))
 
 

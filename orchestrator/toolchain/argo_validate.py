@@ -13,13 +13,14 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from orchestrator.checks import CheckError
+from orchestrator.toolchain.checks import CheckError
 
 SCRIPT = Path(__file__).with_name("argo_validate.mjs")
-PROJECT_DIR = SCRIPT.parent.parent
+PROJECT_DIR = SCRIPT.parents[2]
 ARGO_GROUP = "argoproj.io/"
 _ARG_USE = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.\-]+)\s*\}\}")
 

@@ -13,8 +13,9 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -46,7 +47,7 @@ def kubernetes_schema_problems(manifests: Iterable[dict[str, Any]],
                                versions: Iterable[str] = KUBERNETES_VERSIONS) -> list[str]:
     import kubernetes_validate
 
-    from orchestrator import argo_validate
+    from orchestrator.toolchain import argo_validate
 
     manifests = list(manifests)
     # CRDs have no kubernetes-validate schema: Argo objects go to the Argo models (argo_validate.mjs).
@@ -286,7 +287,7 @@ def _secret_reference_problems(w: dict[str, Any], ns: str | None, pod: dict[str,
 
 # --- everything ---------------------------------------------------------------------------------
 def check_all(manifests: list[dict[str, Any]]) -> list[str]:
-    from orchestrator import argo_validate
+    from orchestrator.toolchain import argo_validate
 
     problems = reference_problems(manifests) + argo_validate.reference_problems(manifests)
     problems += kubernetes_schema_problems(manifests)
@@ -306,8 +307,7 @@ def policy_problems(registrations: list[Any], config: dict[str, Any], project_di
     with the stack's policy config (policy/<stack>.json), as `pulumi preview --policy-pack` would."""
     import importlib.util
 
-    from pulumi_policy import (PolicyResource, PolicyResourceOptions, ResourceValidationArgs,
-                               StackValidationArgs)
+    from pulumi_policy import PolicyResource, PolicyResourceOptions, ResourceValidationArgs, StackValidationArgs
 
     spec = importlib.util.spec_from_file_location("orchestrator_policy_rules", project_dir / "policy" / "rules.py")
     if spec is None or spec.loader is None:

@@ -10,8 +10,8 @@ import logging
 import re
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
@@ -21,7 +21,7 @@ from kazoo.exceptions import (
     RolledBackError,
 )
 from kazoo.retry import KazooRetry
-from kazoo.security import ACL, Id, OPEN_ACL_UNSAFE
+from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,10 @@ class Ensemble:
     timeout: float = 10.0
 
     def reader(self):
-        from orchestrator.zk.wire import BulkReader
+        from orchestrator.services.zk.wire import BulkReader
         return BulkReader(self.hosts, self.auth, self.timeout)
 
-    def read(self, roots: Iterable[str]) -> "Tree":
+    def read(self, roots: Iterable[str]) -> Tree:
         with self.reader() as r:
             return read_tree(r, roots)
 

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 # checkov lives in a virtualenv of its own (its pins conflict with the project's): see the Makefile.
-CHECKOV = Path(__file__).resolve().parent.parent / ".venv" / "tools" / "checkov" / "bin" / "checkov"
+CHECKOV = Path(__file__).resolve().parents[2] / ".venv" / "tools" / "checkov" / "bin" / "checkov"
 
 DEFAULT_STACK = "dev"
 
@@ -36,7 +36,7 @@ def _project_dir_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _project_dir(args: argparse.Namespace) -> Path:
-    from orchestrator.render import PROJECT_DIR
+    from orchestrator.toolchain.render import PROJECT_DIR
 
     if args.project_dir is not None:
         return args.project_dir
@@ -45,7 +45,7 @@ def _project_dir(args: argparse.Namespace) -> Path:
 
 def _render(stack: str, project_dir: Path):
     from components.settings import SettingsError
-    from orchestrator.render import RenderError, render_stack
+    from orchestrator.toolchain.render import RenderError, render_stack
 
     try:
         return render_stack(stack, project_dir)
@@ -56,7 +56,7 @@ def _render(stack: str, project_dir: Path):
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from orchestrator.render import summary, write_render
+    from orchestrator.toolchain.render import summary, write_render
 
     stacks = args.stacks or [DEFAULT_STACK]
     results = []
@@ -77,8 +77,14 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from orchestrator.checks import KUBERNETES_VERSIONS, CheckError, check_all, checkov_problems, policy_problems
-    from orchestrator.render import summary, write_render
+    from orchestrator.toolchain.checks import (
+        KUBERNETES_VERSIONS,
+        CheckError,
+        check_all,
+        checkov_problems,
+        policy_problems,
+    )
+    from orchestrator.toolchain.render import summary, write_render
 
     result = _render(args.stack, _project_dir(args))
     if result is None:

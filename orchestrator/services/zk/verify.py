@@ -5,7 +5,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from orchestrator.zk.tree import Ensemble, Tree, node_from_replies, acl_text
+from orchestrator.services.zk.tree import Ensemble, Tree, acl_text, node_from_replies
 
 KINDS_OF_DIFFERENCE = ("missing", "extra", "kind", "data", "acl")
 

@@ -156,7 +156,7 @@ class BulkReader:
                 pass
             self._drop()
 
-    def __enter__(self) -> "BulkReader":
+    def __enter__(self) -> BulkReader:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -6,7 +6,7 @@ The names are a contract with the monitoring tier's alert rules (`max(orchestrat
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import start_http_server

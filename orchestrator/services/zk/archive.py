@@ -11,9 +11,9 @@ import gzip
 import json
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from orchestrator.zk.tree import Node, Tree, ZkInputError, parent_of, under, validate_paths
+from orchestrator.services.zk.tree import Node, Tree, ZkInputError, parent_of, under, validate_paths
 
 FORMAT = "orchestrator-zk-snapshot/1"
 SUFFIX = "-zk-snapshot.json.gz"
@@ -26,7 +26,7 @@ class S3Location:
     key: str  # a prefix for snapshots, an object key or prefix for restores
 
     @classmethod
-    def parse(cls, url: str) -> "S3Location":
+    def parse(cls, url: str) -> S3Location:
         if not url.startswith("s3://"):
             raise ZkInputError(f"--s3 {url!r}: expected s3://BUCKET/PREFIX")
         bucket, _, key = url[5:].partition("/")
@@ -42,7 +42,7 @@ class S3Location:
 # -- serialisation -------------------------------------------------------------------------------------
 
 def encode(tree: Tree, roots: list[str], source: str, when: datetime) -> bytes:
-    from orchestrator.zk.verify import tree_digest
+    from orchestrator.services.zk.verify import tree_digest
     nodes = [{"path": p, "data": base64.b64encode(n.data).decode(), "acl": [list(a) for a in n.acl],
               "kind": n.kind} for p, n in sorted(tree.items())]
     doc = {"format": FORMAT, "created": when.isoformat(), "source": source, "roots": roots,
@@ -134,7 +134,7 @@ class LifecycleError(RuntimeError):
 def snapshot(source, roots: list[str], s3, loc: S3Location, days: int, check_only: bool = False) -> dict:
     lifecycle = ensure_lifecycle(s3, loc.bucket, loc.key, days, check_only)
     tree = source.read(roots)
-    when = datetime.now(timezone.utc)
+    when = datetime.now(UTC)
     body = encode(tree, roots, source.hosts, when)
     key = loc.object_key(when)
     s3.put_object(Bucket=loc.bucket, Key=key, Body=body, ContentType="application/json",
@@ -157,8 +157,8 @@ def newest_snapshot_key(s3, loc: S3Location) -> str:
 
 
 def restore(target, s3, loc: S3Location, paths: list[str] | None, replace: bool) -> dict:
-    from orchestrator.zk.tree import reconcile
-    from orchestrator.zk.verify import compare, tree_digest
+    from orchestrator.services.zk.tree import reconcile
+    from orchestrator.services.zk.verify import compare, tree_digest
     key = newest_snapshot_key(s3, loc)
     doc, tree = decode(s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read())
     roots = doc["roots"]
@@ -188,7 +188,7 @@ def _s3_client(endpoint_url: str | None):
 def cli_snapshot(args) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from orchestrator.zk.cli import EXIT_FAILED, EXIT_INPUT, EXIT_OK, EXIT_UNREACHABLE, _close, _fail, _open
+    from orchestrator.services.zk.cli import EXIT_FAILED, EXIT_INPUT, EXIT_OK, EXIT_UNREACHABLE, _close, _fail, _open
     try:
         loc = S3Location.parse(args.s3)
         days = expiry_days(args.retention_hours)
@@ -216,7 +216,7 @@ def cli_snapshot(args) -> int:
 def cli_restore(args) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from orchestrator.zk.cli import EXIT_FAILED, EXIT_INPUT, EXIT_OK, EXIT_UNREACHABLE, _close, _fail, _open
+    from orchestrator.services.zk.cli import EXIT_FAILED, EXIT_INPUT, EXIT_OK, EXIT_UNREACHABLE, _close, _fail, _open
     try:
         loc = S3Location.parse(args.s3)
         if args.paths:

@@ -11,7 +11,9 @@ import os
 import sys
 import time
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE = 0, 1, 2, 3
+from orchestrator.errors import ExitCode
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE = ExitCode.OK, ExitCode.FAILED, ExitCode.INPUT, ExitCode.UNREACHABLE
 AUTH_ENV = "ORCHESTRATOR_ZK_AUTH"
 
 
@@ -98,7 +100,7 @@ def _same_ensemble(a: str, b: str) -> bool:
 
 def _open(args, *sides: str):
     """Validated paths and started clients, or an exit code. Input is checked before connecting."""
-    from orchestrator.zk.tree import ZkInputError, connect, parse_auth, validate_paths
+    from orchestrator.services.zk.tree import ZkInputError, connect, parse_auth, validate_paths
     try:
         paths = validate_paths(args.paths) if getattr(args, "paths", None) else []
         # In the platform, credentials come from a Secret as ORCHESTRATOR_ZK_AUTH (one SCHEME:CREDENTIAL
@@ -129,7 +131,7 @@ def _close(clients) -> None:
 
 
 def cmd_copy(args) -> int:
-    from orchestrator.zk.engine import bootstrap
+    from orchestrator.services.zk.engine import bootstrap
     code, paths, clients = _open(args, "source", "target")
     if code is not None:
         return code
@@ -149,7 +151,7 @@ def cmd_copy(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from orchestrator.zk.verify import verify
+    from orchestrator.services.zk.verify import verify
     code, paths, clients = _open(args, "source", "target")
     if code is not None:
         return code
@@ -166,7 +168,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_sync(args) -> int:
-    from orchestrator.zk.engine import run_sync
+    from orchestrator.services.zk.engine import run_sync
     code, paths, clients = _open(args, "source", "target")
     if code is not None:
         return code
@@ -178,10 +180,10 @@ def cmd_sync(args) -> int:
 
 
 def cmd_snapshot(args) -> int:
-    from orchestrator.zk.archive import cli_snapshot
+    from orchestrator.services.zk.archive import cli_snapshot
     return cli_snapshot(args)
 
 
 def cmd_restore(args) -> int:
-    from orchestrator.zk.archive import cli_restore
+    from orchestrator.services.zk.archive import cli_restore
     return cli_restore(args)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from kazoo.exceptions import NoNodeError
 
-from orchestrator.zk.tree import (
+from orchestrator.services.zk.tree import (
     MAX_INFLIGHT,
     PAD_NAME,
     SEQUENTIAL,
@@ -22,7 +22,6 @@ from orchestrator.zk.tree import (
     Tree,
     align_sequences,
     depth,
-    units,
     join,
     parent_of,
     read_tree,
@@ -31,10 +30,11 @@ from orchestrator.zk.tree import (
     subtree,
     succeeded,
     under,
+    units,
     wanted,
     watch_tree,
 )
-from orchestrator.zk.wire import arm_watches
+from orchestrator.services.zk.wire import arm_watches
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class SyncEngine:
 
     def __init__(self, source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "mirror",
                  metrics=None, resync_interval: float = 300.0) -> None:
-        from orchestrator.zk.metrics import SyncMetrics
+        from orchestrator.services.zk.metrics import SyncMetrics
         self.source, self.target, self.roots = source, target, list(roots)
         self.ephemeral = ephemeral
         self.metrics = metrics or SyncMetrics()
@@ -111,7 +111,7 @@ class SyncEngine:
         self.metrics.info.labels(source=source.hosts, target=target.hosts, paths=",".join(self.roots)).set(1)
 
     # -- life cycle ---------------------------------------------------------------------------------
-    def start(self) -> "SyncEngine":
+    def start(self) -> SyncEngine:
         self.source.client.add_listener(self._on_state)
         self.target.client.add_listener(self._on_state)
         self._thread = threading.Thread(target=self._run, name="zk-sync", daemon=True)
@@ -365,7 +365,7 @@ class SyncEngine:
 def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "mirror",
              metrics_port: int = 9143, metrics_address: str = "0.0.0.0", resync_interval: float = 300.0) -> int:
     """`orchestrator zk sync`: serve /metrics, bootstrap, follow changes until SIGTERM or SIGINT."""
-    from orchestrator.zk.metrics import SyncMetrics
+    from orchestrator.services.zk.metrics import SyncMetrics
     metrics = SyncMetrics()
     server, _ = metrics.serve(metrics_address, metrics_port)
     print(f"metrics: http://{metrics_address}:{server.server_port}/metrics", flush=True)

@@ -1,16 +1,20 @@
 """The orchestrator service's HTTP metrics: the contract the canary gates query (docs/metrics.md).
 
 The API (a later issue) records every request through `ServiceMetrics.observe`; the names, labels and
-buckets come from components/orchestrator_service.py, where the analysis queries are built, so the
-exporter and the queries cannot drift apart. tests/test_canary.py checks the exposition against the
+buckets are defined here and imported by components/orchestrator_service.py, where the analysis queries
+are built, so the exporter and the queries cannot drift apart. tests/test_canary.py checks the exposition against the
 queries' selectors.
 """
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from components.orchestrator_service import (LATENCY_BUCKETS_SECONDS, LIVENESS_PATH, METRICS_PATH, READINESS_PATH,
-                                             REQUEST_DURATION, REQUESTS_TOTAL)
+REQUESTS_TOTAL = "orchestrator_http_requests_total"            # counter: method, route, code
+REQUEST_DURATION = "orchestrator_http_request_duration_seconds"  # histogram (seconds): method, route
+# Bucket upper bounds the service must export. The p95/p99 gates sit on bucket bounds, so
+# histogram_quantile decides them exactly instead of interpolating inside a bucket.
+LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+METRICS_PATH, LIVENESS_PATH, READINESS_PATH = "/metrics", "/healthz", "/readyz"
 
 LABELS = ("method", "route", "code")
 # Probes and scrapes are not traffic: counting them would let an idle canary look healthy.

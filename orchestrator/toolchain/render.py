@@ -11,13 +11,14 @@ import os
 import runpy
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROJECT_NAME = "orchestrator"
 REDACTED = "[redacted-secret]"
 # Pulumi's wire marker for secret values.
@@ -140,7 +141,7 @@ def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
         # Under mocks the stack's exports are never sent to the engine: resolve them here.
         root = pulumi.runtime.get_root_resource()
         assert root is not None, "the mocks set no root stack resource"
-        exported = dict(getattr(root, "outputs"))
+        exported = dict(root.outputs)
 
         async def resolve() -> None:
             for key, value in exported.items():

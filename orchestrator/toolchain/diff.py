@@ -3,7 +3,7 @@
 Pure: takes two `{tier: [manifest, ...]}` maps (what `render_stack(...).manifests_by_tier` returns)
 and classifies every object as added, removed, updated in place or REPLACE(d), and marks removals and
 replacements of stateful objects as DATA-LOSS RISK. Formatting as text or as a PR comment (markdown)
-lives here too; running git and the renders is `orchestrator.diff_cli`.
+lives here too; running git and the renders is `orchestrator.toolchain.diff_cli`.
 
 Which fields force a replacement follows the Kubernetes API's immutability rules, as encoded by the
 pulumi-kubernetes provider (`provider/pkg/provider/forcenew.go`): `pulumi up` deletes and re-creates

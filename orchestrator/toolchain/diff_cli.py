@@ -1,7 +1,7 @@
 """`orchestrator diff --stack S [--base REF] [--format text|markdown]`: what a change does to a stack.
 
 Renders the stack twice, offline — at the base git ref (default: the merge base of HEAD with the main
-branch) and at the working tree — and prints a resource-level diff (see `orchestrator.diff`).
+branch) and at the working tree — and prints a resource-level diff (see `orchestrator.toolchain.diff`).
 
 Each side renders in its own Python process: the program imports `components`, and two versions of
 that package cannot share one interpreter. The base ref's files come from `git archive` into a
@@ -26,7 +26,7 @@ from typing import Any
 MAIN_BRANCHES = ("origin/main", "main")
 RENDER_TIMEOUT_S = 600
 _WORKER = ("import sys; sys.path.insert(0, sys.argv[1]); "
-           "from orchestrator.diff_cli import render_worker; render_worker(sys.argv[2], sys.argv[3], sys.argv[4])")
+           "from orchestrator.toolchain.diff_cli import render_worker; render_worker(sys.argv[2], sys.argv[3], sys.argv[4])")
 
 
 class DiffError(Exception):
@@ -34,7 +34,7 @@ class DiffError(Exception):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from orchestrator.commands import _project_dir_option
+    from orchestrator.toolchain.commands import _project_dir_option
 
     p = sub.add_parser("diff", help="render a stack at a git ref and at the working tree; show what would change",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,8 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from orchestrator.commands import _project_dir
-    from orchestrator.diff import EXIT_ERROR, format_markdown, format_text
+    from orchestrator.toolchain.commands import _project_dir
+    from orchestrator.toolchain.diff import EXIT_ERROR, format_markdown, format_text
 
     try:
         diff = diff_stack(args.stack, _project_dir(args), args.base)
@@ -105,7 +105,7 @@ def render_worker(project_dir: str, stack: str, out_file: str) -> None:
     directory's program and `components`; write manifests and outputs (or the error) as JSON."""
     import os
 
-    from orchestrator.render import plain, render_stack
+    from orchestrator.toolchain.render import plain, render_stack
 
     sys.path[0] = project_dir  # `components` now resolves to the project's own copy
     os.chdir(project_dir)  # as the Pulumi CLI runs a program
@@ -150,7 +150,7 @@ def render_sides(sides: dict[str, Path], stack: str, workdir: Path) -> dict[str,
 
 def diff_stack(stack: str, project_dir: Path, base_ref: str | None = None):
     """Diff of `stack` between `base_ref` (default: merge base with main) and the working tree."""
-    from orchestrator.diff import compare
+    from orchestrator.toolchain.diff import compare
 
     project_dir = project_dir.resolve()
     if not (project_dir / f"Pulumi.{stack}.yaml").is_file():

@@ -13,12 +13,12 @@ import os
 import shlex
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
-from orchestrator.migration import checks as C
+from orchestrator.services.migration import checks as C
 
 STATE_VERSION = 1
 
@@ -49,9 +49,9 @@ class Config:
     hook: str | None = None
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "Config":
-        from orchestrator.zk.archive import S3Location, expiry_days
-        from orchestrator.zk.tree import ZkInputError, validate_paths
+    def from_dict(cls, raw: dict) -> Config:
+        from orchestrator.services.zk.archive import S3Location, expiry_days
+        from orchestrator.services.zk.tree import ZkInputError, validate_paths
         if not isinstance(raw, dict):
             raise MigrationError("the configuration must be a mapping")
         known = set(cls.__dataclass_fields__)
@@ -108,7 +108,7 @@ class State:
     history: list[dict] = field(default_factory=list)
 
     def record(self, event: str, **details) -> None:
-        self.history.append({"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "event": event,
+        self.history.append({"time": datetime.now(UTC).isoformat(timespec="seconds"), "event": event,
                              **details})
 
     def save(self, path: Path) -> None:
@@ -120,7 +120,7 @@ class State:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path) -> "State":
+    def load(cls, path: Path) -> State:
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
@@ -219,7 +219,7 @@ class Migration:
         return checks
 
     def _sides(self, cfg: Config):
-        from orchestrator.zk.tree import connect, parse_auth
+        from orchestrator.services.zk.tree import connect, parse_auth
         auth = parse_auth(cfg.auth)
         a = connect(cfg.source, auth, timeout=10)
         try:
@@ -230,7 +230,7 @@ class Migration:
         return a, b
 
     def _trees_identical(self, state: State, a_to_b: bool, ignore_ephemeral: bool) -> C.Check:
-        from orchestrator.zk.verify import verify
+        from orchestrator.services.zk.verify import verify
         name = "trees identical " + ("A→B" if a_to_b else "B→A")
         try:
             a, b = self._sides(state.config)
@@ -250,7 +250,7 @@ class Migration:
     def _archived(self, state: State) -> C.Check:
         if not state.archive_key:
             return C.Check("A archived", False, "no archive written yet")
-        from orchestrator.zk.archive import S3Location, _s3_client
+        from orchestrator.services.zk.archive import S3Location, _s3_client
         loc = S3Location.parse(state.config.archive)
         try:
             head = _s3_client(state.config.s3_endpoint_url).head_object(Bucket=loc.bucket, Key=state.archive_key)
@@ -293,8 +293,8 @@ class Migration:
         return True
 
     def _archive_a(self, state: State) -> bool:
-        from orchestrator.zk.archive import S3Location, _s3_client, expiry_days, snapshot
-        from orchestrator.zk.tree import connect, parse_auth
+        from orchestrator.services.zk.archive import S3Location, _s3_client, expiry_days, snapshot
+        from orchestrator.services.zk.tree import connect, parse_auth
         cfg = state.config
         stopped = C.sync_stopped(cfg.sync_metrics)
         if not stopped.ok:

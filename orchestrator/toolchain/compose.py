@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.render import PROJECT_DIR
+from orchestrator.toolchain.render import PROJECT_DIR
 
 if TYPE_CHECKING:
     from components.settings import PlatformSettings
@@ -71,7 +71,7 @@ def generate(project_dir: Path = PROJECT_DIR, stack: str = COMPOSE_STACK) -> dic
     """File name → text of the compose Prometheus files, from the stack's settings."""
     from components.monitoring import RULES_FILE, alert_rules, prometheus_config, to_yaml
     from components.settings import settings_from_config
-    from orchestrator.render import load_stack_config
+    from orchestrator.toolchain.render import load_stack_config
 
     config, secret_keys, source = load_stack_config(stack, project_dir)
     settings = settings_from_config(config, source, set(secret_keys))
@@ -98,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_compose_prometheus(args: argparse.Namespace) -> int:
     from components.settings import SettingsError
-    from orchestrator.render import RenderError
+    from orchestrator.toolchain.render import RenderError
 
     try:
         files = generate()

@@ -1,0 +1,1 @@
+"""Shared HTTP clients of the platform's peers (Marathon, Mesos), used by every service."""

@@ -1,0 +1,1 @@
+"""Long-running daemons and their commands. Never imports Pulumi or the platform (components/)."""

@@ -1,0 +1,1 @@
+"""The offline toolchain: render, checks, diff, compose, state-backend check. May import the platform."""
