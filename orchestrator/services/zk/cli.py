@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
 from orchestrator.errors import ExitCode
+from orchestrator.services.zk.tree import ZkInputError
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE = ExitCode.OK, ExitCode.FAILED, ExitCode.INPUT, ExitCode.UNREACHABLE
-AUTH_ENV = "ORCHESTRATOR_ZK_AUTH"
 
 
 def _add_connection(p: argparse.ArgumentParser, source: bool = True, target: bool = True) -> None:
@@ -99,35 +98,32 @@ def _same_ensemble(a: str, b: str) -> bool:
 
 
 def _open(args, *sides: str):
-    """Validated paths and started clients, or an exit code. Input is checked before connecting."""
-    from orchestrator.services.zk.tree import ZkInputError, connect, parse_auth, validate_paths
+    """Validated paths and started clients, or an exit code. Input is checked before connecting.
+    Kept for archive.py until it calls session.open_client itself."""
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.services.zk.session import auth_from, close_clients, open_client
+    from orchestrator.services.zk.tree import validate_paths
     try:
         paths = validate_paths(args.paths) if getattr(args, "paths", None) else []
-        # In the platform, credentials come from a Secret as ORCHESTRATOR_ZK_AUTH (one SCHEME:CREDENTIAL
-        # per line), never on the command line.
-        env_auth = [line for line in os.environ.get(AUTH_ENV, "").splitlines() if line.strip()]
-        auth = parse_auth((args.auth or []) + env_auth)
+        auth = auth_from(args.auth)
         if len(sides) == 2 and _same_ensemble(args.source, args.target):
             raise ZkInputError("--source and --target are the same ensemble")
     except ZkInputError as exc:
         return _fail(EXIT_INPUT, str(exc)), None, None
-    clients = []
+    clients: list = []
     for side in sides:
-        hosts = getattr(args, side)
         try:
-            clients.append(connect(hosts, auth, timeout=args.connect_timeout, session_timeout=args.session_timeout))
-        except ZkInputError as exc:
-            _close(clients)
-            return _fail(EXIT_INPUT, f"--{side}: {exc}"), None, None
-        except Exception as exc:  # kazoo raises its own timeout type
-            _close(clients)
-            return _fail(EXIT_UNREACHABLE, f"cannot connect to the {side} ensemble {hosts!r}: {exc!r}"), None, None
+            clients.append(open_client(getattr(args, side), auth, timeout=args.connect_timeout,
+                                       session_timeout=args.session_timeout, label=side))
+        except OrchestratorError as exc:
+            close_clients(clients)
+            return _fail(exc.exit_code, str(exc)), None, None
     return None, paths, clients
 
 
 def _close(clients) -> None:
-    for c in clients:
-        c.close()
+    from orchestrator.services.zk.session import close_clients
+    close_clients(clients)
 
 
 def cmd_copy(args) -> int:

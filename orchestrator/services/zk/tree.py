@@ -23,6 +23,8 @@ from kazoo.exceptions import (
 from kazoo.retry import KazooRetry
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id
 
+from orchestrator.errors import InputError
+
 log = logging.getLogger(__name__)
 
 # ZooKeeper's own subtree (quotas, dynamic config) is never copied.
@@ -41,8 +43,8 @@ READ_WINDOW = 4000
 CONTAINER_OWNER = -0x8000000000000000  # EphemeralType.CONTAINER_EPHEMERAL_OWNER (Long.MIN_VALUE)
 
 
-class ZkInputError(ValueError):
-    """Bad command input: reported to the user before anything is changed."""
+class ZkInputError(InputError, ValueError):
+    """Bad command input: reported to the user before anything is changed (exit 2)."""
 
 
 def kind_of(ephemeral_owner: int) -> str:
@@ -210,7 +212,7 @@ def read_tree(reader, roots: Iterable[str]) -> Tree:
                     tree[p] = found[0]
                     if found[1]:
                         parents.append(p)
-            for p, kids in zip(parents, reader.children(parents)):
+            for p, kids in zip(parents, reader.children(parents), strict=True):
                 if isinstance(kids, NoNodeError):
                     tree.pop(p, None)
                     continue

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import struct
@@ -150,10 +151,8 @@ class BulkReader:
 
     def close(self) -> None:
         if self.sock is not None:
-            try:
+            with contextlib.suppress(OSError):  # the server may already be gone
                 self._send([(self._xid + 1, Close())])
-            except OSError:
-                pass
             self._drop()
 
     def __enter__(self) -> BulkReader:
