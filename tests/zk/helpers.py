@@ -1,6 +1,7 @@
 """Helpers for the ZooKeeper tests: clients with the test identity, bulk tree building, polling."""
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -81,6 +82,12 @@ class Pair:
 
     def client(self, side: str, timeout: float = 10.0) -> KazooClient:
         c = make_client((self.a if side == "a" else self.b).connect_string, timeout)
+        self.extra.append(c)
+        return c
+
+    def client_for(self, hosts: str, timeout: float = 10.0) -> KazooClient:
+        """A session on any connect string (another spelling, a chroot); closed at teardown."""
+        c = make_client(hosts, timeout)
         self.extra.append(c)
         return c
 
@@ -232,3 +239,66 @@ class Writer:
         self.done.set()
         self.thread.join(timeout=30)
         # Ephemeral nodes stay (the session lives on) so the final comparison includes them.
+
+
+class Forward:
+    """A loopback TCP port forward to one ZooKeeper member: the same ensemble under another address and port,
+    as a DNS alias, a Kubernetes Service or an IPv6 listener would present it. Closed by the test."""
+
+    def __init__(self, upstream_port: int, listen_host: str = "127.0.0.1") -> None:
+        import socket
+        import threading
+        family = socket.AF_INET6 if ":" in listen_host else socket.AF_INET
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.server = socket.socket(family, socket.SOCK_STREAM)
+        self.server.bind((listen_host, 0))
+        self.server.listen(16)
+        self.port = self.server.getsockname()[1]
+        self.host = listen_host
+        self._socks: list = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            try:
+                up = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                conn.close()
+                continue
+            up.settimeout(None)
+            with self._lock:
+                self._socks += [conn, up]
+            for a, b in ((conn, up), (up, conn)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        import socket
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):  # the other pump may have closed it already
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.server.close()
+        self._thread.join(timeout=5)
+        with self._lock:
+            for s in self._socks:
+                s.close()
