@@ -1,0 +1,6 @@
+from tests.support.marathon import (  # noqa: F401 - fixtures
+    fake_marathon,
+    fake_marathon_realtime,
+    marathon_client,
+    sim_clock,
+)
