@@ -9,8 +9,10 @@ import pulumi_kubernetes as k8s
 from components import k8s as kx
 from components import security as sec
 from components.settings import PlatformSettings
+from orchestrator.contracts import tiers
 
-COMPONENT = "marathon"
+TIER = tiers.MARATHON
+COMPONENT = TIER.component_label
 UID = 65534
 AUTH_DIR = "/etc/marathon/auth"
 
@@ -57,7 +59,13 @@ class Marathon(pulumi.ComponentResource):
         self.service = kx.cluster_service(name, name, ns, labels, selector, [kx.service_port("http", m.port)], child)
         self.pdb = kx.disruption_budget(f"{name}-pdb", f"{name}-pdb", ns, labels, selector, child)
         account = kx.service_account(name, name, ns, labels, child)
-        self.peer = sec.Peer(name, ns, selector, {"http": m.port, "libprocess": m.libprocess_port})
+        self.peer = sec.Peer(TIER, name, ns, selector, {"http": m.port, "libprocess": m.libprocess_port})
+        self.flows = [
+            sec.Flow(tiers.MESOS_MASTER, TIER, "libprocess", "the master sends offers and status updates to Marathon"),
+            sec.Flow(TIER, TIER, "http", "standby Marathon instances proxy API calls to the leader"),
+            sec.Flow(tiers.PROMETHEUS, TIER, "http", "scrape Marathon's /metrics/prometheus"),
+            sec.Flow(sec.CLIENTS, TIER, "http", "users and automation call Marathon's API"),
+        ]
         env: list[dict] = [kx.field_env("POD_IP", "status.podIP"),
                            # The scheduler driver (libmesos) must advertise an address and a fixed port
                            # the masters can reach (a fixed port so NetworkPolicies can allow it).

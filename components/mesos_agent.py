@@ -10,8 +10,10 @@ import pulumi_kubernetes as k8s
 from components import k8s as kx
 from components import security as sec
 from components.settings import PlatformSettings
+from orchestrator.contracts import tiers
 
-COMPONENT = "mesos-agent"
+TIER = tiers.MESOS_AGENT
+COMPONENT = TIER.component_label
 AUTH_DIR = "/etc/mesos/auth"
 
 # Why the agent holds each privilege (README "Security"); checkov's findings are skipped with these reasons.
@@ -85,7 +87,8 @@ class MesosAgents(pulumi.ComponentResource):
             {"name": "cgroup", "host_path": {"path": "/sys/fs/cgroup", "type": "Directory"}},
         ]
         account = kx.service_account(name, name, ns, labels, child)
-        self.peer = sec.Peer(name, ns, selector, {"http": a.port}, host_network=True)
+        self.peer = sec.Peer(TIER, name, ns, selector, {"http": a.port}, host_network=True)
+        self.flows = [sec.Flow(tiers.MESOS_MASTER, TIER, "http", "the master launches tasks and pings agents")]
         if args.auth_secret is not None:
             mounts.append({"name": "auth", "mount_path": AUTH_DIR, "read_only": True})
             volumes.append({"name": "auth", "secret": {"secret_name": args.auth_secret, "default_mode": 0o400,

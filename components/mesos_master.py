@@ -9,8 +9,10 @@ import pulumi_kubernetes as k8s
 from components import k8s as kx
 from components import security as sec
 from components.settings import PlatformSettings
+from orchestrator.contracts import tiers
 
-COMPONENT = "mesos-master"
+TIER = tiers.MESOS_MASTER
+COMPONENT = TIER.component_label
 UID = 65534  # the master needs no root: it only writes its work_dir
 WORK_DIR = "/var/lib/mesos/master"
 AUTH_DIR = "/etc/mesos/auth"
@@ -77,7 +79,14 @@ class MesosMasters(pulumi.ComponentResource):
         self.service = kx.cluster_service(name, name, ns, labels, selector, [kx.service_port("http", m.port)], child)
         self.pdb = kx.disruption_budget(f"{name}-pdb", f"{name}-pdb", ns, labels, selector, child)
         account = kx.service_account(name, name, ns, labels, child)
-        self.peer = sec.Peer(name, ns, selector, {"http": m.port, "metrics": EXPORTER_PORT})
+        self.peer = sec.Peer(TIER, name, ns, selector, {"http": m.port, "metrics": EXPORTER_PORT})
+        self.flows = [
+            sec.Flow(TIER, TIER, "http", "masters replicate the registry log and elect through each other"),
+            sec.Flow(tiers.MESOS_AGENT, TIER, "http", "agents register with the leading master"),
+            sec.Flow(tiers.MARATHON, TIER, "http", "Marathon's scheduler driver talks to the leading master"),
+            sec.Flow(tiers.PROMETHEUS, TIER, "metrics", "scrape the Mesos exporter"),
+            sec.Flow(sec.CLIENTS, TIER, "http", "users and automation call the Mesos API and UI"),
+        ]
 
         self.zk_url = pulumi.Output.from_input(args.zk_connect).apply(lambda c: f"zk://{c}{m.zk_path}")
         args_out = pulumi.Output.all(self.zk_url, self.headless.metadata["name"]).apply(

@@ -15,8 +15,10 @@ import yaml
 from components import k8s as kx
 from components import security as sec
 from components.settings import PlatformSettings
+from orchestrator.contracts import tiers
 
-COMPONENT = "monitoring"
+TIER = tiers.PROMETHEUS
+COMPONENT = TIER.component_label
 UID = 65534
 CONFIG_DIR = "/etc/prometheus"
 RULES_FILE = "alerts.yml"  # relative: Prometheus resolves rule_files next to prometheus.yml
@@ -155,7 +157,11 @@ class Monitoring(pulumi.ComponentResource):
 
         # The one workload that talks to the Kubernetes API (service discovery): it keeps its token.
         account = kx.service_account(name, name, ns, labels, child, automount=True)
-        self.peer = sec.Peer(name, ns, selector, {"http": mon.port})
+        self.peer = sec.Peer(TIER, name, ns, selector, {"http": mon.port})
+        self.flows = [
+            sec.Flow(TIER, sec.API_SERVER, "https", "Kubernetes service discovery"),
+            sec.Flow(sec.CLIENTS, TIER, "http", "dashboards and users query Prometheus"),
+        ]
         # Service discovery needs read access to pods/services/endpoints in the platform namespaces
         # only: namespaced Roles, not a ClusterRole.
         for target_ns in (s.namespace, s.agents_namespace):

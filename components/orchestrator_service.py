@@ -15,8 +15,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as kx
-from components.security import Peer
+from components.security import ANYWHERE, Flow, InNamespace, Peer
 from components.settings import CanarySettings, PlatformSettings, duration_seconds
+from orchestrator.contracts import tiers
 from orchestrator.contracts.service_metrics import (  # noqa: F401
     LATENCY_BUCKETS_SECONDS,
     LIVENESS_PATH,
@@ -26,7 +27,8 @@ from orchestrator.contracts.service_metrics import (  # noqa: F401
     REQUESTS_TOTAL,
 )
 
-COMPONENT = "orchestrator-service"
+TIER = tiers.ORCHESTRATOR_SERVICE
+COMPONENT = TIER.component_label
 UID = 10001
 ARGO_ROLLOUTS_API = "argoproj.io/v1alpha1"
 
@@ -161,7 +163,13 @@ class OrchestratorService(pulumi.ComponentResource):
         self.canary_service = kx.cluster_service(f"{name}-canary", f"{name}-canary", ns, labels, selector, ports,
                                                  child)
         self.pdb = kx.disruption_budget(f"{name}-pdb", f"{name}-pdb", ns, labels, selector, child)
-        self.peer = Peer(name, ns, selector, {"http": svc.port})
+        self.peer = Peer(TIER, name, ns, selector, {"http": svc.port})
+        self.flows = [
+            Flow(InNamespace(s.security.rollouts_namespace), tiers.PROMETHEUS, "http",
+                 "Argo Rollouts runs the canary analysis"),
+            Flow(ANYWHERE, TIER, "http", "the orchestrator service is the platform's public API"),
+            Flow(tiers.PROMETHEUS, TIER, "http", "scrape the orchestrator service"),
+        ]
 
         templates = [
             k8s.apiextensions.CustomResource(

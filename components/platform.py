@@ -1,7 +1,7 @@
-"""The platform: namespaces, the five tiers wired together, and the stack-outputs contract."""
+"""The platform: namespaces, the tiers of the registry (orchestrator/contracts/tiers.py) wired together,
+and the stack-outputs contract."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,18 +16,18 @@ from components.mesos_master import MesosMasters, MesosMastersArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.orchestrator_service import OrchestratorService, OrchestratorServiceArgs
 from components.security import (
-    External,
+    Flow,
     NetworkSecurity,
     NetworkSecurityArgs,
+    Peer,
     PlatformSecrets,
     PlatformSecretsArgs,
-    platform_flows,
     read_credentials,
-    zk_sync_flows,
 )
 from components.settings import PlatformSettings
 from components.zk_sync import ZkSync, ZkSyncArgs
 from components.zookeeper import ZooKeeperEnsemble, ZooKeeperEnsembleArgs, connect_string, server_hosts
+from orchestrator.contracts import tiers
 
 # Bump on any incompatible change to the outputs below (renamed/removed key, changed meaning).
 OUTPUTS_CONTRACT_VERSION = "1"
@@ -37,18 +37,28 @@ OUTPUTS_CONTRACT_VERSION = "1"
 #   "deploy": what `pulumi up` applies: every tier (direct delivery), or the namespaces, the credentials'
 #             Secrets and the Argo CD objects (gitops);
 #   "tree":   the whole rendered tree Argo CD syncs, whatever the delivery: every tier and the Argo CD
-#             objects. `orchestrator render` sets ORCHESTRATOR_SCOPE=tree.
+#             objects. `orchestrator render` sets the config key SCOPE_CONFIG to "tree"; __main__.py
+#             reads it into PlatformArgs.
 Scope = Literal["deploy", "tree"]
-SCOPE_ENV = "ORCHESTRATOR_SCOPE"
-ZK_SYNC_TIER = "zk-sync"
-AUTH_TIER = "auth"  # Kubernetes Secrets of the credentials (rendered redacted; never synced by Argo CD)
-ARGOCD_TIER, ARGOCD_APPS_TIER = "argocd", "argocd-apps"
+SCOPE_CONFIG_NAMESPACE, SCOPE_CONFIG_KEY = "orchestrator-render", "scope"
+ZK_SYNC_TIER = tiers.ZK_SYNC.id
+AUTH_TIER = tiers.AUTH.id  # Kubernetes Secrets of the credentials (rendered redacted; never synced by Argo CD)
+ARGOCD_TIER, ARGOCD_APPS_TIER = tiers.ARGOCD.id, tiers.ARGOCD_APPS.id
+
+
+def scope_from_config(value: str | None) -> Scope:
+    """The scope from the program's config (`orchestrator-render:scope`); unset means "deploy"."""
+    if value in (None, "", "deploy"):
+        return "deploy"
+    if value == "tree":
+        return "tree"
+    raise ValueError(f"{SCOPE_CONFIG_NAMESPACE}:{SCOPE_CONFIG_KEY}={value!r}: expected 'deploy' or 'tree'")
 
 
 @dataclass(frozen=True)
 class PlatformArgs:
     settings: PlatformSettings
-    scope: Scope | None = None  # None: from $ORCHESTRATOR_SCOPE, default "deploy"
+    scope: Scope = "deploy"
 
 
 class Platform(pulumi.ComponentResource):
@@ -56,11 +66,10 @@ class Platform(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("orchestrator:platform:Platform", name, None, opts)
-        s = args.settings
-        child = pulumi.ResourceOptions(parent=self)
-        scope = args.scope or os.environ.get(SCOPE_ENV) or "deploy"
+        s, scope = args.settings, args.scope
         if scope not in ("deploy", "tree"):
-            raise ValueError(f"{SCOPE_ENV}={scope!r}: expected 'deploy' or 'tree'")
+            raise ValueError(f"scope {scope!r}: expected 'deploy' or 'tree'")
+        child = pulumi.ResourceOptions(parent=self)
         stack = pulumi.get_stack()
 
         # Pod Security Admission: everything is 'restricted' except the agents, which launch containers.
@@ -74,52 +83,48 @@ class Platform(pulumi.ComponentResource):
             namespaces[ns_name] = k8s.core.v1.Namespace(
                 f"namespace-{ns_name}", metadata=kx.metadata(ns_name, None, ns_labels), opts=child)
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=list(namespaces.values()))
-        credentials = read_credentials(s)  # None unless authentication is on
+        credentials = read_credentials(s) if tiers.AUTH.enabled(s) else None
 
         if scope == "deploy" and s.delivery == "gitops":
             # Argo CD applies the tiers from the repository; Pulumi applies the namespaces, the
             # credentials and the Argo CD objects.
             self.outputs = outputs_from_settings(s)
             if credentials is not None:
-                PlatformSecrets(AUTH_TIER, PlatformSecretsArgs(s, credentials, self.outputs["zookeeper_connect"]),
+                PlatformSecrets(tiers.AUTH.id, PlatformSecretsArgs(s, credentials, self.outputs["zookeeper_connect"]),
                                 in_ns)
-            GitOps(ARGOCD_TIER, GitOpsArgs(s, stack, ARGOCD_APPS_TIER), child)
+            GitOps(tiers.ARGOCD.id, GitOpsArgs(s, stack, tiers.ARGOCD_APPS.id), child)
             self.register_outputs(dict(self.outputs))
             return
 
-        zookeeper = ZooKeeperEnsemble("zookeeper", ZooKeeperEnsembleArgs(s), in_ns)
+        # Each tier's component is named after its registry id: that names its render directory, its
+        # Argo CD Application, its instance label and its NetworkPolicies.
+        zookeeper = ZooKeeperEnsemble(tiers.ZOOKEEPER.id, ZooKeeperEnsembleArgs(s), in_ns)
         auth: dict[str, pulumi.Output[str]] = {}
         if credentials is not None:
-            auth = PlatformSecrets(AUTH_TIER, PlatformSecretsArgs(s, credentials, zookeeper.connect_string),
+            auth = PlatformSecrets(tiers.AUTH.id, PlatformSecretsArgs(s, credentials, zookeeper.connect_string),
                                    in_ns).names
-        masters = MesosMasters("mesos-master", MesosMastersArgs(s, zookeeper.connect_string,
-                                                                auth.get("mesos-master-auth")), in_ns)
-        agents = MesosAgents("mesos-agent", MesosAgentsArgs(s, masters.zk_url, auth.get("mesos-agent-auth")), in_ns)
-        marathon = Marathon("marathon", MarathonArgs(s, zookeeper.connect_string, masters.zk_url,
-                                                     auth.get("marathon-auth")), in_ns)
-        monitoring = Monitoring("prometheus", MonitoringArgs(s, auth.get("prometheus-scrape-auth")), in_ns)
-        service = OrchestratorService("orchestrator-service", OrchestratorServiceArgs(s, monitoring.url), in_ns)
-        peers = [zookeeper.peer, masters.peer, agents.peer, marathon.peer, monitoring.peer, service.peer]
-        flows = platform_flows(zookeeper.peer, masters.peer, agents.peer, marathon.peer, monitoring.peer,
-                               service.peer, s.security.rollouts_namespace)
-        if s.zk_sync.enabled:  # during a migration onto this platform's ensemble (docs/migration.md)
-            sync = ZkSync(ZK_SYNC_TIER, ZkSyncArgs(s, zookeeper.connect_string, auth.get("zk-sync-auth")), in_ns)
-            source = External("zk-source", tuple(s.zk_sync.source_cidrs), {"client": s.zk_sync.source_port})
-            peers.append(sync.peer)
-            flows += zk_sync_flows(sync.peer, zookeeper.peer, monitoring.peer, source)
-        NetworkSecurity("network-policy", NetworkSecurityArgs(s, peers, flows), in_ns)
+        masters = MesosMasters(tiers.MESOS_MASTER.id, MesosMastersArgs(
+            s, zookeeper.connect_string, auth.get("mesos-master-auth")), in_ns)
+        agents = MesosAgents(tiers.MESOS_AGENT.id, MesosAgentsArgs(
+            s, masters.zk_url, auth.get("mesos-agent-auth")), in_ns)
+        marathon = Marathon(tiers.MARATHON.id, MarathonArgs(
+            s, zookeeper.connect_string, masters.zk_url, auth.get("marathon-auth")), in_ns)
+        monitoring = Monitoring(tiers.PROMETHEUS.id, MonitoringArgs(s, auth.get("prometheus-scrape-auth")), in_ns)
+        service = OrchestratorService(tiers.ORCHESTRATOR_SERVICE.id, OrchestratorServiceArgs(s, monitoring.url),
+                                      in_ns)
+        built: list[ZooKeeperEnsemble | MesosMasters | MesosAgents | Marathon | Monitoring | OrchestratorService
+                    | ZkSync] = [zookeeper, masters, agents, marathon, monitoring, service]
+        if tiers.ZK_SYNC.enabled(s):  # during a migration onto this platform's ensemble (docs/migration.md)
+            built.append(ZkSync(tiers.ZK_SYNC.id, ZkSyncArgs(s, zookeeper.connect_string, auth.get("zk-sync-auth")),
+                                in_ns))
+        peers: list[Peer] = [c.peer for c in built]
+        flows: list[Flow] = [f for c in built for f in c.flows]
+        NetworkSecurity(tiers.NETWORK_POLICY.id, NetworkSecurityArgs(s, peers, flows), in_ns)
         if scope == "tree":
-            # Sync waves: namespaces, then ZooKeeper with monitoring, Mesos masters, agents and Marathon,
-            # and the canaried service last. Every tier directory of the render needs its Application.
-            tiers = [Tier("network-policy", s.namespace, -1),
-                     Tier("prometheus", s.namespace, 0),
-                     Tier("zookeeper", s.namespace, 0), Tier("mesos-master", s.namespace, 1),
-                     Tier("mesos-agent", s.agents_namespace, 2), Tier("marathon", s.namespace, 2),
-                     Tier("orchestrator-service", s.namespace, 3)]
-            if s.zk_sync.enabled:
-                tiers.append(Tier(ZK_SYNC_TIER, s.namespace, 1))
-            GitOpsApplications(ARGOCD_APPS_TIER, GitOpsApplicationsArgs(s, stack, tiers), child)
-            GitOps(ARGOCD_TIER, GitOpsArgs(s, stack, ARGOCD_APPS_TIER), child)
+            # Every Argo CD-synced tier directory of the render gets its child Application.
+            apps = [Tier(t.id, t.namespace_of(s.namespace), t.wave or 0) for t in tiers.argocd_tiers(s)]
+            GitOpsApplications(tiers.ARGOCD_APPS.id, GitOpsApplicationsArgs(s, stack, apps), child)
+            GitOps(tiers.ARGOCD.id, GitOpsArgs(s, stack, tiers.ARGOCD_APPS.id), child)
 
         self.outputs = {
             "contract_version": OUTPUTS_CONTRACT_VERSION,

@@ -14,7 +14,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as kx
-from components.settings import CONFIG_NAMESPACE, SECRET_KEYS, PlatformSettings
+from components.settings import CONFIG_NAMESPACE, SECRET_KEYS, PlatformSettings, SecuritySettings
+from orchestrator.contracts.tiers import TierSpec
 
 COMPONENT = "security"
 # Principals and users the platform's components authenticate as.
@@ -130,7 +131,8 @@ class PlatformSecrets(pulumi.ComponentResource):
 class Peer:
     """A tier's pods as the network sees them: where they are, how to select them, what they serve."""
 
-    tier: str
+    tier: TierSpec
+    name: str  # the component's resource name (the tier id in the Platform): names its policies
     namespace: str
     selector: dict[str, str]
     ports: dict[str, int]
@@ -147,73 +149,83 @@ class External:
 
 
 @dataclass(frozen=True)
+class Clients:
+    """Any pod of the namespaces in `security.client_namespaces` (users' and automation's pods)."""
+
+
+@dataclass(frozen=True)
+class Anywhere:
+    """Any source at all (e.g. the ingress controller in front of a public service)."""
+
+
+@dataclass(frozen=True)
+class InNamespace:
+    """Any pod of one namespace (e.g. a controller's)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ApiServer:
+    """The Kubernetes API server (`security.api_server_cidrs`, ports 443 and 6443)."""
+
+
+CLIENTS, ANYWHERE, API_SERVER = Clients(), Anywhere(), ApiServer()
+Source = TierSpec | Clients | Anywhere | InNamespace
+Dest = TierSpec | External | ApiServer
+
+
+@dataclass(frozen=True)
 class Flow:
-    # a Peer; "clients" (pods of security.client_namespaces); "namespace:<name>" (any pod there); "anywhere"
-    source: Peer | str
-    dest: Peer | External | str  # a Peer, an External, or "kube-apiserver"
-    port: str           # a named port of dest (for "kube-apiserver": "https")
+    """One allowed connection. Tier endpoints are registry entries, resolved to the Platform's peers.
+
+    A flow is declared once, by the tier whose wiring makes it necessary: a tier declares who calls
+    it (next to its own peer), and a tier that may be absent (zk-sync) declares its own calls too."""
+
+    source: Source
+    dest: Dest
+    port: str  # a named port of dest (for the API server: "https")
     why: str
 
 
 API_SERVER_PORTS = (443, 6443)
 
 
-def platform_flows(zookeeper: Peer, masters: Peer, agents: Peer, marathon: Peer, prometheus: Peer,
-                   service: Peer, rollouts_namespace: str) -> list[Flow]:
-    """Every flow the platform needs, from the tiers' wiring (who gets whose address)."""
-    flows = [
-        Flow(zookeeper, zookeeper, "peer", "ZooKeeper followers sync with the leader"),
-        Flow(zookeeper, zookeeper, "election", "ZooKeeper leader election"),
-    ]
-    # Everyone handed the ZooKeeper connect string talks to the client port.
-    flows += [Flow(p, zookeeper, "client", f"{p.tier} uses ZooKeeper") for p in (masters, agents, marathon)]
-    flows += [
-        Flow(masters, masters, "http", "masters replicate the registry log and elect through each other"),
-        Flow(agents, masters, "http", "agents register with the leading master"),
-        Flow(masters, agents, "http", "the master launches tasks and pings agents"),
-        Flow(marathon, masters, "http", "Marathon's scheduler driver talks to the leading master"),
-        Flow(masters, marathon, "libprocess", "the master sends offers and status updates to Marathon"),
-        Flow(marathon, marathon, "http", "standby Marathon instances proxy API calls to the leader"),
-        Flow(prometheus, zookeeper, "metrics", "scrape ZooKeeper"),
-        Flow(prometheus, masters, "metrics", "scrape the Mesos exporter"),
-        Flow(prometheus, marathon, "http", "scrape Marathon's /metrics/prometheus"),
-        Flow(prometheus, "kube-apiserver", "https", "Kubernetes service discovery"),
-        Flow("clients", marathon, "http", "users and automation call Marathon's API"),
-        Flow("clients", masters, "http", "users and automation call the Mesos API and UI"),
-        Flow("clients", prometheus, "http", "dashboards and users query Prometheus"),
-        Flow(f"namespace:{rollouts_namespace}", prometheus, "http", "Argo Rollouts runs the canary analysis"),
-        Flow("anywhere", service, "http", "the orchestrator service is the platform's public API"),
-        Flow(prometheus, service, "http", "scrape the orchestrator service"),
-    ]
-    return flows
-
-
-def zk_sync_flows(sync: Peer, zookeeper: Peer, prometheus: Peer, source: External) -> list[Flow]:
-    return [Flow(sync, zookeeper, "client", "the sync engine writes into this platform's ensemble"),
-            Flow(sync, source, "client", "the sync engine reads the old ensemble"),
-            Flow(prometheus, sync, "metrics", "scrape the sync engine (lag alert)")]
-
-
 def _port_rule(port: int) -> dict[str, Any]:
     return {"port": port, "protocol": "TCP"}
 
 
-def _peer_term(peer: Peer, policy_ns: str, s: PlatformSettings) -> list[dict[str, Any]]:
+def _peer_term(peer: Peer, policy_ns: str, sec: SecuritySettings) -> list[dict[str, Any]]:
     if peer.host_network:
-        return [{"ip_block": {"cidr": cidr}} for cidr in s.security.node_cidrs]
+        return [{"ip_block": {"cidr": cidr}} for cidr in sec.node_cidrs]
     term: dict[str, Any] = {"pod_selector": {"match_labels": dict(peer.selector)}}
     if peer.namespace != policy_ns:
         term["namespace_selector"] = {"match_labels": {"kubernetes.io/metadata.name": peer.namespace}}
     return [term]
 
 
-def _clients_terms(s: PlatformSettings) -> list[dict[str, Any]]:
-    return [{"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": ns}}}
-            for ns in s.security.client_namespaces]
+def _namespace_term(namespace: str) -> dict[str, Any]:
+    return {"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": namespace}}}
 
 
-def policy_specs(flows: list[Flow], peers: list[Peer], s: PlatformSettings) -> list[dict[str, Any]]:
+def resolve_flows(flows: list[Flow], peers: list[Peer], settings: object) -> list[Flow]:
+    """Keep the flows between tiers that exist for the stack; a flow naming an enabled tier without a
+    peer is a wiring mistake."""
+    have = {p.tier for p in peers}
+    kept = []
+    for flow in flows:
+        tiers = [e for e in (flow.source, flow.dest) if isinstance(e, TierSpec)]
+        missing = [t for t in tiers if t not in have]
+        if any(t.enabled(settings) for t in missing):
+            raise ValueError(f"flow {flow.why!r} names tier(s) {[t.id for t in missing]} that have no peer")
+        if not missing:
+            kept.append(flow)
+    return kept
+
+
+def policy_specs(flows: list[Flow], peers: list[Peer], sec: SecuritySettings) -> list[dict[str, Any]]:
     """NetworkPolicy objects (name, namespace, spec) for a default-deny platform plus `flows`."""
+    by_tier = {p.tier: p for p in peers}
     policies: list[dict[str, Any]] = []
     for ns in sorted({p.namespace for p in peers}):
         policies.append({"name": "default-deny", "namespace": ns,
@@ -230,37 +242,39 @@ def policy_specs(flows: list[Flow], peers: list[Peer], s: PlatformSettings) -> l
             continue  # NetworkPolicies do not select host-network pods
         ingress = []
         for flow in flows:
-            if flow.dest is not peer:
+            if flow.dest is not peer.tier:
                 continue
-            if flow.source == "anywhere":  # e.g. the ingress controller in front of a public service
-                ingress.append({"ports": [_port_rule(peer.ports[flow.port])]})
-                continue
-            if flow.source == "clients":
-                sources = _clients_terms(s)
-            elif isinstance(flow.source, str) and flow.source.startswith("namespace:"):
-                sources = [{"namespace_selector": {"match_labels": {
-                    "kubernetes.io/metadata.name": flow.source.split(":", 1)[1]}}}]
-            else:
-                sources = _peer_term(flow.source, peer.namespace, s)  # type: ignore[arg-type]
+            rule_ports = [_port_rule(peer.ports[flow.port])]
+            match flow.source:
+                case Anywhere():
+                    ingress.append({"ports": rule_ports})
+                    continue
+                case Clients():
+                    sources = [_namespace_term(ns) for ns in sec.client_namespaces]
+                case InNamespace(name=namespace):
+                    sources = [_namespace_term(namespace)]
+                case TierSpec():
+                    sources = _peer_term(by_tier[flow.source], peer.namespace, sec)
             if sources:
-                ingress.append({"from": sources, "ports": [_port_rule(peer.ports[flow.port])]})
+                ingress.append({"from": sources, "ports": rule_ports})
         egress = []
         for flow in flows:
-            if flow.source is not peer:
+            if flow.source is not peer.tier:
                 continue
-            if flow.dest == "kube-apiserver":
-                egress.append({"to": [{"ip_block": {"cidr": c}} for c in s.security.api_server_cidrs],
-                               "ports": [_port_rule(p) for p in API_SERVER_PORTS]})
-            elif isinstance(flow.dest, External):
-                egress.append({"to": [{"ip_block": {"cidr": c}} for c in flow.dest.cidrs],
-                               "ports": [_port_rule(flow.dest.ports[flow.port])]})
-            else:
-                dest: Peer = flow.dest  # type: ignore[assignment]
-                egress.append({"to": _peer_term(dest, peer.namespace, s),
-                               "ports": [_port_rule(dest.ports[flow.port])]})
+            match flow.dest:
+                case ApiServer():
+                    egress.append({"to": [{"ip_block": {"cidr": c}} for c in sec.api_server_cidrs],
+                                   "ports": [_port_rule(p) for p in API_SERVER_PORTS]})
+                case External(cidrs=cidrs, ports=ports):
+                    egress.append({"to": [{"ip_block": {"cidr": c}} for c in cidrs],
+                                   "ports": [_port_rule(ports[flow.port])]})
+                case TierSpec():
+                    dest = by_tier[flow.dest]
+                    egress.append({"to": _peer_term(dest, peer.namespace, sec),
+                                   "ports": [_port_rule(dest.ports[flow.port])]})
         for direction, rules in (("ingress", ingress), ("egress", egress)):
             if rules:
-                policies.append({"name": f"{peer.tier}-{direction}", "namespace": peer.namespace, "spec": {
+                policies.append({"name": f"{peer.name}-{direction}", "namespace": peer.namespace, "spec": {
                     "pod_selector": {"match_labels": dict(peer.selector)},
                     "policy_types": [direction.capitalize()], direction: rules}})
     return policies
@@ -284,7 +298,8 @@ class NetworkSecurity(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         labels = kx.labels(name, COMPONENT, name)
         created = []
-        for spec in policy_specs(args.flows, args.peers, args.settings):
+        flows = resolve_flows(args.flows, args.peers, args.settings)
+        for spec in policy_specs(flows, args.peers, args.settings.security):
             created.append(k8s.networking.v1.NetworkPolicy(
                 f"{spec['namespace']}-{spec['name']}",
                 metadata=kx.metadata(spec["name"], spec["namespace"], labels), spec=spec["spec"], opts=child))

@@ -10,8 +10,10 @@ import pulumi_kubernetes as k8s
 from components import k8s as kx
 from components import security as sec
 from components.settings import PlatformSettings
+from orchestrator.contracts import tiers
 
-COMPONENT = "zk-sync"
+TIER = tiers.ZK_SYNC
+COMPONENT = TIER.component_label
 UID = 10001  # the services image's unprivileged user
 
 
@@ -40,7 +42,13 @@ class ZkSync(pulumi.ComponentResource):
         selector = kx.selector_labels(COMPONENT, COMPONENT, name)
         child = pulumi.ResourceOptions(parent=self)
         account = kx.service_account(name, name, ns, labels, child)
-        self.peer = sec.Peer(name, ns, selector, {"metrics": z.metrics_port})
+        self.peer = sec.Peer(TIER, name, ns, selector, {"metrics": z.metrics_port})
+        source = sec.External("zk-source", tuple(z.source_cidrs), {"client": z.source_port})
+        self.flows = [
+            sec.Flow(TIER, tiers.ZOOKEEPER, "client", "the sync engine writes into this platform's ensemble"),
+            sec.Flow(TIER, source, "client", "the sync engine reads the old ensemble"),
+            sec.Flow(tiers.PROMETHEUS, TIER, "metrics", "scrape the sync engine (lag alert)"),
+        ]
         env = []
         if args.auth_secret is not None:
             # The engine writes Mesos' and Marathon's znodes as their digest users (their ACLs).

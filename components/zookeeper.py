@@ -7,10 +7,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as kx
-from components.security import Peer
+from components.security import Flow, Peer
 from components.settings import PlatformSettings, ZooKeeperSettings
+from orchestrator.contracts import tiers
 
-COMPONENT = "zookeeper"
+TIER = tiers.ZOOKEEPER
+COMPONENT = TIER.component_label
 UID = 1000  # the `zookeeper` user of the official image
 DATA_DIR = "/data"
 CONF_DIR = "/conf"
@@ -93,8 +95,16 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
                                          [kx.service_port("client", zk.client_port)], child)
         self.pdb = kx.disruption_budget(f"{name}-pdb", f"{name}-pdb", ns, labels, selector, child)
         account = kx.service_account(name, name, ns, labels, child)
-        self.peer = Peer(name, ns, selector, {"client": zk.client_port, "peer": zk.peer_port,
-                                              "election": zk.election_port, "metrics": zk.metrics_port})
+        self.peer = Peer(TIER, name, ns, selector, {"client": zk.client_port, "peer": zk.peer_port,
+                                                    "election": zk.election_port, "metrics": zk.metrics_port})
+        self.flows = [
+            Flow(TIER, TIER, "peer", "ZooKeeper followers sync with the leader"),
+            Flow(TIER, TIER, "election", "ZooKeeper leader election"),
+            # Everyone handed the ZooKeeper connect string talks to the client port.
+            *[Flow(t, TIER, "client", f"{t.id} uses ZooKeeper")
+              for t in (tiers.MESOS_MASTER, tiers.MESOS_AGENT, tiers.MARATHON)],
+            Flow(tiers.PROMETHEUS, TIER, "metrics", "scrape ZooKeeper"),
+        ]
 
         container = kx.container({
             "name": "zookeeper",

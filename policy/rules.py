@@ -8,7 +8,9 @@ Configuration (`pulumi preview --policy-pack policy --policy-pack-config policy/
 """
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -28,8 +30,14 @@ WORKLOADS = {
 }
 RECOMMENDED_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
                       "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by")
-# Tiers that hold a quorum: minimum replicas in production.
-HA_TIERS = {"zookeeper": 3, "mesos-master": 3, "marathon": 2}
+# From the tier registry (orchestrator/contracts/tiers.py): the pack runs in a virtualenv of its own,
+# without the orchestrator package, so it reads the data generated from the registry
+# (`python -m orchestrator.contracts.tiers > policy/tiers.json`; tests/test_architecture.py keeps them equal).
+TIER_DATA: dict[str, Any] = json.loads((Path(__file__).parent / "tiers.json").read_text())
+# Tiers that hold a quorum (by app.kubernetes.io/component): minimum replicas in production.
+HA_TIERS: dict[str, int] = TIER_DATA["ha_minimums"]
+# Namespaces (by suffix of the platform namespace) where the registry puts host-privileged tiers.
+AGENT_NAMESPACE_SUFFIX: str = TIER_DATA["privileged_namespace_suffixes"][0]
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|API_KEY", re.I)
 URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 
@@ -141,7 +149,7 @@ def _privileged_only_in_agent_namespaces(args: ResourceValidationArgs, report_vi
     if pod is None:
         return
     namespace = (args.props.get("metadata") or {}).get("namespace", "")
-    suffix = _config(args).get("agent_namespace_suffix", "-agents")
+    suffix = _config(args).get("agent_namespace_suffix", AGENT_NAMESPACE_SUFFIX)
     reasons = _is_privileged(pod)
     if reasons and not namespace.endswith(suffix):
         report_violation(f"privileged pod outside the agent namespace (*{suffix}): {'; '.join(reasons)}", None)
@@ -192,7 +200,7 @@ POLICIES = [
     _resource("privileged-only-in-agent-namespaces",
               "Privileged pods, host namespaces and hostPath volumes only in the Mesos agent namespace.",
               _privileged_only_in_agent_namespaces,
-              {"agent_namespace_suffix": {"type": "string", "default": "-agents"}}),
+              {"agent_namespace_suffix": {"type": "string", "default": AGENT_NAMESPACE_SUFFIX}}),
     StackValidationPolicy(
         name="ha-replicas-and-budgets",
         description="In production, quorum tiers run enough replicas and a PodDisruptionBudget covers each.",

@@ -5,7 +5,15 @@ import json
 import pytest
 
 from components.settings import SECRET_KEYS, SettingsError
-from orchestrator.toolchain.render import REDACTED, build_manifests, load_stack_config, plain, run_program, write_render
+from orchestrator.toolchain.render import (
+    REDACTED,
+    SCOPE_CONFIG,
+    build_manifests,
+    load_stack_config,
+    plain,
+    run_program,
+    write_render,
+)
 from tests.support.harness import one, stack
 
 # Distinctive values, so a leak anywhere is found by a plain substring search.
@@ -15,16 +23,12 @@ VALUES = {key: f"S3cr3t-{key}-x9Q" for key in SECRET_KEYS}
 def render_prod_with_real_secrets(tmp_path, scope="tree"):
     """prod with real secret values: the whole tree (what the render writes) or what `pulumi up` of
     the GitOps-delivered prod stack applies (namespaces, credentials, Argo CD objects)."""
-    import os
-    os.environ["ORCHESTRATOR_SCOPE"] = scope
     config, secret_keys, _ = load_stack_config("prod")
     assert set(secret_keys) == {f"orchestrator:{k}" for k in SECRET_KEYS}
     for key in SECRET_KEYS:
         config[f"orchestrator:{key}"] = VALUES[key]
-    try:
-        result = build_manifests(run_program("prod", config, secret_keys))
-    finally:
-        del os.environ["ORCHESTRATOR_SCOPE"]
+    config[SCOPE_CONFIG] = scope
+    result = build_manifests(run_program("prod", config, secret_keys))
     write_render(result, tmp_path / "prod")
     return result
 

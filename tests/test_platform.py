@@ -7,8 +7,9 @@ import pulumi
 import pytest
 
 from components.platform import OUTPUTS_CONTRACT_VERSION
+from orchestrator.contracts import tiers
 from orchestrator.toolchain.render import REDACTED, plain
-from tests.support.harness import objects, one, stack
+from tests.support.harness import objects, one, stack, stack_settings
 
 STACKS = ["dev", "prod"]
 
@@ -40,9 +41,11 @@ def test_every_resource_is_parented_and_unique(name):
 def test_every_component_registers_outputs_and_has_a_module_token(name):
     result = stack(name)
     components = [r for r in result.registrations if not r.custom]
-    # Platform, five tiers, the orchestrator service, Argo CD (root, children), network policies,
-    # and the credentials' Secrets where authentication is on (prod).
-    assert len(components) == (11 if name == "prod" else 10)
+    # The Platform and one component per tier of the registry enabled for the stack (the render declares
+    # the whole tree): prod adds the credentials' Secrets (authentication on).
+    enabled = tiers.enabled_tiers(stack_settings(name))
+    assert len(components) == 1 + len(enabled) == (11 if name == "prod" else 10)
+    assert {c.name for c in components} == {"orchestrator"} | {t.id for t in enabled}
     for comp in components:
         assert comp.urn in result.outputs_registered, f"{comp.type} never called register_outputs"
         _, module, type_name = comp.type.split(":")

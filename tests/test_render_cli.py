@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 from orchestrator.cli import main
+from orchestrator.contracts.tiers import NAMESPACES_DIR, enabled_tiers
 from orchestrator.toolchain.render import PROJECT_DIR, REDACTED, load_stack_config
+from tests.support.harness import stack_settings
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -30,10 +32,11 @@ def test_render_is_deterministic_and_complete(tmp_path, capsys):
     assert main(["render", "--stack", "dev", "--stack", "prod", "--out", str(tmp_path / "b")]) == 0
     first, second = tree(tmp_path / "a"), tree(tmp_path / "b")
     assert first == second
-    tiers = {"namespaces", "zookeeper", "mesos-master", "mesos-agent", "marathon", "prometheus",
-             "orchestrator-service", "argocd", "argocd-apps", "network-policy"}
+    # One directory per tier of the registry enabled for the stack, and the namespaces.
     for name, extra in (("dev", set()), ("prod", {"auth"})):  # prod authenticates: credentials' Secrets
-        assert {p.split("/")[1] for p in first if p.startswith(f"{name}/") and p.count("/") == 2} == tiers | extra
+        expected = {NAMESPACES_DIR} | {t.id for t in enabled_tiers(stack_settings(name))}
+        assert {"zookeeper", "mesos-master", "mesos-agent", "marathon", "argocd"} | extra <= expected
+        assert {p.split("/")[1] for p in first if p.startswith(f"{name}/") and p.count("/") == 2} == expected
         assert f"{name}/stack-outputs.json" in first
     out = capsys.readouterr().out
     assert "stack dev:" in out and "stack prod:" in out and "zookeeper" in out

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from orchestrator.contracts.tiers import NAMESPACES_DIR
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROJECT_NAME = "orchestrator"
 REDACTED = "[redacted-secret]"
@@ -25,10 +27,13 @@ REDACTED = "[redacted-secret]"
 _SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 # Tier directory for resources that the Platform creates itself (namespaces).
-PLATFORM_TIER = "namespaces"
-# Environment variable the Platform reads for what to declare (components/platform.py). Kept here, not
-# imported: `orchestrator diff` renders older revisions of components/ with this engine.
-SCOPE_ENV = "ORCHESTRATOR_SCOPE"
+PLATFORM_TIER = NAMESPACES_DIR
+# What the program declares (components/platform.py "scope"): the render asks for the whole tree through
+# the program's config. Kept here, not imported: `orchestrator diff` renders older revisions of
+# components/ with this engine. Revisions before the config key read the environment variable instead,
+# so the render sets both (the current program never reads the environment).
+SCOPE_CONFIG = "orchestrator-render:scope"
+LEGACY_SCOPE_ENV = "ORCHESTRATOR_SCOPE"
 
 
 class RenderError(Exception):
@@ -241,15 +246,16 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> RenderResult:
     config, secret_keys, _ = load_stack_config(stack, project_dir)
     # The render is the whole tree Argo CD syncs, whatever the stack's delivery: every tier and the
     # Argo CD objects (components/platform.py, "scope"). `pulumi up` runs with the default scope.
-    previous = os.environ.get(SCOPE_ENV)
-    os.environ[SCOPE_ENV] = "tree"
+    config[SCOPE_CONFIG] = "tree"
+    previous = os.environ.get(LEGACY_SCOPE_ENV)
+    os.environ[LEGACY_SCOPE_ENV] = "tree"
     try:
         return build_manifests(run_program(stack, config, secret_keys, project_dir / "__main__.py"))
     finally:
         if previous is None:
-            del os.environ[SCOPE_ENV]
+            del os.environ[LEGACY_SCOPE_ENV]
         else:
-            os.environ[SCOPE_ENV] = previous
+            os.environ[LEGACY_SCOPE_ENV] = previous
 
 
 # --- output -------------------------------------------------------------------------------------

@@ -55,3 +55,12 @@ def stack(name: str) -> RenderResult:
     if name not in _stack_cache:
         _stack_cache[name] = render_stack(name)
     return _stack_cache[name]
+
+
+def stack_settings(name: str) -> PlatformSettings:
+    """The settings of a real stack, from its Pulumi.<name>.yaml as the render reads it."""
+    from components.settings import settings_from_config
+    from orchestrator.toolchain.render import load_stack_config
+
+    config, secret_keys, source = load_stack_config(name)
+    return settings_from_config(config, source, set(secret_keys))
