@@ -250,10 +250,10 @@ class Migration:
     def _archived(self, state: State) -> C.Check:
         if not state.archive_key:
             return C.Check("A archived", False, "no archive written yet")
-        from orchestrator.services.zk.archive import S3Location, _s3_client
+        from orchestrator.services.zk.archive import S3Location, s3_client
         loc = S3Location.parse(state.config.archive)
         try:
-            head = _s3_client(state.config.s3_endpoint_url).head_object(Bucket=loc.bucket, Key=state.archive_key)
+            head = s3_client(state.config.s3_endpoint_url).head_object(Bucket=loc.bucket, Key=state.archive_key)
         except Exception as exc:
             return C.Check("A archived", False, f"s3://{loc.bucket}/{state.archive_key}: {exc}")
         return C.Check("A archived", True, f"s3://{loc.bucket}/{state.archive_key} ({head['ContentLength']} bytes)")
@@ -293,7 +293,7 @@ class Migration:
         return True
 
     def _archive_a(self, state: State) -> bool:
-        from orchestrator.services.zk.archive import S3Location, _s3_client, expiry_days, snapshot
+        from orchestrator.services.zk.archive import S3Location, s3_client, expiry_days, snapshot
         from orchestrator.services.zk.tree import connect, parse_auth
         cfg = state.config
         stopped = C.sync_stopped(cfg.sync_metrics)
@@ -302,7 +302,7 @@ class Migration:
             return False
         a = connect(cfg.source, parse_auth(cfg.auth), timeout=10)
         try:
-            out = snapshot(a, cfg.paths, _s3_client(cfg.s3_endpoint_url), S3Location.parse(cfg.archive),
+            out = snapshot(a, cfg.paths, s3_client(cfg.s3_endpoint_url), S3Location.parse(cfg.archive),
                            expiry_days(cfg.retention_hours))
         finally:
             a.close()

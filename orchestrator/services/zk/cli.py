@@ -71,6 +71,9 @@ def register(subparsers) -> None:
     p.add_argument("--retention-hours", type=int, default=72, help="bucket lifecycle expiry for PREFIX (default 72)")
     p.add_argument("--check-lifecycle-only", action="store_true",
                    help="do not change the bucket lifecycle; fail if it does not expire PREFIX as required")
+    p.add_argument("--allow-shorter-retention", action="store_true",
+                   help="allow an expiry shorter than the one the bucket applies to PREFIX now (it also "
+                        "shortens the life of the snapshots already there)")
     p.add_argument("--endpoint-url", default=None, help="S3 endpoint (S3-compatible stores)")
     p.set_defaults(func=cmd_snapshot)
 
@@ -81,7 +84,9 @@ def register(subparsers) -> None:
     _add_paths(p, required=False)
     p.add_argument("--replace", action="store_true",
                    help="allow overwriting subtrees that already hold data on the target")
-    p.add_argument("--endpoint-url", default=None)
+    p.add_argument("--dry-run", action="store_true",
+                   help="verify the snapshot and print what the restore would change; change nothing")
+    p.add_argument("--endpoint-url", default=None, help="S3 endpoint (S3-compatible stores)")
     p.set_defaults(func=cmd_restore)
 
 
