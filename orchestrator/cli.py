@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "orchestrator.toolchain.diff_cli",
     "orchestrator.toolchain.compose",
     "orchestrator.toolchain.backend",
+    "orchestrator.services.probe.cli",
 ]
 
 

@@ -1,0 +1,1 @@
+"""The node probe (`orchestrator probe`): host, processes, containers from cgroups, TCP connections."""

@@ -1,0 +1,117 @@
+"""The probe's loop: collect every interval, publish, and expose its own cost on /metrics and /healthz."""
+from __future__ import annotations
+
+import logging
+import resource
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from orchestrator.contracts import probe as names
+from orchestrator.contracts.report import ProbeCost
+from orchestrator.services.probe.collector import Collection, Collector
+from orchestrator.services.probe.publisher import Publisher
+
+log = logging.getLogger("orchestrator.probe")
+
+
+class ProbeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.collect_seconds = Histogram(names.PROBE_COLLECT_SECONDS, "Wall time of one collection, seconds",
+                                         buckets=names.PROBE_COLLECT_BUCKETS, registry=r)
+        self.cpu = Gauge(names.PROBE_CPU_SECONDS.removesuffix("_total") + "_total",
+                         "CPU seconds (user+system) this probe has used since it started", registry=r)
+        self.rss = Gauge(names.PROBE_RSS_BYTES, "Resident memory of this probe, bytes", registry=r)
+        self.report_bytes = Gauge(names.PROBE_REPORT_BYTES, "Gzipped size of the last report, by kind",
+                                  ["kind"], registry=r)
+        self.reports = Counter(names.PROBE_REPORTS.removesuffix("_total"),
+                               "Report deliveries to API replicas, by result", ["result"], registry=r)
+        self.dropped = Counter(names.PROBE_REPORTS_DROPPED.removesuffix("_total"),
+                               "Reports dropped from a full per-replica buffer (oldest first)", registry=r)
+        self.skipped = Counter(names.PROBE_SKIPPED_PROCESSES.removesuffix("_total"),
+                               "Processes skipped because they exited mid-walk or denied access", registry=r)
+        self.source_errors = Counter(names.PROBE_SOURCE_ERRORS.removesuffix("_total"),
+                                     "Optional sources that failed (mesos agent, kubernetes)", ["source"],
+                                     registry=r)
+        self.objects = Gauge(names.PROBE_OBJECTS, "Objects in the last report, by kind", ["kind"], registry=r)
+        self.replicas = Gauge(names.PROBE_REPLICAS, "API replicas the last report was addressed to", registry=r)
+        for result in ("ok", "ok-full-next", "rejected", "unreachable", "error", "auth", "deferred"):
+            self.reports.labels(result)
+        for source in ("mesos", "kubernetes"):
+            self.source_errors.labels(source)
+        self.last_collection = 0.0
+
+    def observe(self, collection: Collection) -> None:
+        self.collect_seconds.observe(collection.seconds)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        # A gauge named *_total: the value is read from the kernel, so it is set, never incremented.
+        self.cpu.set(usage.ru_utime + usage.ru_stime)
+        self.rss.set(collection.report.cost.rss_bytes)
+        self.skipped.inc(collection.skipped)
+        report = collection.report
+        self.objects.labels("process").set(len(report.processes))
+        self.objects.labels("container").set(len(report.containers))
+        self.objects.labels("connection").set(len(report.connections))
+        self.last_collection = time.time()
+
+
+def serve_metrics(metrics: ProbeMetrics, address: str, port: int, max_age: float) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path.split("?")[0] == "/metrics":
+                body, code, ctype = generate_latest(metrics.registry), 200, CONTENT_TYPE_LATEST
+            elif self.path.split("?")[0] == "/healthz":
+                fresh = time.time() - metrics.last_collection <= max_age
+                body, code, ctype = (b"ok\n" if fresh else b"no collection recently\n"), (200 if fresh else 503), \
+                    "text/plain"
+            else:
+                body, code, ctype = b"not found\n", 404, "text/plain"
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer((address, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="probe-metrics", daemon=True).start()
+    return server
+
+
+def run(collector: Collector, publisher: Publisher | None, metrics: ProbeMetrics, interval: float,
+        stop: threading.Event, max_iterations: int | None = None) -> int:
+    """Collect and publish every `interval` seconds until `stop` is set (or `max_iterations`)."""
+    seq = 0
+    deadline = time.monotonic()
+    while not stop.is_set() and (max_iterations is None or seq < max_iterations):
+        mesos_errors_before = collector.mesos.errors
+        cost = ProbeCost(report_bytes=publisher.last_sizes.get("full", 0) if publisher else 0,
+                         dropped_reports=publisher.dropped_total if publisher else 0)
+        collection = collector.collect(seq, cost)
+        metrics.observe(collection)
+        metrics.source_errors.labels("mesos").inc(collector.mesos.errors - mesos_errors_before)
+        if publisher is not None:
+            stats = publisher.publish(collection.report)
+            for result, count in stats.results.items():
+                metrics.reports.labels(result).inc(count)
+            metrics.dropped.inc(stats.dropped)
+            metrics.report_bytes.labels("full").set(stats.bytes_full)
+            if stats.bytes_delta:
+                metrics.report_bytes.labels("delta").set(stats.bytes_delta)
+            metrics.replicas.set(len(publisher.replicas))
+        seq += 1
+        # Fixed-rate schedule: a slow collection shortens the next sleep instead of drifting.
+        deadline += interval
+        stop.wait(max(0.0, deadline - time.monotonic()))
+        if time.monotonic() - deadline > interval:
+            deadline = time.monotonic()  # we fell a whole interval behind (suspend): do not burst
+    return seq
