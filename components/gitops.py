@@ -18,9 +18,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as kx
-from components.settings import PlatformSettings
+from components.settings import GitOpsSettings
+from orchestrator.contracts import tiers
 
-COMPONENT = "gitops"
+COMPONENT = tiers.ARGOCD.component_label
 ARGOCD_API = "argoproj.io/v1alpha1"
 RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
@@ -41,20 +42,20 @@ class Tier:
     wave: int
 
 
-def tier_path(s: PlatformSettings, stack: str, tier: str) -> str:
-    return f"{s.gitops.path}/{stack}/{tier}"
+def tier_path(g: GitOpsSettings, stack: str, tier: str) -> str:
+    return f"{g.path}/{stack}/{tier}"
 
 
-def _source(s: PlatformSettings, path: str) -> dict[str, Any]:
-    return {"repoURL": s.gitops.repo_url, "targetRevision": s.gitops.revision, "path": path,
+def _source(g: GitOpsSettings, path: str) -> dict[str, Any]:
+    return {"repoURL": g.repo_url, "targetRevision": g.revision, "path": path,
             "directory": {"recurse": False}}
 
 
-def child_application_spec(s: PlatformSettings, stack: str, tier: Tier, project: str) -> dict[str, Any]:
+def child_application_spec(g: GitOpsSettings, stack: str, tier: Tier, project: str) -> dict[str, Any]:
     return {
         "project": project,
-        "source": _source(s, tier_path(s, stack, tier.name)),
-        "destination": {"server": s.gitops.destination_server, "namespace": tier.namespace},
+        "source": _source(g, tier_path(g, stack, tier.name)),
+        "destination": {"server": g.destination_server, "namespace": tier.namespace},
         "syncPolicy": {
             "automated": {"prune": True, "selfHeal": True},
             "retry": RETRY,
@@ -63,14 +64,15 @@ def child_application_spec(s: PlatformSettings, stack: str, tier: Tier, project:
     }
 
 
-def project_names(s: PlatformSettings) -> tuple[str, str]:
+def project_names(namespace: str) -> tuple[str, str]:
     """(platform project, root project), both named after the platform namespace: one pair per stack."""
-    return s.namespace, f"{s.namespace}-root"
+    return namespace, f"{namespace}-root"
 
 
 @dataclass(frozen=True)
 class GitOpsApplicationsArgs:
-    settings: PlatformSettings
+    platform: kx.PlatformContext
+    gitops: GitOpsSettings
     stack: str
     tiers: Sequence[Tier]
 
@@ -83,28 +85,29 @@ class GitOpsApplications(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GitOpsApplicationsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("orchestrator:gitops:GitOpsApplications", name, None, opts)
-        s = args.settings
+        ns, g = args.platform.namespace, args.gitops
         labels = kx.labels(COMPONENT, COMPONENT, name)
-        platform_project, _ = project_names(s)
+        platform_project, _ = project_names(ns)
         child = pulumi.ResourceOptions(parent=self)
         if len({t.name for t in args.tiers}) != len(args.tiers):
             raise ValueError(f"duplicate tier in {[t.name for t in args.tiers]}")
         self.applications = []
         for tier in args.tiers:
-            app_name = f"{s.namespace}-{tier.name}"
-            meta = kx.metadata(app_name, s.gitops.argocd_namespace, labels, {SYNC_WAVE: str(tier.wave)})
+            app_name = f"{ns}-{tier.name}"
+            meta = kx.metadata(app_name, g.argocd_namespace, labels, {SYNC_WAVE: str(tier.wave)})
             # Deleting the Application deletes what it deployed (cascade), not just the Application.
             meta["finalizers"] = [RESOURCES_FINALIZER]
             self.applications.append(k8s.apiextensions.CustomResource(
                 app_name, api_version=ARGOCD_API, kind="Application", metadata=meta,
-                spec=child_application_spec(s, args.stack, tier, platform_project), opts=child))
-        self.names = [f"{s.namespace}-{t.name}" for t in args.tiers]
+                spec=child_application_spec(g, args.stack, tier, platform_project), opts=child))
+        self.names = [f"{ns}-{t.name}" for t in args.tiers]
         self.register_outputs({"applications": self.names})
 
 
 @dataclass(frozen=True)
 class GitOpsArgs:
-    settings: PlatformSettings
+    platform: kx.PlatformContext
+    gitops: GitOpsSettings
     stack: str
     # The rendered-tree directory of the GitOpsApplications tier: what the root Application syncs.
     applications_tier: str
@@ -118,19 +121,19 @@ class GitOps(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GitOpsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("orchestrator:gitops:GitOps", name, None, opts)
-        s, g = args.settings, args.settings.gitops
+        p, g = args.platform, args.gitops
         labels = kx.labels(COMPONENT, COMPONENT, name)
         child = pulumi.ResourceOptions(parent=self)
-        platform_project, root_project = project_names(s)
+        platform_project, root_project = project_names(p.namespace)
 
         self.platform_project = k8s.apiextensions.CustomResource(
             f"{name}-{platform_project}", api_version=ARGOCD_API, kind="AppProject",
             metadata=kx.metadata(platform_project, g.argocd_namespace, labels, dict(SKIP_AWAIT)),
             spec={
-                "description": f"Platform tiers of {s.namespace}: this repository, the platform's namespaces only.",
+                "description": f"Platform tiers of {p.namespace}: this repository, the platform's namespaces only.",
                 "sourceRepos": [g.repo_url],
                 "destinations": [{"server": g.destination_server, "namespace": ns}
-                                 for ns in (s.namespace, s.agents_namespace)],
+                                 for ns in (p.namespace, p.agents_namespace)],
                 "clusterResourceWhitelist": CLUSTER_RESOURCES,
             },
             opts=child)
@@ -138,7 +141,7 @@ class GitOps(pulumi.ComponentResource):
             f"{name}-{root_project}", api_version=ARGOCD_API, kind="AppProject",
             metadata=kx.metadata(root_project, g.argocd_namespace, labels, dict(SKIP_AWAIT)),
             spec={
-                "description": f"Root (app-of-apps) of {s.namespace}: creates its child Applications, nothing else.",
+                "description": f"Root (app-of-apps) of {p.namespace}: creates its child Applications, nothing else.",
                 "sourceRepos": [g.repo_url],
                 "destinations": [{"server": g.destination_server, "namespace": g.argocd_namespace}],
                 "clusterResourceWhitelist": [],
@@ -149,10 +152,10 @@ class GitOps(pulumi.ComponentResource):
         # platform. `pulumi destroy` leaves the children (and the platform) running: see docs/delivery.md.
         self.root = k8s.apiextensions.CustomResource(
             f"{name}-root", api_version=ARGOCD_API, kind="Application",
-            metadata=kx.metadata(s.namespace, g.argocd_namespace, labels, dict(SKIP_AWAIT)),
+            metadata=kx.metadata(p.namespace, g.argocd_namespace, labels, dict(SKIP_AWAIT)),
             spec={
                 "project": self.root_project.metadata["name"],
-                "source": _source(s, tier_path(s, args.stack, args.applications_tier)),
+                "source": _source(g, tier_path(g, args.stack, args.applications_tier)),
                 "destination": {"server": g.destination_server, "namespace": g.argocd_namespace},
                 "syncPolicy": {"automated": {"prune": True, "selfHeal": True}, "retry": RETRY},
             },

@@ -1,17 +1,26 @@
-"""Small shared builders for Kubernetes objects: labels, metadata, probes, security contexts, PDBs.
+"""The component kit: what every tier repeats, decided in one place.
 
-Every tier uses these, so a label, a probe shape or a security default is decided in one place.
+- `PlatformContext`: the little a tier may know about the platform besides its own settings section
+  (namespaces, cluster domain, production, authentication). Components take it plus their section.
+- `TierContext`: one tier instance's identity (registry entry, resource name, namespace, labels,
+  selector, child options) and the objects built from it: service account, Services, PDB, pod spec
+  (account, token automount, anti-affinity, restricted security context), URLs.
+- Plain builders: labels, metadata, probes, containers, secret volumes (one file-mode policy), claims.
+
 Values are plain dicts with snake_case keys (pulumi-kubernetes translates them).
 """
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.settings import Resources
+from components.settings import PlatformSettings, Resources
+from orchestrator.contracts.tiers import TierSpec
 
 PART_OF = "orchestrator"
 MANAGED_BY = "pulumi"
@@ -169,3 +178,108 @@ def checkov_skips(res: Resources | None, **skips: str) -> dict[str, str]:
 def content_hash(text: str) -> str:
     """Short digest for a pod-template annotation: a config change then rolls the pods."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --- secret files -------------------------------------------------------------------------------
+# One mode for every mounted secret file: readable by the file's owner (root) and the pod's group (the
+# fsGroup of the restricted pods, so their non-root user can read it), by nobody else.
+SECRET_FILE_MODE = 0o440
+
+
+def secret_volume(volume: str, secret_name: pulumi.Input[str], keys: Sequence[str],
+                  mount_path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Secret's `keys` as read-only files under `mount_path`: (volume, volume mount)."""
+    return ({"name": volume, "secret": {"secret_name": secret_name, "default_mode": SECRET_FILE_MODE,
+                                        "items": [{"key": k, "path": k} for k in keys]}},
+            {"name": volume, "mount_path": mount_path, "read_only": True})
+
+
+def secret_env(name: str, secret_name: pulumi.Input[str], key: str) -> dict[str, Any]:
+    """An environment variable from a Secret's key (never a plain value in the pod spec)."""
+    return {"name": name, "value_from": {"secret_key_ref": {"name": secret_name, "key": key}}}
+
+
+# --- platform and tier contexts -----------------------------------------------------------------
+@dataclass(frozen=True)
+class PlatformContext:
+    """What a tier may know about the platform besides its own settings section."""
+
+    namespace: str
+    agents_namespace: str
+    cluster_domain: str
+    production: bool
+    auth_enabled: bool
+
+    @classmethod
+    def of(cls, s: PlatformSettings) -> PlatformContext:
+        return cls(s.namespace, s.agents_namespace, s.cluster_domain, s.production, s.auth_enabled)
+
+    def service_fqdn(self, service: str, namespace: str | None = None) -> str:
+        return f"{service}.{namespace or self.namespace}.svc.{self.cluster_domain}"
+
+    def http_url(self, service: str, port: int) -> str:
+        return f"http://{self.service_fqdn(service)}:{port}"
+
+
+@dataclass(frozen=True)
+class TierContext:
+    """One tier instance: its registry entry, resource name (the tier id in the Platform), namespace,
+    labels and the options its children take."""
+
+    tier: TierSpec
+    name: str
+    namespace: str
+    platform: PlatformContext
+    opts: pulumi.ResourceOptions
+
+    @classmethod
+    def of(cls, parent: pulumi.Resource, tier: TierSpec, name: str, platform: PlatformContext) -> TierContext:
+        namespace = platform.agents_namespace if tier.namespace == "agents" else platform.namespace
+        return cls(tier, name, namespace, platform, pulumi.ResourceOptions(parent=parent))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return labels(self.tier.app_label, self.tier.component_label, self.name)
+
+    @property
+    def selector(self) -> dict[str, str]:
+        return selector_labels(self.tier.app_label, self.tier.component_label, self.name)
+
+    def metadata(self, name: str | None = None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+        return metadata(name or self.name, self.namespace, self.labels, annotations)
+
+    def service_account(self, automount: bool = False) -> k8s.core.v1.ServiceAccount:
+        return service_account(self.name, self.name, self.namespace, self.labels, self.opts, automount)
+
+    def cluster_service(self, ports: list[dict[str, Any]], suffix: str = "") -> k8s.core.v1.Service:
+        name = self.name + suffix
+        return cluster_service(name, name, self.namespace, self.labels, self.selector, ports, self.opts)
+
+    def headless_service(self, ports: list[dict[str, Any]]) -> k8s.core.v1.Service:
+        name = f"{self.name}-headless"
+        return headless_service(name, name, self.namespace, self.labels, self.selector, ports, self.opts)
+
+    def disruption_budget(self) -> k8s.policy.v1.PodDisruptionBudget:
+        name = f"{self.name}-pdb"
+        return disruption_budget(name, name, self.namespace, self.labels, self.selector, self.opts)
+
+    def pod_spec(self, account: k8s.core.v1.ServiceAccount | None, containers: list[Any], *, uid: int | None,
+                 spread: bool | None, automount: bool = False, **extra: Any) -> dict[str, Any]:
+        """A pod spec with the platform's defaults: the tier's own account, no API token unless the
+        account mounts one (`automount`: the account's setting applies), replicas spread over nodes
+        (`spread`: hard in production; None: no anti-affinity), the restricted pod security context
+        (`uid`; None: the workload brings its own)."""
+        spec: dict[str, Any] = {"containers": containers, **extra}
+        if account is not None:
+            spec["service_account_name"] = account.metadata["name"]
+        if not automount:
+            spec["automount_service_account_token"] = False
+        if spread is not None:
+            spec["affinity"] = pod_anti_affinity(self.selector, required=spread and self.platform.production)
+        if uid is not None:
+            spec["security_context"] = restricted_pod_security(uid)
+        return spec
+
+    def url(self, service: k8s.core.v1.Service, port: int) -> pulumi.Output[str]:
+        """`http://<service>.<namespace>.svc.<domain>:<port>`, depending on the Service."""
+        return service.metadata["name"].apply(lambda n: self.platform.http_url(n, port))

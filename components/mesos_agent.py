@@ -9,12 +9,11 @@ import pulumi_kubernetes as k8s
 
 from components import k8s as kx
 from components import security as sec
-from components.settings import PlatformSettings
+from components.settings import MesosAgentSettings
 from orchestrator.contracts import tiers
 
 TIER = tiers.MESOS_AGENT
-COMPONENT = TIER.component_label
-AUTH_DIR = "/etc/mesos/auth"
+AUTH_DIR = sec.MESOS_AUTH_DIR
 
 # Why the agent holds each privilege (README "Security"); checkov's findings are skipped with these reasons.
 LAUNCHER = "the agent is a container launcher: it creates cgroups, mounts and namespaces for tasks"
@@ -36,8 +35,7 @@ DOCKER_SOCKET = {"CKV_K8S_27": "the docker containerizer drives the node's Docke
                                "(choose containerizers: [mesos] to drop it)"}
 
 
-def agent_flags(s: PlatformSettings, master_zk_url: str) -> list[str]:
-    a = s.mesos_agent
+def agent_flags(platform: kx.PlatformContext, a: MesosAgentSettings, master_zk_url: str) -> list[str]:
     flags = [
         f"--master={master_zk_url}",
         f"--work_dir={a.work_dir}",
@@ -52,7 +50,7 @@ def agent_flags(s: PlatformSettings, master_zk_url: str) -> list[str]:
         # Tasks run as the container's user; the agent image has no accounts of the frameworks' users.
         "--switch_user=false",
     ]
-    if s.auth_enabled:
+    if platform.auth_enabled:
         # Registers with the masters as the `agent` principal (CRAM-MD5).
         flags.append(f"--credential={AUTH_DIR}/credential")
     if "docker" in a.containerizers:
@@ -63,7 +61,8 @@ def agent_flags(s: PlatformSettings, master_zk_url: str) -> list[str]:
 
 @dataclass(frozen=True)
 class MesosAgentsArgs:
-    settings: PlatformSettings
+    platform: kx.PlatformContext
+    mesos_agent: MesosAgentSettings
     master_zk_url: pulumi.Input[str]  # zk://…/mesos, from the masters
     auth_secret: pulumi.Input[str] | None = None  # Secret with the file `credential`
 
@@ -73,11 +72,8 @@ class MesosAgents(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MesosAgentsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("orchestrator:mesos_agent:MesosAgents", name, None, opts)
-        s, a = args.settings, args.settings.mesos_agent
-        ns = s.agents_namespace
-        labels = kx.labels(COMPONENT, COMPONENT, name)
-        selector = kx.selector_labels(COMPONENT, COMPONENT, name)
-        child = pulumi.ResourceOptions(parent=self)
+        platform, a = args.platform, args.mesos_agent
+        t = kx.TierContext.of(self, TIER, name, platform)  # the agents namespace (registry: namespace role)
 
         mounts: list[dict[str, Any]] = [{"name": "work", "mount_path": a.work_dir},
                                         {"name": "cgroup", "mount_path": "/sys/fs/cgroup"}]
@@ -86,13 +82,13 @@ class MesosAgents(pulumi.ComponentResource):
             {"name": "work", "host_path": {"path": a.work_dir, "type": "DirectoryOrCreate"}},
             {"name": "cgroup", "host_path": {"path": "/sys/fs/cgroup", "type": "Directory"}},
         ]
-        account = kx.service_account(name, name, ns, labels, child)
-        self.peer = sec.Peer(TIER, name, ns, selector, {"http": a.port}, host_network=True)
+        account = t.service_account()
+        self.peer = sec.Peer.of(t, {"http": a.port}, host_network=True)
         self.flows = [sec.Flow(tiers.MESOS_MASTER, TIER, "http", "the master launches tasks and pings agents")]
         if args.auth_secret is not None:
-            mounts.append({"name": "auth", "mount_path": AUTH_DIR, "read_only": True})
-            volumes.append({"name": "auth", "secret": {"secret_name": args.auth_secret, "default_mode": 0o400,
-                                                       "items": [{"key": "credential", "path": "credential"}]}})
+            volume, mount = kx.secret_volume("auth", args.auth_secret, ("credential",), AUTH_DIR)
+            volumes.append(volume)
+            mounts.append(mount)
         if "docker" in a.containerizers:
             mounts.append({"name": "docker-socket", "mount_path": "/var/run/docker.sock"})
             volumes.append({"name": "docker-socket", "host_path": {"path": a.docker_socket, "type": "Socket"}})
@@ -100,7 +96,7 @@ class MesosAgents(pulumi.ComponentResource):
         container = kx.container({
             "name": "mesos-agent",
             "image": a.image,
-            "args": pulumi.Output.from_input(args.master_zk_url).apply(lambda url: agent_flags(s, url)),
+            "args": pulumi.Output.from_input(args.master_zk_url).apply(lambda url: agent_flags(platform, a, url)),
             "env": [kx.field_env("HOST_IP", "status.hostIP")],
             "ports": [{"name": "http", "container_port": a.port, "host_port": a.port}],
             "liveness_probe": kx.http_probe("/slave(1)/health", "http", initial_delay=30),
@@ -110,30 +106,28 @@ class MesosAgents(pulumi.ComponentResource):
             "security_context": {"privileged": True},
             "volume_mounts": mounts,
         }, a.resources, restricted=False)
-        pod_spec: dict[str, Any] = {
-            "service_account_name": account.metadata["name"],
-            "automount_service_account_token": False,
+        # No anti-affinity (a DaemonSet) and no restricted pod context (the launcher is privileged).
+        pod_spec = t.pod_spec(
+            account, [container], uid=None, spread=None,
             # Host network: frameworks reach executors on node ports, and masters reach the agent
             # at the node IP it advertises.
-            "host_network": True,
+            host_network=True,
             # Without this, a host-network pod resolves with the node's resolver and cannot find
             # the ZooKeeper and master Services.
-            "dns_policy": "ClusterFirstWithHostNet",
+            dns_policy="ClusterFirstWithHostNet",
             # Host PID: the agent must see and reap the task processes it launches.
-            "host_pid": True,
-            "termination_grace_period_seconds": 60,
-            "containers": [container],
-            "volumes": volumes,
-        }
+            host_pid=True,
+            termination_grace_period_seconds=60,
+            volumes=volumes)
         if a.node_selector:
             pod_spec["node_selector"] = dict(a.node_selector)
         skips = {**AGENT_PRIVILEGES, **(DOCKER_SOCKET if "docker" in a.containerizers else {})}
         self.daemonset = k8s.apps.v1.DaemonSet(
             name,
-            metadata=kx.metadata(name, ns, labels, kx.checkov_skips(a.resources, **skips)),
-            spec={"selector": {"match_labels": selector},
+            metadata=t.metadata(annotations=kx.checkov_skips(a.resources, **skips)),
+            spec={"selector": {"match_labels": t.selector},
                   "update_strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 1}},
-                  "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
-            opts=child)
+                  "template": {"metadata": {"labels": t.labels}, "spec": pod_spec}},
+            opts=t.opts)
         self.namespace = self.daemonset.metadata["namespace"]
         self.register_outputs({"namespace": self.namespace})

@@ -2,30 +2,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as kx
 from components import security as sec
-from components.settings import PlatformSettings
+from components.settings import MesosMasterSettings
 from orchestrator.contracts import tiers
 
 TIER = tiers.MESOS_MASTER
-COMPONENT = TIER.component_label
 UID = 65534  # the master needs no root: it only writes its work_dir
 WORK_DIR = "/var/lib/mesos/master"
-AUTH_DIR = "/etc/mesos/auth"
+AUTH_DIR = sec.MESOS_AUTH_DIR
 EXPORTER_PORT = 9105
 
 
-def master_flags(s: PlatformSettings, zk_url: str, headless: str) -> list[str]:
+def master_flags(platform: kx.PlatformContext, m: MesosMasterSettings, zk_url: str, headless: str) -> list[str]:
     """Command-line flags of every master. `$(POD_NAME)`/`$(POD_IP)` are expanded by the kubelet.
 
     With authentication on, the ZooKeeper URL carries the digest credentials, so it is read from a
     mounted Secret (`file://`): Mesos logs its flags at start-up, and a file path leaks nothing."""
-    m = s.mesos_master
-    zk_flag = f"--zk=file://{AUTH_DIR}/zk" if s.auth_enabled else f"--zk={zk_url}"
+    zk_flag = f"--zk=file://{AUTH_DIR}/zk" if platform.auth_enabled else f"--zk={zk_url}"
     auth_flags = [
         # Frameworks (Marathon) and agents must log in (CRAM-MD5); the HTTP API needs basic auth.
         "--authenticate_frameworks=true",
@@ -34,7 +33,7 @@ def master_flags(s: PlatformSettings, zk_url: str, headless: str) -> list[str]:
         "--authenticate_http_readonly=true",
         f"--credentials={AUTH_DIR}/credentials",
         f"--http_credentials={AUTH_DIR}/http-credentials",
-    ] if s.auth_enabled else []
+    ] if platform.auth_enabled else []
     return [
         zk_flag,
         f"--quorum={m.quorum}",
@@ -43,7 +42,7 @@ def master_flags(s: PlatformSettings, zk_url: str, headless: str) -> list[str]:
         f"--port={m.port}",
         f"--cluster={m.cluster_name}",
         # Advertised in ZooKeeper and used by /master/redirect: must resolve from every peer and client.
-        f"--hostname=$(POD_NAME).{s.service_fqdn(headless)}",
+        f"--hostname=$(POD_NAME).{platform.service_fqdn(headless)}",
         "--ip=$(POD_IP)",
         # Agents ping every 15 s; 5 misses outlast the 10 s ZooKeeper session timeout (Mesos docs).
         "--zk_session_timeout=10secs",
@@ -54,7 +53,8 @@ def master_flags(s: PlatformSettings, zk_url: str, headless: str) -> list[str]:
 
 @dataclass(frozen=True)
 class MesosMastersArgs:
-    settings: PlatformSettings
+    platform: kx.PlatformContext
+    mesos_master: MesosMasterSettings
     zk_connect: pulumi.Input[str]  # host:port list from the ZooKeeper ensemble
     # Name of the Secret with the files `zk`, `credentials`, `http-credentials` and the key
     # `http-password` (security.PlatformSecrets); None when authentication is off.
@@ -67,19 +67,15 @@ class MesosMasters(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MesosMastersArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("orchestrator:mesos_master:MesosMasters", name, None, opts)
-        s, m = args.settings, args.settings.mesos_master
-        ns = s.namespace
-        labels = kx.labels(COMPONENT, COMPONENT, name)
-        selector = kx.selector_labels(COMPONENT, COMPONENT, name)
-        child = pulumi.ResourceOptions(parent=self)
-        headless_name = f"{name}-headless"
+        platform, m = args.platform, args.mesos_master
+        t = kx.TierContext.of(self, TIER, name, platform)
 
         ports = [kx.service_port("http", m.port), kx.service_port("metrics", EXPORTER_PORT)]
-        self.headless = kx.headless_service(headless_name, headless_name, ns, labels, selector, ports, child)
-        self.service = kx.cluster_service(name, name, ns, labels, selector, [kx.service_port("http", m.port)], child)
-        self.pdb = kx.disruption_budget(f"{name}-pdb", f"{name}-pdb", ns, labels, selector, child)
-        account = kx.service_account(name, name, ns, labels, child)
-        self.peer = sec.Peer(TIER, name, ns, selector, {"http": m.port, "metrics": EXPORTER_PORT})
+        self.headless = t.headless_service(ports)
+        self.service = t.cluster_service([kx.service_port("http", m.port)])
+        self.pdb = t.disruption_budget()
+        account = t.service_account()
+        self.peer = sec.Peer.of(t, {"http": m.port, "metrics": EXPORTER_PORT})
         self.flows = [
             sec.Flow(TIER, TIER, "http", "masters replicate the registry log and elect through each other"),
             sec.Flow(tiers.MESOS_AGENT, TIER, "http", "agents register with the leading master"),
@@ -90,18 +86,19 @@ class MesosMasters(pulumi.ComponentResource):
 
         self.zk_url = pulumi.Output.from_input(args.zk_connect).apply(lambda c: f"zk://{c}{m.zk_path}")
         args_out = pulumi.Output.all(self.zk_url, self.headless.metadata["name"]).apply(
-            lambda v: master_flags(s, v[0], v[1]))
-        volumes: list[dict] = [{"name": "tmp", "empty_dir": {}}]
-        master_mounts: list[dict] = [{"name": "work", "mount_path": WORK_DIR}, {"name": "tmp", "mount_path": "/tmp"}]
-        exporter_env: list[dict] = []
+            lambda v: master_flags(platform, m, v[0], v[1]))
+        volumes: list[dict[str, Any]] = [{"name": "tmp", "empty_dir": {}}]
+        master_mounts: list[dict[str, Any]] = [{"name": "work", "mount_path": WORK_DIR},
+                                               {"name": "tmp", "mount_path": "/tmp"}]
+        exporter_env: list[dict[str, Any]] = []
         if args.auth_secret is not None:
-            volumes.append({"name": "auth", "secret": {"secret_name": args.auth_secret, "default_mode": 0o440,
-                                                       "items": [{"key": k, "path": k} for k in
-                                                                 ("zk", "credentials", "http-credentials")]}})
-            master_mounts.append({"name": "auth", "mount_path": AUTH_DIR, "read_only": True})
+            volume, mount = kx.secret_volume("auth", args.auth_secret, ("zk", "credentials", "http-credentials"),
+                                             AUTH_DIR)
+            volumes.append(volume)
+            master_mounts.append(mount)
             # The exporter reads /metrics/snapshot, which now needs the admin principal.
             exporter_env = [{"name": "MESOS_EXPORTER_USERNAME", "value": sec.HTTP_ADMIN},
-                            sec.secret_env("MESOS_EXPORTER_PASSWORD", args.auth_secret, "http-password")]
+                            kx.secret_env("MESOS_EXPORTER_PASSWORD", args.auth_secret, "http-password")]
         master = kx.container({
             "name": "mesos-master",
             "image": m.image,
@@ -126,7 +123,7 @@ class MesosMasters(pulumi.ComponentResource):
         }, m.exporter_resources)
         self.statefulset = k8s.apps.v1.StatefulSet(
             name,
-            metadata=kx.metadata(name, ns, labels, kx.checkov_skips(
+            metadata=t.metadata(annotations=kx.checkov_skips(
                 m.resources, CKV_K8S_35="the exporter reads its Mesos password only from the environment "
                                         "(MESOS_EXPORTER_PASSWORD), set from the Secret")),
             spec={
@@ -136,21 +133,14 @@ class MesosMasters(pulumi.ComponentResource):
                 "pod_management_policy": "Parallel",
                 "update_strategy": {"type": "RollingUpdate"},
                 "persistent_volume_claim_retention_policy": {"when_deleted": "Retain", "when_scaled": "Retain"},
-                "selector": {"match_labels": selector},
+                "selector": {"match_labels": t.selector},
                 "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "service_account_name": account.metadata["name"],
-                        "automount_service_account_token": False,
-                        "affinity": kx.pod_anti_affinity(selector, required=s.production),
-                        "security_context": kx.restricted_pod_security(UID),
-                        "containers": [master, exporter],
-                        "volumes": volumes,
-                    },
+                    "metadata": {"labels": t.labels},
+                    "spec": t.pod_spec(account, [master, exporter], uid=UID, spread=True, volumes=volumes),
                 },
                 "volume_claim_templates": [kx.volume_claim("work", m.storage, m.storage_class)],
             },
-            opts=child)
+            opts=t.opts)
 
-        self.http_url = self.service.metadata["name"].apply(lambda n: f"http://{s.service_fqdn(n)}:{m.port}")
+        self.http_url = t.url(self.service, m.port)
         self.register_outputs({"zk_url": self.zk_url, "http_url": self.http_url})

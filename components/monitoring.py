@@ -14,11 +14,10 @@ import yaml
 
 from components import k8s as kx
 from components import security as sec
-from components.settings import PlatformSettings
+from components.settings import MonitoringSettings
 from orchestrator.contracts import tiers
 
 TIER = tiers.PROMETHEUS
-COMPONENT = TIER.component_label
 UID = 65534
 CONFIG_DIR = "/etc/prometheus"
 RULES_FILE = "alerts.yml"  # relative: Prometheus resolves rule_files next to prometheus.yml
@@ -45,14 +44,14 @@ _POD_LABELS = [
 ]
 
 
-def prometheus_config(s: PlatformSettings) -> dict[str, Any]:
-    namespaces = [s.namespace, s.agents_namespace]
+def prometheus_config(platform: kx.PlatformContext, mon: MonitoringSettings) -> dict[str, Any]:
+    namespaces = [platform.namespace, platform.agents_namespace]
 
     def sd() -> list[dict[str, Any]]:
         return [{"role": "pod", "namespaces": {"names": list(namespaces)}}]
 
     jobs: list[dict[str, Any]] = [
-        {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{s.monitoring.port}"]}]},
+        {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{mon.port}"]}]},
         {"job_name": "zookeeper", "kubernetes_sd_configs": sd(),
          "relabel_configs": _keep_component("zookeeper", "metrics") + _POD_LABELS},
         {"job_name": "mesos-master", "kubernetes_sd_configs": sd(),
@@ -60,7 +59,7 @@ def prometheus_config(s: PlatformSettings) -> dict[str, Any]:
         {"job_name": "marathon", "metrics_path": "/metrics/prometheus", "kubernetes_sd_configs": sd(),
          "relabel_configs": _keep_component("marathon", "http") + _POD_LABELS,
          **({"basic_auth": {"username": sec.HTTP_ADMIN, "password_file": MARATHON_PASSWORD_FILE}}
-            if s.auth_enabled else {})},
+            if platform.auth_enabled else {})},
         # Anything else that opts in with the usual prometheus.io/* annotations (the project's services).
         {"job_name": "annotated-pods", "kubernetes_sd_configs": sd(),
          "relabel_configs": [
@@ -75,9 +74,9 @@ def prometheus_config(s: PlatformSettings) -> dict[str, Any]:
          ] + _POD_LABELS},
     ]
     return {
-        "global": {"scrape_interval": s.monitoring.scrape_interval,
-                   "evaluation_interval": s.monitoring.evaluation_interval,
-                   "external_labels": {"platform": s.namespace}},
+        "global": {"scrape_interval": mon.scrape_interval,
+                   "evaluation_interval": mon.evaluation_interval,
+                   "external_labels": {"platform": platform.namespace}},
         "rule_files": [RULES_FILE],
         "scrape_configs": jobs,
     }
@@ -88,13 +87,14 @@ def _alert(name: str, expr: str, for_: str, severity: str, summary: str) -> dict
             "annotations": {"summary": summary}}
 
 
-def alert_rules(s: PlatformSettings) -> dict[str, Any]:
-    zk_quorum = s.zookeeper.replicas // 2 + 1
+def alert_rules(zookeeper_replicas: int) -> dict[str, Any]:
+    """The alert rules; the quorum alert needs the size of the ZooKeeper ensemble."""
+    zk_quorum = zookeeper_replicas // 2 + 1
     return {"groups": [
         {"name": "orchestrator-zookeeper", "rules": [
             _alert("ZooKeeperQuorumLost",
                    f'(count(up{{job="zookeeper"}} == 1) or vector(0)) < {zk_quorum}', "1m", "critical",
-                   f"Fewer than {zk_quorum} of {s.zookeeper.replicas} ZooKeeper servers are up: no quorum, "
+                   f"Fewer than {zk_quorum} of {zookeeper_replicas} ZooKeeper servers are up: no quorum, "
                    "no leader, Mesos and Marathon cannot elect."),
             _alert("ZooKeeperServerDown", 'up{job="zookeeper"} == 0', "5m", "warning",
                    "ZooKeeper server {{ $labels.pod }} is down."),
@@ -140,7 +140,9 @@ def to_yaml(data: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class MonitoringArgs:
-    settings: PlatformSettings
+    platform: kx.PlatformContext
+    monitoring: MonitoringSettings
+    zookeeper_replicas: int  # for the quorum alert
     auth_secret: pulumi.Input[str] | None = None  # Secret with `marathon-password`
 
 
@@ -149,22 +151,20 @@ class Monitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("orchestrator:monitoring:Monitoring", name, None, opts)
-        s, mon = args.settings, args.settings.monitoring
-        ns = s.namespace
-        labels = kx.labels("prometheus", COMPONENT, name)
-        selector = kx.selector_labels("prometheus", COMPONENT, name)
-        child = pulumi.ResourceOptions(parent=self)
+        platform, mon = args.platform, args.monitoring
+        t = kx.TierContext.of(self, TIER, name, platform)
+        ns, labels, child = t.namespace, t.labels, t.opts
 
         # The one workload that talks to the Kubernetes API (service discovery): it keeps its token.
-        account = kx.service_account(name, name, ns, labels, child, automount=True)
-        self.peer = sec.Peer(TIER, name, ns, selector, {"http": mon.port})
+        account = t.service_account(automount=True)
+        self.peer = sec.Peer.of(t, {"http": mon.port})
         self.flows = [
             sec.Flow(TIER, sec.API_SERVER, "https", "Kubernetes service discovery"),
             sec.Flow(sec.CLIENTS, TIER, "http", "dashboards and users query Prometheus"),
         ]
         # Service discovery needs read access to pods/services/endpoints in the platform namespaces
         # only: namespaced Roles, not a ClusterRole.
-        for target_ns in (s.namespace, s.agents_namespace):
+        for target_ns in (platform.namespace, platform.agents_namespace):
             role_name = f"{name}-discovery"
             role = k8s.rbac.v1.Role(
                 f"{name}-discovery-{target_ns}", metadata=kx.metadata(role_name, target_ns, labels),
@@ -176,22 +176,22 @@ class Monitoring(pulumi.ComponentResource):
                 subjects=[{"kind": "ServiceAccount", "name": account.metadata["name"], "namespace": ns}],
                 opts=child)
 
-        config_text, rules_text = to_yaml(prometheus_config(s)), to_yaml(alert_rules(s))
+        config_text, rules_text = to_yaml(prometheus_config(platform, mon)), to_yaml(alert_rules(args.zookeeper_replicas))
         config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=kx.metadata(f"{name}-config", ns, labels),
                                        data={"prometheus.yml": config_text, RULES_FILE: rules_text}, opts=child)
         claim_spec = kx.volume_claim("data", mon.storage, mon.storage_class)["spec"]
         claim = k8s.core.v1.PersistentVolumeClaim(f"{name}-data", metadata=kx.metadata(f"{name}-data", ns, labels),
                                                   spec=claim_spec, opts=child)
-        self.service = kx.cluster_service(name, name, ns, labels, selector, [kx.service_port("http", mon.port)], child)
+        self.service = t.cluster_service([kx.service_port("http", mon.port)])
         mounts: list[dict[str, Any]] = [{"name": "config", "mount_path": CONFIG_DIR},
                                         {"name": "data", "mount_path": "/prometheus"}]
         volumes: list[dict[str, Any]] = [{"name": "config", "config_map": {"name": config.metadata["name"]}},
                    {"name": "data", "persistent_volume_claim": {"claim_name": claim.metadata["name"]}}]
         if args.auth_secret is not None:
-            mounts.append({"name": "scrape-auth", "mount_path": f"{CONFIG_DIR}/{SECRETS_DIR}", "read_only": True})
-            volumes.append({"name": "scrape-auth", "secret": {
-                "secret_name": args.auth_secret, "default_mode": 0o440,
-                "items": [{"key": "marathon-password", "path": "marathon-password"}]}})
+            volume, mount = kx.secret_volume("scrape-auth", args.auth_secret, ("marathon-password",),
+                                             f"{CONFIG_DIR}/{SECRETS_DIR}")
+            volumes.append(volume)
+            mounts.append(mount)
         container = kx.container({
             "name": "prometheus",
             "image": mon.image,
@@ -206,22 +206,20 @@ class Monitoring(pulumi.ComponentResource):
         }, mon.resources)
         self.deployment = k8s.apps.v1.Deployment(
             name,
-            metadata=kx.metadata(name, ns, labels, kx.checkov_skips(
+            metadata=t.metadata(annotations=kx.checkov_skips(
                 mon.resources, CKV_K8S_38="Prometheus discovers scrape targets through the Kubernetes API: it "
                                           "needs its token (read-only, namespaced Roles)")),
             spec={"replicas": 1,
                   # One writer on a ReadWriteOnce volume: the old pod must stop before the new one mounts it.
                   "strategy": {"type": "Recreate"},
-                  "selector": {"match_labels": selector},
+                  "selector": {"match_labels": t.selector},
                   "template": {
                       "metadata": {"labels": labels, "annotations": {
                           "orchestrator.io/config-sha": kx.content_hash(config_text + rules_text)}},
-                      "spec": {
-                          "service_account_name": account.metadata["name"],
-                          "security_context": kx.restricted_pod_security(UID),
-                          "containers": [container],
-                          "volumes": volumes}}},
+                      # One replica: nothing to spread. The account mounts its token (see above).
+                      "spec": t.pod_spec(account, [container], uid=UID, spread=None, automount=True,
+                                         volumes=volumes)}},
             opts=child)
-        self.url = self.service.metadata["name"].apply(lambda n: f"http://{s.service_fqdn(n)}:{mon.port}")
+        self.url = t.url(self.service, mon.port)
         self.register_outputs({"url": self.url})
 

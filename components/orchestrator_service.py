@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 
 from components import k8s as kx
 from components.security import ANYWHERE, Flow, InNamespace, Peer
-from components.settings import CanarySettings, PlatformSettings, duration_seconds
+from components.settings import CanarySettings, ServiceSettings, duration_seconds
 from orchestrator.contracts import tiers
 from orchestrator.contracts.service_metrics import (  # noqa: F401
     LATENCY_BUCKETS_SECONDS,
@@ -28,7 +28,6 @@ from orchestrator.contracts.service_metrics import (  # noqa: F401
 )
 
 TIER = tiers.ORCHESTRATOR_SERVICE
-COMPONENT = TIER.component_label
 UID = 10001
 ARGO_ROLLOUTS_API = "argoproj.io/v1alpha1"
 
@@ -65,17 +64,15 @@ class Gate:
         return f"len(result) == 1 && result[0] {'<' if self.op == '>=' else '>'} {self.bound:g}"
 
 
-def rate_window(s: PlatformSettings) -> str:
+def rate_window(c: CanarySettings, scrape_interval: str) -> str:
     """Each measurement looks back one analysis interval, and at least four scrapes (rate() needs two)."""
-    seconds = max(duration_seconds(s.service.canary.analysis_interval),
-                  4 * duration_seconds(s.monitoring.scrape_interval))
+    seconds = max(duration_seconds(c.analysis_interval), 4 * duration_seconds(scrape_interval))
     return f"{int(seconds) // 60}m" if seconds % 60 == 0 else f"{int(seconds)}s"
 
 
-def analysis_queries(s: PlatformSettings) -> list[Gate]:
+def analysis_queries(c: CanarySettings, scrape_interval: str) -> list[Gate]:
     """The four gates, with `{{args.*}}` placeholders that Argo Rollouts substitutes."""
-    c: CanarySettings = s.service.canary
-    w = rate_window(s)
+    w = rate_window(c, scrape_interval)
     total = f"sum(rate({REQUESTS_TOTAL}{{{CANARY_SELECTOR}}}[{w}]))"
 
     def share(codes: str) -> str:
@@ -98,8 +95,7 @@ def template_name(rollout: str, gate: Gate) -> str:
     return f"{rollout}-{gate.name}"
 
 
-def analysis_template_spec(s: PlatformSettings, gate: Gate, prometheus_url: str) -> dict[str, Any]:
-    c = s.service.canary
+def analysis_template_spec(c: CanarySettings, gate: Gate, prometheus_url: str) -> dict[str, Any]:
     return {
         "args": [{"name": ARG_NAMESPACE}, {"name": ARG_ROLLOUT}, {"name": ARG_CANARY_HASH}],
         "metrics": [{
@@ -117,15 +113,15 @@ def analysis_template_spec(s: PlatformSettings, gate: Gate, prometheus_url: str)
     }
 
 
-def canary_steps(s: PlatformSettings, rollout: str, namespace: str) -> list[dict[str, Any]]:
+def canary_steps(gates: list[Gate], c: CanarySettings, rollout: str, namespace: str) -> list[dict[str, Any]]:
     """Settings' step strings → Argo CanarySteps; every analysis step runs every gate."""
-    templates = [{"templateName": template_name(rollout, g)} for g in analysis_queries(s)]
+    templates = [{"templateName": template_name(rollout, g)} for g in gates]
     args = [{"name": ARG_NAMESPACE, "value": namespace},
             {"name": ARG_ROLLOUT, "value": rollout},
             # The hash of the ReplicaSet being rolled out: the canary's pods, not the stable ones.
             {"name": ARG_CANARY_HASH, "valueFrom": {"podTemplateHashValue": "Latest"}}]
     steps: list[dict[str, Any]] = []
-    for step in s.service.canary.steps:
+    for step in c.steps:
         if step.endswith("%"):
             steps.append({"setWeight": int(step[:-1])})
         elif step == "analysis":
@@ -139,8 +135,11 @@ def canary_steps(s: PlatformSettings, rollout: str, namespace: str) -> list[dict
 
 @dataclass(frozen=True)
 class OrchestratorServiceArgs:
-    settings: PlatformSettings
+    platform: kx.PlatformContext
+    service: ServiceSettings
     prometheus_url: pulumi.Input[str]
+    scrape_interval: str  # monitoring.scrape_interval: the gates' rate window covers four scrapes
+    rollouts_namespace: str  # security.rollouts_namespace: where the analysis queries come from
 
 
 class OrchestratorService(pulumi.ComponentResource):
@@ -150,22 +149,20 @@ class OrchestratorService(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: OrchestratorServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("orchestrator:orchestrator_service:OrchestratorService", name, None, opts)
-        s, svc = args.settings, args.settings.service
-        ns = s.namespace
-        labels = kx.labels(COMPONENT, COMPONENT, name)
-        selector = kx.selector_labels(COMPONENT, COMPONENT, name)
-        child = pulumi.ResourceOptions(parent=self)
+        svc = args.service
+        t = kx.TierContext.of(self, TIER, name, args.platform)
+        ns, labels, selector, child = t.namespace, t.labels, t.selector, t.opts
         ports = [kx.service_port("http", svc.port)]
+        gates = analysis_queries(svc.canary, args.scrape_interval)
 
         # Argo Rollouts adds `rollouts-pod-template-hash` to these selectors at run time, pointing each
         # Service at its ReplicaSet; without a traffic router the canary weight is the replica ratio.
-        self.stable_service = kx.cluster_service(name, name, ns, labels, selector, ports, child)
-        self.canary_service = kx.cluster_service(f"{name}-canary", f"{name}-canary", ns, labels, selector, ports,
-                                                 child)
-        self.pdb = kx.disruption_budget(f"{name}-pdb", f"{name}-pdb", ns, labels, selector, child)
-        self.peer = Peer(TIER, name, ns, selector, {"http": svc.port})
+        self.stable_service = t.cluster_service(ports)
+        self.canary_service = t.cluster_service(ports, suffix="-canary")
+        self.pdb = t.disruption_budget()
+        self.peer = Peer.of(t, {"http": svc.port})
         self.flows = [
-            Flow(InNamespace(s.security.rollouts_namespace), tiers.PROMETHEUS, "http",
+            Flow(InNamespace(args.rollouts_namespace), tiers.PROMETHEUS, "http",
                  "Argo Rollouts runs the canary analysis"),
             Flow(ANYWHERE, TIER, "http", "the orchestrator service is the platform's public API"),
             Flow(tiers.PROMETHEUS, TIER, "http", "scrape the orchestrator service"),
@@ -175,9 +172,10 @@ class OrchestratorService(pulumi.ComponentResource):
             k8s.apiextensions.CustomResource(
                 template_name(name, gate), api_version=ARGO_ROLLOUTS_API, kind="AnalysisTemplate",
                 metadata=kx.metadata(template_name(name, gate), ns, labels, dict(SKIP_AWAIT)),
-                spec=pulumi.Output.from_input(args.prometheus_url).apply(functools.partial(analysis_template_spec, s, gate)),
+                spec=pulumi.Output.from_input(args.prometheus_url).apply(
+                    functools.partial(analysis_template_spec, svc.canary, gate)),
                 opts=child)
-            for gate in analysis_queries(s)]
+            for gate in gates]
 
         container = kx.container({
             "name": "service",
@@ -204,24 +202,21 @@ class OrchestratorService(pulumi.ComponentResource):
                     "metadata": {"labels": labels, "annotations": {
                         "prometheus.io/scrape": "true", "prometheus.io/port": str(svc.port),
                         "prometheus.io/path": METRICS_PATH}},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "affinity": _camel(kx.pod_anti_affinity(selector, required=False)),
-                        "securityContext": _camel(kx.restricted_pod_security(UID)),
-                        "containers": [_camel(container)],
-                        "volumes": [{"name": "tmp", "emptyDir": {}}]}},
+                    # No account of its own (the namespace default, without a token); spread softly even
+                    # in production: a canary may briefly run two pods on one node.
+                    "spec": _camel(t.pod_spec(None, [container], uid=UID, spread=False,
+                                              volumes=[{"name": "tmp", "empty_dir": {}}]))},
                 "strategy": {"canary": {
                     "stableService": self.stable_service.metadata["name"],
                     "canaryService": self.canary_service.metadata["name"],
                     "maxSurge": 1,
                     "maxUnavailable": 0,
-                    "steps": canary_steps(s, name, ns)}},
+                    "steps": canary_steps(gates, svc.canary, name, ns)}},
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=templates))
 
-        self.url = self.stable_service.metadata["name"].apply(lambda n: f"http://{s.service_fqdn(n)}:{svc.port}")
-        self.canary_url = self.canary_service.metadata["name"].apply(
-            lambda n: f"http://{s.service_fqdn(n)}:{svc.port}")
+        self.url = t.url(self.stable_service, svc.port)
+        self.canary_url = t.url(self.canary_service, svc.port)
         self.rollout_name = self.rollout.metadata["name"]
         self.register_outputs({"url": self.url, "canary_url": self.canary_url, "rollout_name": self.rollout_name})
 

@@ -84,47 +84,54 @@ class Platform(pulumi.ComponentResource):
                 f"namespace-{ns_name}", metadata=kx.metadata(ns_name, None, ns_labels), opts=child)
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=list(namespaces.values()))
         credentials = read_credentials(s) if tiers.AUTH.enabled(s) else None
+        ctx = kx.PlatformContext.of(s)
+
+        def secrets(zk_connect: pulumi.Input[str]) -> PlatformSecretsArgs:
+            assert credentials is not None
+            return PlatformSecretsArgs(ctx, credentials, zk_connect, s.mesos_master.zk_path, s.marathon.zk_path)
+
+        gitops = GitOpsArgs(ctx, s.gitops, stack, tiers.ARGOCD_APPS.id)
 
         if scope == "deploy" and s.delivery == "gitops":
             # Argo CD applies the tiers from the repository; Pulumi applies the namespaces, the
             # credentials and the Argo CD objects.
             self.outputs = outputs_from_settings(s)
             if credentials is not None:
-                PlatformSecrets(tiers.AUTH.id, PlatformSecretsArgs(s, credentials, self.outputs["zookeeper_connect"]),
-                                in_ns)
-            GitOps(tiers.ARGOCD.id, GitOpsArgs(s, stack, tiers.ARGOCD_APPS.id), child)
+                PlatformSecrets(tiers.AUTH.id, secrets(self.outputs["zookeeper_connect"]), in_ns)
+            GitOps(tiers.ARGOCD.id, gitops, child)
             self.register_outputs(dict(self.outputs))
             return
 
         # Each tier's component is named after its registry id: that names its render directory, its
         # Argo CD Application, its instance label and its NetworkPolicies.
-        zookeeper = ZooKeeperEnsemble(tiers.ZOOKEEPER.id, ZooKeeperEnsembleArgs(s), in_ns)
+        zookeeper = ZooKeeperEnsemble(tiers.ZOOKEEPER.id, ZooKeeperEnsembleArgs(ctx, s.zookeeper), in_ns)
         auth: dict[str, pulumi.Output[str]] = {}
         if credentials is not None:
-            auth = PlatformSecrets(tiers.AUTH.id, PlatformSecretsArgs(s, credentials, zookeeper.connect_string),
-                                   in_ns).names
+            auth = PlatformSecrets(tiers.AUTH.id, secrets(zookeeper.connect_string), in_ns).names
         masters = MesosMasters(tiers.MESOS_MASTER.id, MesosMastersArgs(
-            s, zookeeper.connect_string, auth.get("mesos-master-auth")), in_ns)
+            ctx, s.mesos_master, zookeeper.connect_string, auth.get("mesos-master-auth")), in_ns)
         agents = MesosAgents(tiers.MESOS_AGENT.id, MesosAgentsArgs(
-            s, masters.zk_url, auth.get("mesos-agent-auth")), in_ns)
+            ctx, s.mesos_agent, masters.zk_url, auth.get("mesos-agent-auth")), in_ns)
         marathon = Marathon(tiers.MARATHON.id, MarathonArgs(
-            s, zookeeper.connect_string, masters.zk_url, auth.get("marathon-auth")), in_ns)
-        monitoring = Monitoring(tiers.PROMETHEUS.id, MonitoringArgs(s, auth.get("prometheus-scrape-auth")), in_ns)
-        service = OrchestratorService(tiers.ORCHESTRATOR_SERVICE.id, OrchestratorServiceArgs(s, monitoring.url),
-                                      in_ns)
+            ctx, s.marathon, zookeeper.connect_string, masters.zk_url, auth.get("marathon-auth")), in_ns)
+        monitoring = Monitoring(tiers.PROMETHEUS.id, MonitoringArgs(
+            ctx, s.monitoring, s.zookeeper.replicas, auth.get("prometheus-scrape-auth")), in_ns)
+        service = OrchestratorService(tiers.ORCHESTRATOR_SERVICE.id, OrchestratorServiceArgs(
+            ctx, s.service, monitoring.url, s.monitoring.scrape_interval, s.security.rollouts_namespace), in_ns)
         built: list[ZooKeeperEnsemble | MesosMasters | MesosAgents | Marathon | Monitoring | OrchestratorService
                     | ZkSync] = [zookeeper, masters, agents, marathon, monitoring, service]
         if tiers.ZK_SYNC.enabled(s):  # during a migration onto this platform's ensemble (docs/migration.md)
-            built.append(ZkSync(tiers.ZK_SYNC.id, ZkSyncArgs(s, zookeeper.connect_string, auth.get("zk-sync-auth")),
-                                in_ns))
+            built.append(ZkSync(tiers.ZK_SYNC.id, ZkSyncArgs(
+                ctx, s.zk_sync, s.service.image, zookeeper.connect_string, auth.get("zk-sync-auth")), in_ns))
         peers: list[Peer] = [c.peer for c in built]
         flows: list[Flow] = [f for c in built for f in c.flows]
-        NetworkSecurity(tiers.NETWORK_POLICY.id, NetworkSecurityArgs(s, peers, flows), in_ns)
+        disabled = frozenset(t for t in tiers.TIERS if not t.enabled(s))
+        NetworkSecurity(tiers.NETWORK_POLICY.id, NetworkSecurityArgs(s.security, peers, flows, disabled), in_ns)
         if scope == "tree":
             # Every Argo CD-synced tier directory of the render gets its child Application.
             apps = [Tier(t.id, t.namespace_of(s.namespace), t.wave or 0) for t in tiers.argocd_tiers(s)]
-            GitOpsApplications(tiers.ARGOCD_APPS.id, GitOpsApplicationsArgs(s, stack, apps), child)
-            GitOps(tiers.ARGOCD.id, GitOpsArgs(s, stack, tiers.ARGOCD_APPS.id), child)
+            GitOpsApplications(tiers.ARGOCD_APPS.id, GitOpsApplicationsArgs(ctx, s.gitops, stack, apps), child)
+            GitOps(tiers.ARGOCD.id, gitops, child)
 
         self.outputs = {
             "contract_version": OUTPUTS_CONTRACT_VERSION,
@@ -148,10 +155,10 @@ class Platform(pulumi.ComponentResource):
 def outputs_from_settings(s: PlatformSettings) -> dict[str, pulumi.Output[str] | str]:
     """The outputs contract when Pulumi builds no tier (GitOps delivery): the same values the tiers
     export, from the same settings and names. tests/test_gitops.py proves both ways agree per stack."""
-    zk = connect_string(server_hosts(s, "zookeeper", "zookeeper-headless"), s.zookeeper.client_port)
-
-    def url(service: str, port: int) -> str:
-        return f"http://{s.service_fqdn(service)}:{port}"
+    ctx = kx.PlatformContext.of(s)
+    zk = connect_string(server_hosts(ctx, s.zookeeper.replicas, tiers.ZOOKEEPER.id, f"{tiers.ZOOKEEPER.id}-headless"),
+                        s.zookeeper.client_port)
+    url = ctx.http_url
 
     return {
         "contract_version": OUTPUTS_CONTRACT_VERSION,
@@ -160,12 +167,12 @@ def outputs_from_settings(s: PlatformSettings) -> dict[str, pulumi.Output[str] |
         "zookeeper_connect": zk,
         "zookeeper_client_service": f"{s.service_fqdn('zookeeper-client')}:{s.zookeeper.client_port}",
         "mesos_zk_url": f"zk://{zk}{s.mesos_master.zk_path}",
-        "mesos_master_url": url("mesos-master", s.mesos_master.port),
-        "marathon_url": url("marathon", s.marathon.port),
+        "mesos_master_url": url(tiers.MESOS_MASTER.id, s.mesos_master.port),
+        "marathon_url": url(tiers.MARATHON.id, s.marathon.port),
         "marathon_zk_url": f"zk://{zk}{s.marathon.zk_path}",
-        "prometheus_url": url("prometheus", s.monitoring.port),
+        "prometheus_url": url(tiers.PROMETHEUS.id, s.monitoring.port),
         "delivery": s.delivery,
-        "service_url": url("orchestrator-service", s.service.port),
-        "service_canary_url": url("orchestrator-service-canary", s.service.port),
-        "service_rollout": "orchestrator-service",
+        "service_url": url(tiers.ORCHESTRATOR_SERVICE.id, s.service.port),
+        "service_canary_url": url(f"{tiers.ORCHESTRATOR_SERVICE.id}-canary", s.service.port),
+        "service_rollout": tiers.ORCHESTRATOR_SERVICE.id,
     }

@@ -15,12 +15,14 @@ import pulumi_kubernetes as k8s
 
 from components import k8s as kx
 from components.settings import CONFIG_NAMESPACE, SECRET_KEYS, PlatformSettings, SecuritySettings
+from orchestrator.contracts import tiers
 from orchestrator.contracts.tiers import TierSpec
 
-COMPONENT = "security"
 # Principals and users the platform's components authenticate as.
 ZK_MESOS_USER, ZK_MARATHON_USER = "mesos", "marathon"
 MARATHON_PRINCIPAL, AGENT_PRINCIPAL, HTTP_ADMIN = "marathon", "agent", "admin"
+# Where Mesos masters and agents read their credential files (mounted from their Secrets).
+MESOS_AUTH_DIR = "/etc/mesos/auth"
 KUBE_DNS = {"namespace": "kube-system", "selector": {"k8s-app": "kube-dns"}, "port": 53}
 
 
@@ -52,12 +54,9 @@ def secret(resource_name: str, name: str, namespace: str, labels: dict[str, str]
         string_data={k: pulumi.Output.secret(v) for k, v in data.items()}, opts=opts)
 
 
-def secret_env(name: str, secret_name: pulumi.Input[str], key: str) -> dict[str, Any]:
-    return {"name": name, "value_from": {"secret_key_ref": {"name": secret_name, "key": key}}}
-
-
 # --- credentials as Kubernetes Secrets ------------------------------------------------------------
-def secret_files(s: PlatformSettings, zk_connect: pulumi.Input[str], creds: Credentials) -> dict[str, dict[str, Any]]:
+def secret_files(platform: kx.PlatformContext, mesos_zk_path: str, marathon_zk_path: str,
+                 zk_connect: pulumi.Input[str], creds: Credentials) -> dict[str, dict[str, Any]]:
     """Per Secret, its files in the formats the components read. ZooKeeper URLs gain digest
     credentials (`zk://user:password@...`): Mesos and Marathon then create their znodes readable by
     all and writable only by themselves."""
@@ -70,31 +69,31 @@ def secret_files(s: PlatformSettings, zk_connect: pulumi.Input[str], creds: Cred
 
     return {
         "mesos-master-auth": {
-            "namespace": s.namespace,
-            "zk": zk_url(ZK_MESOS_USER, creds.zookeeper_mesos_password, s.mesos_master.zk_path),
+            "namespace": platform.namespace,
+            "zk": zk_url(ZK_MESOS_USER, creds.zookeeper_mesos_password, mesos_zk_path),
             "credentials": principals(**{MARATHON_PRINCIPAL: creds.mesos_marathon_secret,
                                          AGENT_PRINCIPAL: creds.mesos_agent_secret}),
             "http-credentials": principals(**{HTTP_ADMIN: creds.mesos_http_password}),
             "http-password": creds.mesos_http_password,
         },
         "mesos-agent-auth": {
-            "namespace": s.agents_namespace,
+            "namespace": platform.agents_namespace,
             "credential": creds.mesos_agent_secret.apply(
                 lambda pw: json.dumps({"principal": AGENT_PRINCIPAL, "secret": pw})),
         },
         "marathon-auth": {
-            "namespace": s.namespace,
-            "zk": zk_url(ZK_MARATHON_USER, creds.zookeeper_marathon_password, s.marathon.zk_path),
+            "namespace": platform.namespace,
+            "zk": zk_url(ZK_MARATHON_USER, creds.zookeeper_marathon_password, marathon_zk_path),
             "http-credentials": creds.marathon_http_password.apply(lambda pw: f"{HTTP_ADMIN}:{pw}"),
             "mesos-secret": creds.mesos_marathon_secret,
         },
         "prometheus-scrape-auth": {
-            "namespace": s.namespace,
+            "namespace": platform.namespace,
             "marathon-password": creds.marathon_http_password,
         },
         # The sync engine acts as both digest users so it can write the znodes their ACLs protect.
         "zk-sync-auth": {
-            "namespace": s.namespace,
+            "namespace": platform.namespace,
             "auth": pulumi.Output.all(creds.zookeeper_mesos_password, creds.zookeeper_marathon_password).apply(
                 lambda v: f"digest:{ZK_MESOS_USER}:{v[0]}\ndigest:{ZK_MARATHON_USER}:{v[1]}"),
         },
@@ -103,9 +102,11 @@ def secret_files(s: PlatformSettings, zk_connect: pulumi.Input[str], creds: Cred
 
 @dataclass(frozen=True)
 class PlatformSecretsArgs:
-    settings: PlatformSettings
+    platform: kx.PlatformContext
     credentials: Credentials
     zk_connect: pulumi.Input[str]
+    mesos_zk_path: str  # mesos_master.zk_path
+    marathon_zk_path: str  # marathon.zk_path
 
 
 class PlatformSecrets(pulumi.ComponentResource):
@@ -116,13 +117,13 @@ class PlatformSecrets(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PlatformSecretsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("orchestrator:security:PlatformSecrets", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        labels = kx.labels(name, COMPONENT, name)
+        t = kx.TierContext.of(self, tiers.AUTH, name, args.platform)
         self.names = {}
-        for secret_name, files in secret_files(args.settings, args.zk_connect, args.credentials).items():
+        for secret_name, files in secret_files(args.platform, args.mesos_zk_path, args.marathon_zk_path,
+                                               args.zk_connect, args.credentials).items():
             data = {k: v for k, v in files.items() if k != "namespace"}
-            self.names[secret_name] = secret(secret_name, secret_name, files["namespace"], labels, data,
-                                             child).metadata["name"]
+            self.names[secret_name] = secret(secret_name, secret_name, files["namespace"], t.labels, data,
+                                             t.opts).metadata["name"]
         self.register_outputs({"names": self.names})
 
 
@@ -137,6 +138,10 @@ class Peer:
     selector: dict[str, str]
     ports: dict[str, int]
     host_network: bool = False
+
+    @classmethod
+    def of(cls, t: kx.TierContext, ports: dict[str, int], host_network: bool = False) -> Peer:
+        return cls(t.tier, t.name, t.namespace, t.selector, ports, host_network)
 
 
 @dataclass(frozen=True)
@@ -208,15 +213,15 @@ def _namespace_term(namespace: str) -> dict[str, Any]:
     return {"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": namespace}}}
 
 
-def resolve_flows(flows: list[Flow], peers: list[Peer], settings: object) -> list[Flow]:
-    """Keep the flows between tiers that exist for the stack; a flow naming an enabled tier without a
-    peer is a wiring mistake."""
+def resolve_flows(flows: list[Flow], peers: list[Peer], disabled: frozenset[TierSpec]) -> list[Flow]:
+    """Keep the flows between tiers that exist for the stack; a flow naming a tier that is neither
+    built nor disabled is a wiring mistake."""
     have = {p.tier for p in peers}
     kept = []
     for flow in flows:
-        tiers = [e for e in (flow.source, flow.dest) if isinstance(e, TierSpec)]
-        missing = [t for t in tiers if t not in have]
-        if any(t.enabled(settings) for t in missing):
+        ends = [e for e in (flow.source, flow.dest) if isinstance(e, TierSpec)]
+        missing = [t for t in ends if t not in have]
+        if any(t not in disabled for t in missing):
             raise ValueError(f"flow {flow.why!r} names tier(s) {[t.id for t in missing]} that have no peer")
         if not missing:
             kept.append(flow)
@@ -282,9 +287,11 @@ def policy_specs(flows: list[Flow], peers: list[Peer], sec: SecuritySettings) ->
 
 @dataclass(frozen=True)
 class NetworkSecurityArgs:
-    settings: PlatformSettings
+    security: SecuritySettings
     peers: list[Peer]
     flows: list[Flow]
+    # Tiers the stack does not run (registry predicates): flows naming them are dropped.
+    disabled: frozenset[TierSpec] = frozenset()
 
 
 class NetworkSecurity(pulumi.ComponentResource):
@@ -296,10 +303,10 @@ class NetworkSecurity(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkSecurityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("orchestrator:security:NetworkSecurity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        labels = kx.labels(name, COMPONENT, name)
+        labels = kx.labels(tiers.NETWORK_POLICY.app_label, tiers.NETWORK_POLICY.component_label, name)
         created = []
-        flows = resolve_flows(args.flows, args.peers, args.settings)
-        for spec in policy_specs(flows, args.peers, args.settings.security):
+        flows = resolve_flows(args.flows, args.peers, args.disabled)
+        for spec in policy_specs(flows, args.peers, args.security):
             created.append(k8s.networking.v1.NetworkPolicy(
                 f"{spec['namespace']}-{spec['name']}",
                 metadata=kx.metadata(spec["name"], spec["namespace"], labels), spec=spec["spec"], opts=child))

@@ -3,22 +3,21 @@ would fight the first), scraped by Prometheus, with the lag alert of the monitor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as kx
 from components import security as sec
-from components.settings import PlatformSettings
+from components.settings import ZkSyncSettings
 from orchestrator.contracts import tiers
 
 TIER = tiers.ZK_SYNC
-COMPONENT = TIER.component_label
 UID = 10001  # the services image's unprivileged user
 
 
-def sync_args(s: PlatformSettings, target: str) -> list[str]:
-    z = s.zk_sync
+def sync_args(z: ZkSyncSettings, target: str) -> list[str]:
     args = ["zk", "sync", "--source", z.source, "--target", target,
             "--metrics-port", str(z.metrics_port)]
     for path in z.paths:
@@ -28,7 +27,9 @@ def sync_args(s: PlatformSettings, target: str) -> list[str]:
 
 @dataclass(frozen=True)
 class ZkSyncArgs:
-    settings: PlatformSettings
+    platform: kx.PlatformContext
+    zk_sync: ZkSyncSettings
+    image: str  # the services image (service.image): the engine is `orchestrator zk sync`
     target_connect: pulumi.Input[str]  # this platform's ensemble
     auth_secret: pulumi.Input[str] | None = None  # Secret with `auth` (one SCHEME:CREDENTIAL per line)
 
@@ -36,28 +37,25 @@ class ZkSyncArgs:
 class ZkSync(pulumi.ComponentResource):
     def __init__(self, name: str, args: ZkSyncArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("orchestrator:zk_sync:ZkSync", name, None, opts)
-        s, z = args.settings, args.settings.zk_sync
-        ns = s.namespace
-        labels = kx.labels(COMPONENT, COMPONENT, name)
-        selector = kx.selector_labels(COMPONENT, COMPONENT, name)
-        child = pulumi.ResourceOptions(parent=self)
-        account = kx.service_account(name, name, ns, labels, child)
-        self.peer = sec.Peer(TIER, name, ns, selector, {"metrics": z.metrics_port})
+        z = args.zk_sync
+        t = kx.TierContext.of(self, TIER, name, args.platform)
+        account = t.service_account()
+        self.peer = sec.Peer.of(t, {"metrics": z.metrics_port})
         source = sec.External("zk-source", tuple(z.source_cidrs), {"client": z.source_port})
         self.flows = [
             sec.Flow(TIER, tiers.ZOOKEEPER, "client", "the sync engine writes into this platform's ensemble"),
             sec.Flow(TIER, source, "client", "the sync engine reads the old ensemble"),
             sec.Flow(tiers.PROMETHEUS, TIER, "metrics", "scrape the sync engine (lag alert)"),
         ]
-        env = []
+        env: list[dict[str, Any]] = []
         if args.auth_secret is not None:
             # The engine writes Mesos' and Marathon's znodes as their digest users (their ACLs).
-            env.append(sec.secret_env("ORCHESTRATOR_ZK_AUTH", args.auth_secret, "auth"))
+            env.append(kx.secret_env("ORCHESTRATOR_ZK_AUTH", args.auth_secret, "auth"))
         container = kx.container({
             "name": "zk-sync",
-            "image": s.service.image,
+            "image": args.image,
             "command": ["orchestrator"],
-            "args": pulumi.Output.from_input(args.target_connect).apply(lambda t: sync_args(s, t)),
+            "args": pulumi.Output.from_input(args.target_connect).apply(lambda target: sync_args(z, target)),
             "env": env,
             "ports": [{"name": "metrics", "container_port": z.metrics_port}],
             "liveness_probe": kx.http_probe("/metrics", "metrics", initial_delay=30),
@@ -65,20 +63,18 @@ class ZkSync(pulumi.ComponentResource):
         }, z.resources)
         self.deployment = k8s.apps.v1.Deployment(
             name,
-            metadata=kx.metadata(name, ns, labels, kx.checkov_skips(
+            metadata=t.metadata(annotations=kx.checkov_skips(
                 z.resources, CKV_K8S_35="the engine takes its ZooKeeper credentials from the environment, "
                                         "set from the Secret")),
             spec={"replicas": 1,
                   # Never two engines: the old one stops before the new one starts.
                   "strategy": {"type": "Recreate"},
-                  "selector": {"match_labels": selector},
+                  "selector": {"match_labels": t.selector},
                   "template": {
-                      "metadata": {"labels": labels, "annotations": {
+                      "metadata": {"labels": t.labels, "annotations": {
                           "prometheus.io/scrape": "true", "prometheus.io/port": str(z.metrics_port),
                           "prometheus.io/path": "/metrics"}},
-                      "spec": {"service_account_name": account.metadata["name"],
-                               "automount_service_account_token": False,
-                               "security_context": kx.restricted_pod_security(UID),
-                               "containers": [container]}}},
-            opts=child)
+                      # One replica: nothing to spread.
+                      "spec": t.pod_spec(account, [container], uid=UID, spread=None)}},
+            opts=t.opts)
         self.register_outputs({"deployment": self.deployment.metadata["name"]})

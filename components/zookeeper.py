@@ -8,19 +8,18 @@ import pulumi_kubernetes as k8s
 
 from components import k8s as kx
 from components.security import Flow, Peer
-from components.settings import PlatformSettings, ZooKeeperSettings
+from components.settings import ZooKeeperSettings
 from orchestrator.contracts import tiers
 
 TIER = tiers.ZOOKEEPER
-COMPONENT = TIER.component_label
 UID = 1000  # the `zookeeper` user of the official image
 DATA_DIR = "/data"
 CONF_DIR = "/conf"
 
 
-def server_hosts(settings: PlatformSettings, statefulset: str, headless: str) -> list[str]:
+def server_hosts(platform: kx.PlatformContext, replicas: int, statefulset: str, headless: str) -> list[str]:
     """Stable per-pod DNS names, ordinal order: `<sts>-<i>.<headless>.<ns>.svc.<domain>`."""
-    return [f"{statefulset}-{i}.{settings.service_fqdn(headless)}" for i in range(settings.zookeeper.replicas)]
+    return [f"{statefulset}-{i}.{platform.service_fqdn(headless)}" for i in range(replicas)]
 
 
 def connect_string(hosts: list[str], port: int, chroot: str = "") -> str:
@@ -68,7 +67,8 @@ SRVR_SCRIPT = _FOUR_LETTER % "srvr" + ' | grep -qE "^Mode: (leader|follower|stan
 
 @dataclass(frozen=True)
 class ZooKeeperEnsembleArgs:
-    settings: PlatformSettings
+    platform: kx.PlatformContext
+    zookeeper: ZooKeeperSettings
 
 
 class ZooKeeperEnsemble(pulumi.ComponentResource):
@@ -77,26 +77,21 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ZooKeeperEnsembleArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("orchestrator:zookeeper:ZooKeeperEnsemble", name, None, opts)
-        s, zk = args.settings, args.settings.zookeeper
-        ns = s.namespace
-        labels = kx.labels(COMPONENT, COMPONENT, name)
-        selector = kx.selector_labels(COMPONENT, COMPONENT, name)
-        child = pulumi.ResourceOptions(parent=self)
-        headless_name, client_name = f"{name}-headless", f"{name}-client"
-        hosts = server_hosts(s, name, headless_name)
+        platform, zk = args.platform, args.zookeeper
+        t = kx.TierContext.of(self, TIER, name, platform)
+        hosts = server_hosts(platform, zk.replicas, name, f"{name}-headless")
         cfg = zoo_cfg(zk, hosts)
 
-        config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=kx.metadata(f"{name}-config", ns, labels),
-                                       data={"zoo.cfg": cfg}, opts=child)
+        config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=t.metadata(f"{name}-config"),
+                                       data={"zoo.cfg": cfg}, opts=t.opts)
         peer_ports = [kx.service_port("client", zk.client_port), kx.service_port("peer", zk.peer_port),
                       kx.service_port("election", zk.election_port), kx.service_port("metrics", zk.metrics_port)]
-        self.headless = kx.headless_service(headless_name, headless_name, ns, labels, selector, peer_ports, child)
-        self.client = kx.cluster_service(client_name, client_name, ns, labels, selector,
-                                         [kx.service_port("client", zk.client_port)], child)
-        self.pdb = kx.disruption_budget(f"{name}-pdb", f"{name}-pdb", ns, labels, selector, child)
-        account = kx.service_account(name, name, ns, labels, child)
-        self.peer = Peer(TIER, name, ns, selector, {"client": zk.client_port, "peer": zk.peer_port,
-                                                    "election": zk.election_port, "metrics": zk.metrics_port})
+        self.headless = t.headless_service(peer_ports)
+        self.client = t.cluster_service([kx.service_port("client", zk.client_port)], suffix="-client")
+        self.pdb = t.disruption_budget()
+        account = t.service_account()
+        self.peer = Peer.of(t, {"client": zk.client_port, "peer": zk.peer_port,
+                                "election": zk.election_port, "metrics": zk.metrics_port})
         self.flows = [
             Flow(TIER, TIER, "peer", "ZooKeeper followers sync with the leader"),
             Flow(TIER, TIER, "election", "ZooKeeper leader election"),
@@ -131,7 +126,7 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
         }, zk.resources)
         self.statefulset = k8s.apps.v1.StatefulSet(
             name,
-            metadata=kx.metadata(name, ns, labels, kx.checkov_skips(
+            metadata=t.metadata(annotations=kx.checkov_skips(
                 zk.resources, CKV_K8S_40=f"runs as the official image's zookeeper user (uid {UID}), which owns "
                                          "its files; another uid could not read them")),
             spec={
@@ -141,29 +136,23 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
                 "pod_management_policy": "Parallel",
                 "update_strategy": {"type": "RollingUpdate"},
                 "persistent_volume_claim_retention_policy": {"when_deleted": "Retain", "when_scaled": "Retain"},
-                "selector": {"match_labels": selector},
+                "selector": {"match_labels": t.selector},
                 "template": {
-                    "metadata": {"labels": labels,
+                    "metadata": {"labels": t.labels,
                                  "annotations": {"orchestrator.io/config-sha": kx.content_hash(cfg)}},
-                    "spec": {
-                        "service_account_name": account.metadata["name"],
-                        "automount_service_account_token": False,
-                        "affinity": kx.pod_anti_affinity(selector, required=s.production),
-                        "security_context": kx.restricted_pod_security(UID),
-                        "termination_grace_period_seconds": 30,
-                        "containers": [container],
-                        "volumes": [{"name": "config", "config_map": {"name": config.metadata["name"]}},
-                                    {"name": "logs", "empty_dir": {}},
-                                    {"name": "tmp", "empty_dir": {}}],
-                    },
+                    "spec": t.pod_spec(
+                        account, [container], uid=UID, spread=True, termination_grace_period_seconds=30,
+                        volumes=[{"name": "config", "config_map": {"name": config.metadata["name"]}},
+                                 {"name": "logs", "empty_dir": {}},
+                                 {"name": "tmp", "empty_dir": {}}]),
                 },
                 "volume_claim_templates": [kx.volume_claim("data", zk.storage, zk.storage_class)],
             },
-            opts=child)
+            opts=t.opts)
 
         self.connect_string = self.headless.metadata["name"].apply(
-            lambda h: connect_string(server_hosts(s, name, h), zk.client_port))
+            lambda h: connect_string(server_hosts(platform, zk.replicas, name, h), zk.client_port))
         self.client_service = self.client.metadata["name"].apply(
-            lambda c: f"{s.service_fqdn(c)}:{zk.client_port}")
+            lambda c: f"{platform.service_fqdn(c)}:{zk.client_port}")
         self.register_outputs({"connect_string": self.connect_string, "client_service": self.client_service})
 

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from components.k8s import PlatformContext
 from components.orchestrator_service import (
     CANARY_SELECTOR,
     LATENCY_BUCKETS_SECONDS,
@@ -36,7 +37,8 @@ def build(**overrides):
     s = settings(namespace="ns", **overrides)
 
     def program():
-        svc = OrchestratorService("orchestrator-service", OrchestratorServiceArgs(s, PROM))
+        svc = OrchestratorService("orchestrator-service", OrchestratorServiceArgs(
+            PlatformContext.of(s), s.service, PROM, s.monitoring.scrape_interval, s.security.rollouts_namespace))
         return {"url": svc.url, "canary_url": svc.canary_url, "rollout": svc.rollout_name}
     return s, *resolve(program)
 
@@ -148,9 +150,9 @@ def test_gates_thresholds_and_cadence():
         assert m["provider"]["prometheus"]["address"] == PROM
         assert CANARY_SELECTOR in m["provider"]["prometheus"]["query"]
         assert "[2m]" in m["provider"]["prometheus"]["query"]  # 4 scrapes of 30 s
-    assert rate_window(s) == "2m"
+    assert rate_window(s.service.canary, s.monitoring.scrape_interval) == "2m"
     # The latency gates sit on bucket bounds of the contract's histogram: decided exactly.
-    for gate in analysis_queries(s):
+    for gate in analysis_queries(s.service.canary, s.monitoring.scrape_interval):
         if gate.unit == "seconds":
             assert gate.bound in LATENCY_BUCKETS_SECONDS
 
@@ -273,7 +275,7 @@ def test_exported_metrics_are_exactly_what_the_gate_queries_select():
     assert bounds == {*LATENCY_BUCKETS_SECONDS, float("inf")}
     s = settings()
     checked = 0
-    for gate in analysis_queries(s):
+    for gate in analysis_queries(s.service.canary, s.monitoring.scrape_interval):
         for metric, matchers in re.findall(r"([a-z_:]+)\{([^}]*)\}", gate.query):
             assert metric in by_name, f"{gate.name} queries {metric}, which the service does not export"
             used = set(re.findall(r"(\w+)\s*[=!]~?", matchers)) - {"namespace", "pod"}  # added by the scrape

@@ -1,6 +1,7 @@
 """Each tier component under the recording mocks: the objects it registers and the Outputs it exposes."""
 import pytest
 
+from components.k8s import PlatformContext
 from components.marathon import Marathon, MarathonArgs
 from components.mesos_agent import MesosAgents, MesosAgentsArgs
 from components.mesos_master import MesosMasters, MesosMastersArgs
@@ -56,7 +57,7 @@ def assert_restricted(c, pod):
 @pytest.mark.parametrize("production", [False, True])
 def test_zookeeper_ensemble(production):
     s = settings(production=production, namespace="ns")
-    result, out = resolve(lambda: {"connect": ZooKeeperEnsemble("zk", ZooKeeperEnsembleArgs(s)).connect_string})
+    result, out = resolve(lambda: {"connect": ZooKeeperEnsemble("zk", ZooKeeperEnsembleArgs(PlatformContext.of(s), s.zookeeper)).connect_string})
     sts = one(result, "StatefulSet", "zk")
     headless = one(result, "Service", "zk-headless")
     assert sts["spec"]["replicas"] == 3
@@ -91,7 +92,7 @@ def test_zookeeper_ensemble(production):
 @pytest.mark.parametrize("replicas,quorum", [(1, 1), (3, 2), (5, 3)])
 def test_mesos_masters(replicas, quorum):
     s = settings(namespace="ns", mesos_master={"replicas": replicas})
-    result, out = resolve(lambda: {"zk_url": MesosMasters("mm", MesosMastersArgs(s, ZK_CONNECT)).zk_url})
+    result, out = resolve(lambda: {"zk_url": MesosMasters("mm", MesosMastersArgs(PlatformContext.of(s), s.mesos_master, ZK_CONNECT)).zk_url})
     sts = one(result, "StatefulSet", "mm")
     c = container(sts, "mesos-master")
     assert sts["spec"]["replicas"] == replicas
@@ -116,7 +117,7 @@ def test_mesos_masters(replicas, quorum):
 @pytest.mark.parametrize("containerizers", [["docker", "mesos"], ["mesos"]])
 def test_mesos_agents(containerizers):
     s = settings(namespace="ns", mesos_agent={"containerizers": containerizers, "work_dir": "/srv/mesos"})
-    result = run(lambda: MesosAgents("agent", MesosAgentsArgs(s, "zk://zk:2181/mesos")))
+    result = run(lambda: MesosAgents("agent", MesosAgentsArgs(PlatformContext.of(s), s.mesos_agent, "zk://zk:2181/mesos")))
     ds = one(result, "DaemonSet")
     pod, c = pod_spec(ds), container(ds, "mesos-agent")
     assert ds["metadata"]["namespace"] == "ns-agents"
@@ -137,7 +138,7 @@ def test_mesos_agents(containerizers):
 # --- Marathon ---------------------------------------------------------------------------------------
 def test_marathon():
     s = settings(namespace="ns")
-    result, out = resolve(lambda: {"url": Marathon("mt", MarathonArgs(s, ZK_CONNECT, "zk://m/mesos")).url})
+    result, out = resolve(lambda: {"url": Marathon("mt", MarathonArgs(PlatformContext.of(s), s.marathon, ZK_CONNECT, "zk://m/mesos")).url})
     dep = one(result, "Deployment")
     c = container(dep, "marathon")
     args = c["args"]
@@ -156,7 +157,7 @@ def test_marathon():
 # --- Monitoring -------------------------------------------------------------------------------------
 def test_monitoring_rbac_is_namespaced_and_read_only():
     s = settings(namespace="ns", monitoring={"retention": "7d"})
-    result = run(lambda: Monitoring("prom", MonitoringArgs(s)))
+    result = run(lambda: Monitoring("prom", MonitoringArgs(PlatformContext.of(s), s.monitoring, s.zookeeper.replicas)))
     assert not objects(result, "ClusterRole") and not objects(result, "ClusterRoleBinding")
     roles = objects(result, "Role")
     assert {r["metadata"]["namespace"] for r in roles} == {"ns", "ns-agents"}

@@ -129,9 +129,9 @@ def test_drift_is_detected(tmp_path, capsys):
 
 
 def test_static_targets_replace_kubernetes_discovery(dev_settings):
+    from components.k8s import PlatformContext
     from components.monitoring import prometheus_config
-
-    config = prometheus_config(dev_settings)
+    config = prometheus_config(PlatformContext.of(dev_settings), dev_settings.monitoring)
     out = with_static_targets(config, {"zookeeper": ["zk:7000"]})
     assert [j["job_name"] for j in out["scrape_configs"]] == ["prometheus", "zookeeper"]
     zk = out["scrape_configs"][1]

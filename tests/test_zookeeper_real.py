@@ -7,6 +7,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from components import zookeeper as zkc
+from components.k8s import PlatformContext
 from components.settings import PlatformSettings
 from tests.support.zk_ensemble import LocalEnsemble
 
@@ -18,7 +19,7 @@ REMAPPED = re.compile(r"^(server\.\d+|clientPort|dataDir|metricsProvider\.[\w.]+
 
 def generated_cfg():
     s = PlatformSettings.model_validate({"production": True, "namespace": "orchestrator"})
-    hosts = zkc.server_hosts(s, "zookeeper", "zookeeper-headless")
+    hosts = zkc.server_hosts(PlatformContext.of(s), s.zookeeper.replicas, "zookeeper", "zookeeper-headless")
     return zkc.zoo_cfg(s.zookeeper, hosts)
 
 

@@ -69,6 +69,7 @@ def with_static_targets(config: dict[str, Any], targets: dict[str, list[str]]) -
 
 def generate(project_dir: Path = PROJECT_DIR, stack: str = COMPOSE_STACK) -> dict[str, str]:
     """File name → text of the compose Prometheus files, from the stack's settings."""
+    from components.k8s import PlatformContext
     from components.monitoring import RULES_FILE, alert_rules, prometheus_config, to_yaml
     from components.settings import settings_from_config
     from orchestrator.toolchain.render import load_stack_config
@@ -77,8 +78,9 @@ def generate(project_dir: Path = PROJECT_DIR, stack: str = COMPOSE_STACK) -> dic
     settings = settings_from_config(config, source, set(secret_keys))
     header = HEADER.format(stack=stack)
     return {
-        CONFIG_FILE: header + to_yaml(with_static_targets(prometheus_config(settings), compose_targets(settings))),
-        RULES_FILE: header + to_yaml(alert_rules(settings)),
+        CONFIG_FILE: header + to_yaml(with_static_targets(
+            prometheus_config(PlatformContext.of(settings), settings.monitoring), compose_targets(settings))),
+        RULES_FILE: header + to_yaml(alert_rules(settings.zookeeper.replicas)),
     }
 
 
@@ -98,21 +100,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_compose_prometheus(args: argparse.Namespace) -> int:
     from components.settings import SettingsError
-    from orchestrator.toolchain.render import RenderError
+    from orchestrator.errors import ExitCode, InputError
 
+    project_dir = PROJECT_DIR  # read at call time (the tests point it at a copy of the project)
     try:
-        files = generate()
-        stale = drift()
-    except (SettingsError, RenderError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        files = generate(project_dir)
+        stale = drift(project_dir)
+    except SettingsError as exc:  # a bad stack file (a StackFileError is already exit 2)
+        raise InputError(str(exc)) from None
     if args.check:
         for path in stale:
             print(f"{path} is out of date: run `orchestrator compose-prometheus`", file=sys.stderr)
-        return 1 if stale else 0
-    out = PROJECT_DIR / OUT_DIR
+        return ExitCode.FAILED if stale else ExitCode.OK
+    out = project_dir / OUT_DIR
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (out / name).write_text(text)
         print(f"wrote {OUT_DIR / name}")
-    return 0
+    return ExitCode.OK
