@@ -5,15 +5,19 @@ import logging
 import resource
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from orchestrator.contracts import probe as names
 from orchestrator.contracts.report import ProbeCost
-from orchestrator.services.probe.collector import Collection, Collector
+from orchestrator.services.probe.collector import Collection
+from orchestrator.services.probe.collector import Collector as ProbeCollector
 from orchestrator.services.probe.publisher import Publisher
 
 log = logging.getLogger("orchestrator.probe")
@@ -25,8 +29,7 @@ class ProbeMetrics:
         r = self.registry
         self.collect_seconds = Histogram(names.PROBE_COLLECT_SECONDS, "Wall time of one collection, seconds",
                                          buckets=names.PROBE_COLLECT_BUCKETS, registry=r)
-        self.cpu = Gauge(names.PROBE_CPU_SECONDS.removesuffix("_total") + "_total",
-                         "CPU seconds (user+system) this probe has used since it started", registry=r)
+        r.register(_OwnCpu())
         self.rss = Gauge(names.PROBE_RSS_BYTES, "Resident memory of this probe, bytes", registry=r)
         self.report_bytes = Gauge(names.PROBE_REPORT_BYTES, "Gzipped size of the last report, by kind",
                                   ["kind"], registry=r)
@@ -49,9 +52,6 @@ class ProbeMetrics:
 
     def observe(self, collection: Collection) -> None:
         self.collect_seconds.observe(collection.seconds)
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        # A gauge named *_total: the value is read from the kernel, so it is set, never incremented.
-        self.cpu.set(usage.ru_utime + usage.ru_stime)
         self.rss.set(collection.report.cost.rss_bytes)
         self.skipped.inc(collection.skipped)
         report = collection.report
@@ -59,6 +59,16 @@ class ProbeMetrics:
         self.objects.labels("container").set(len(report.containers))
         self.objects.labels("connection").set(len(report.connections))
         self.last_collection = time.time()
+
+
+class _OwnCpu(Collector):
+    """The probe's CPU seconds, read from the kernel at each scrape: a counter, never a stale copy."""
+
+    def collect(self) -> Iterator[Metric]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        yield CounterMetricFamily(names.PROBE_CPU_SECONDS.removesuffix("_total"),
+                                  "CPU seconds (user+system) this probe has used since it started",
+                                  value=usage.ru_utime + usage.ru_stime)
 
 
 def serve_metrics(metrics: ProbeMetrics, address: str, port: int, max_age: float) -> ThreadingHTTPServer:
@@ -87,7 +97,7 @@ def serve_metrics(metrics: ProbeMetrics, address: str, port: int, max_age: float
     return server
 
 
-def run(collector: Collector, publisher: Publisher | None, metrics: ProbeMetrics, interval: float,
+def run(collector: ProbeCollector, publisher: Publisher | None, metrics: ProbeMetrics, interval: float,
         stop: threading.Event, max_iterations: int | None = None) -> int:
     """Collect and publish every `interval` seconds until `stop` is set (or `max_iterations`)."""
     seq = 0
