@@ -4,3 +4,4 @@ from tests.support.marathon import (  # noqa: F401 - fixtures
     marathon_client,
     sim_clock,
 )
+from tests.support.prometheus import prometheus  # noqa: F401 - fixture
