@@ -1,0 +1,173 @@
+#!/usr/bin/env node
+// UI benchmark in Debian's Chromium (headless, software rendering, canvas renderer): the app's own timings
+// from window.__orchestratorPerf, p95 of RUNS runs per case. Messages are delivered through the same handler
+// the WebSocket uses (parse → store → diff → canvas), from a synthetic topology, without the API.
+//   node scripts/bench_ui.mjs [--runs 10] [--soak-seconds 60] [--soak-interval 15]
+// Needs `npm --prefix ui ci && npm --prefix ui run build` and /usr/bin/chromium.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launch } from '../ui/e2e/browser.mjs';
+import { serveStatic } from '../ui/e2e/static.mjs';
+import { delta, snapshot } from '../ui/e2e/synth.mjs';
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
+const RUNS = Number(args.runs ?? 10);
+const SOAK_S = Number(args['soak-seconds'] ?? 60);
+const SOAK_EVERY_S = Number(args['soak-interval'] ?? 15);
+const only = args.only ? new Set(args.only.split(',')) : null;
+
+const dist = join(dirname(fileURLToPath(import.meta.url)), '..', 'ui', 'dist');
+if (!existsSync(join(dist, 'index.html'))) {
+  console.error('ui/dist is missing: run `npm --prefix ui run build` first');
+  process.exit(2);
+}
+
+const p95 = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(0.95 * s.length) - 1)];
+};
+const fmt = (xs) => `p95 ${p95(xs).toFixed(0)} ms (median ${[...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)].toFixed(0)}, n=${xs.length})`;
+
+const server = await serveStatic(dist);
+const browser = await launch();
+const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+
+async function fresh({ grouped }) {
+  await page.goto(`${server.url}?bench=1`);
+  await page.waitForFunction(() => window.__orchestratorBench && window.__orchestratorCy);
+  await page.evaluate((g) => window.__orchestratorBench.act.setGrouped(g), grouped);
+}
+
+async function deliver(msg) {
+  // Stringify in the page's context cost is not ours: hand over the JSON text, as a WebSocket would.
+  const raw = JSON.stringify(msg);
+  await page.evaluate((r) => window.__orchestratorBench.deliver(r), raw);
+}
+
+async function waitEntry(name, count) {
+  await page.waitForFunction(([n, c]) => window.__orchestratorPerf.filter((e) => e.name === n).length >= c, [name, count], { timeout: 120_000 });
+  return page.evaluate((n) => window.__orchestratorPerf.filter((e) => e.name === n).at(-1), name);
+}
+
+async function firstFrame(label, spec, grouped) {
+  const ms = [];
+  let last;
+  const snap = snapshot(spec);
+  for (let i = 0; i < RUNS; i++) {
+    await fresh({ grouped });
+    await deliver(snap);
+    last = await waitEntry('first-frame', 1);
+    ms.push(last.ms);
+  }
+  console.log(`first-frame  ${label}: drawn ${last.nodes} nodes / ${last.edges} edges; ${fmt(ms)}`);
+  return ms;
+}
+
+const positions = () =>
+  page.evaluate(() => {
+    const out = {};
+    window.__orchestratorCy.nodes().forEach((n) => {
+      out[n.id()] = n.position();
+    });
+    return out;
+  });
+
+async function updates(label, spec, grouped) {
+  await fresh({ grouped });
+  const snap = snapshot(spec);
+  await deliver(snap);
+  await waitEntry('first-frame', 1);
+  const ms = [];
+  let maxMove = 0;
+  let before = await positions();
+  for (let i = 1; i <= RUNS; i++) {
+    const d = delta(snap, i, { hosts: spec.hosts });
+    await deliver(d);
+    const e = await waitEntry('update', i);
+    ms.push(e.ms);
+    const after = await positions();
+    const changed = new Set([...d.add, ...d.update].map((n) => n.id).concat(d.remove));
+    for (const [id, p] of Object.entries(before)) {
+      if (changed.has(id) || !after[id]) continue;
+      maxMove = Math.max(maxMove, Math.hypot(after[id].x - p.x, after[id].y - p.y));
+    }
+    before = after;
+  }
+  console.log(`update       ${label}: ${fmt(ms)}; max displacement of unchanged nodes ${maxMove.toFixed(1)} px`);
+}
+
+async function listScroll() {
+  await fresh({ grouped: true });
+  await deliver(snapshot({ hosts: 1000, perHost: 10, edges: 0 }));
+  await waitEntry('first-frame', 1);
+  const fps = await page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const list = document.querySelector('[data-testid="node-list"]');
+        let frames = 0;
+        const t0 = performance.now();
+        const step = () => {
+          frames++;
+          list.scrollTop += 240; // ~7 rows per frame: a fast fling through 10,000 rows
+          if (performance.now() - t0 < 3000) requestAnimationFrame(step);
+          else resolve((frames * 1000) / (performance.now() - t0));
+        };
+        requestAnimationFrame(step);
+      }),
+  );
+  console.log(`list scroll  10,000 rows (virtualised): ${fps.toFixed(1)} frames/s over 3 s`);
+}
+
+async function soak() {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  await fresh({ grouped: true });
+  const spec = { hosts: 100, perHost: 10, edges: 1500 };
+  const snap = snapshot(spec);
+  await deliver(snap);
+  await waitEntry('first-frame', 1);
+  const heap = async () => {
+    await cdp.send('HeapProfiler.collectGarbage');
+    const { metrics } = await cdp.send('Performance.getMetrics');
+    return Object.fromEntries(metrics.map((m) => [m.name, m.value]));
+  };
+  const start = await heap();
+  const rounds = Math.max(1, Math.floor(SOAK_S / SOAK_EVERY_S));
+  let idleTask = 0;
+  let idleWall = 0;
+  for (let i = 1; i <= rounds; i++) {
+    await deliver(delta(snap, i, { hosts: spec.hosts }));
+    await waitEntry('update', i);
+    // Idle between updates: CPU time the renderer's main thread used while nothing arrived.
+    await new Promise((r) => setTimeout(r, 500));
+    const a = (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'TaskDuration').value;
+    const t = Date.now();
+    await new Promise((r) => setTimeout(r, SOAK_EVERY_S * 1000 - 500));
+    const b = (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'TaskDuration').value;
+    idleTask += b - a;
+    idleWall += (Date.now() - t) / 1000;
+  }
+  const end = await heap();
+  const mb = (x) => (x / 2 ** 20).toFixed(1);
+  console.log(
+    `soak         ${rounds} updates every ${SOAK_EVERY_S} s (${SOAK_S} s), 1,000 nodes: JS heap ${mb(start.JSHeapUsedSize)} → ${mb(end.JSHeapUsedSize)} MiB ` +
+      `(growth ${mb(end.JSHeapUsedSize - start.JSHeapUsedSize)} MiB); main-thread CPU while idle ${((100 * idleTask) / idleWall).toFixed(2)} % of a core`,
+  );
+}
+
+try {
+  console.log(`Chromium ${browser.version()}, headless, canvas renderer, ${RUNS} runs per case`);
+  const want = (k) => !only || only.has(k);
+  if (want('1k')) await firstFrame('1,000 nodes / 1,500 edges, flat', { hosts: 100, perHost: 10, edges: 1500 }, false);
+  if (want('10k-grouped')) await firstFrame('10,000 containers grouped by host (1,000 hosts)', { hosts: 1000, perHost: 10, edges: 15000 }, true);
+  if (want('10k-flat')) await firstFrame('10,000 nodes flat', { hosts: 1000, perHost: 10, edges: 15000 }, false);
+  if (want('update')) await updates('1,000 nodes flat, 5 added / 5 removed / 20 changed', { hosts: 100, perHost: 10, edges: 1500 }, false);
+  if (want('list')) await listScroll();
+  if (want('soak')) await soak();
+} finally {
+  await browser.close();
+  server.close();
+}
