@@ -1,0 +1,160 @@
+"""Live topology over WebSockets: at most one render per (view, filter, group_by) per tick, shared by
+every subscriber of it (contracts/ws.py). A delta is serialised once and the same text goes to every subscriber.
+
+Each connection has a small outgoing queue; a subscriber that falls `MAX_QUEUED` messages behind is closed
+(it reconnects and gets a fresh snapshot) so one slow browser never delays the others.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.contracts.search import parse
+from orchestrator.contracts.ws import TICK_SECONDS
+from orchestrator.services.api.topology import Topology
+
+MAX_QUEUED = 32
+Key = tuple[str, str, str | None]
+
+
+@dataclass(eq=False)
+class Subscriber:
+    queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(MAX_QUEUED + 1))
+    key: Key | None = None
+    overflowed: bool = False
+
+    def offer(self, text: str) -> None:
+        if self.queue.qsize() >= MAX_QUEUED:
+            self.overflowed = True
+            self.queue.put_nowait(None)   # the writer sees None and closes the connection
+            return
+        self.queue.put_nowait(text)
+
+
+@dataclass
+class Channel:
+    key: Key
+    subscribers: set[Subscriber] = field(default_factory=set)
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    edges: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    total: int = 0
+    seq: int = 0
+    version: int = -1
+    generated_at: float = 0.0
+
+
+class Hub:
+    def __init__(self, topology: Topology, *, tick: float = TICK_SECONDS,
+                 on_render: Callable[[str], None] | None = None) -> None:
+        self.topology = topology
+        self.tick = tick
+        self.channels: dict[Key, Channel] = {}
+        self.on_render = on_render or (lambda view: None)
+        self._task: asyncio.Task[None] | None = None
+        self._changed: asyncio.Event | None = None
+
+    # -- subscriptions ----------------------------------------------------------------------------------
+    def subscribe(self, sub: Subscriber, view: str, filter_text: str, group_by: str | None) -> str:
+        """Subscribe (replacing any previous subscription) and return the snapshot message's text.
+        Raises SearchError for a bad filter."""
+        query = parse(filter_text)  # validate before touching the old subscription
+        self.unsubscribe(sub)
+        key: Key = (view, filter_text, group_by)
+        channel = self.channels.get(key)
+        if channel is None:
+            channel = self.channels[key] = Channel(key)
+            self._render(channel, query)
+        channel.subscribers.add(sub)
+        sub.key = key
+        return json.dumps({"type": "snapshot", "seq": channel.seq, "view": view, "filter": filter_text,
+                           "group_by": group_by, "generated_at": channel.generated_at,
+                           "nodes": list(channel.nodes.values()), "edges": list(channel.edges.values()),
+                           "total_nodes": channel.total}, separators=(",", ":"))
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        if sub.key is None:
+            return
+        channel = self.channels.get(sub.key)
+        sub.key = None
+        if channel is not None:
+            channel.subscribers.discard(sub)
+            if not channel.subscribers:
+                del self.channels[channel.key]
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(c.subscribers) for c in self.channels.values())
+
+    # -- rendering --------------------------------------------------------------------------------------
+    def _render(self, channel: Channel, query: Any) -> dict[str, Any] | None:
+        view, _, group_by = channel.key
+        nodes, edges, total = self.topology.render(view, query, group_by)
+        self.on_render(view)
+        new_nodes = {n["id"]: n for n in nodes}
+        new_edges = {(e["source"], e["target"]): e for e in edges}
+        old_nodes, old_edges = channel.nodes, channel.edges
+        delta: dict[str, Any] = {
+            "add": [n for i, n in new_nodes.items() if i not in old_nodes],
+            "update": [n for i, n in new_nodes.items() if i in old_nodes and old_nodes[i] != n],
+            "remove": [i for i in old_nodes if i not in new_nodes],
+            # An edge whose connection count changed is re-sent in edges_add (it replaces the old one).
+            "edges_add": [e for k, e in new_edges.items() if old_edges.get(k) != e],
+            "edges_remove": [e for k, e in old_edges.items() if k not in new_edges],
+        }
+        channel.nodes, channel.edges, channel.total = new_nodes, new_edges, total
+        channel.version = self.topology.version
+        channel.generated_at = time.time()
+        return delta if any(delta.values()) else None
+
+    def tick_once(self) -> int:
+        """Render every channel whose data changed and queue its delta; returns the number of renders."""
+        renders = 0
+        for channel in list(self.channels.values()):
+            if channel.version == self.topology.version or not channel.subscribers:
+                continue
+            delta = self._render(channel, parse(channel.key[1]))
+            renders += 1
+            if delta is None:
+                continue
+            channel.seq += 1
+            text = json.dumps({"type": "delta", "seq": channel.seq, "generated_at": channel.generated_at,
+                               "total_nodes": channel.total, **delta}, separators=(",", ":"))
+            for sub in list(channel.subscribers):
+                sub.offer(text)
+        return renders
+
+    def notify(self) -> None:
+        """The topology changed (a report was ingested)."""
+        if self._changed is not None:
+            self._changed.set()
+
+    async def run(self) -> None:
+        # Leading-edge throttle: a change after a quiet second is rendered at once (a delta reaches browsers
+        # milliseconds after the report); under continuous ingest renders happen once per tick.
+        assert self._changed is not None
+        last = 0.0
+        while True:
+            await self._changed.wait()
+            wait = last + self.tick - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._changed.clear()
+            last = time.monotonic()
+            self.tick_once()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._changed = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="topology-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,80 @@
+"""Wiring: from a config file (or the demo) to a running uvicorn server."""
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from orchestrator.errors import InputError
+from orchestrator.services.api.app import ApiState, create_app
+from orchestrator.services.api.audit import AuditLog
+from orchestrator.services.api.auth import LoginLimiter
+from orchestrator.services.api.config import ApiConfig, Reloading, SigningKeys, load_config, load_keys
+from orchestrator.services.api.marathon_ops import MemoryPolicyStore, PolicyStore, ZooKeeperPolicyStore
+from orchestrator.services.api.status import StatusService
+
+WS_MAX_MESSAGE_BYTES = 64 * 1024
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise InputError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    return host.strip("[]"), int(port)
+
+
+def state_from_config(config_path: str) -> ApiState:
+    config = Reloading(config_path, load_config)
+    first = config.value
+    keys: Reloading[SigningKeys] = Reloading(first.signing_key_file, load_keys)
+    marathon = None
+    if first.marathon.urls:
+        from orchestrator.clients.marathon import MarathonClient, load_basic_auth
+
+        auth = load_basic_auth(first.marathon.credentials_file) if first.marathon.credentials_file else None
+        marathon = MarathonClient(first.marathon.urls, auth=auth, timeout=5.0, retries=1)
+    policies: PolicyStore = MemoryPolicyStore()
+    if first.autoscaler.znode:
+        if not first.zookeeper.servers:
+            raise InputError(f"{config_path}: autoscaler.znode needs zookeeper.servers")
+        from orchestrator.services.zk.session import open_client
+
+        ensemble = open_client(",".join(first.zookeeper.servers), label="autoscaler policies")
+        policies = ZooKeeperPolicyStore(ensemble.client, first.autoscaler.znode)
+    return _state(config, keys, first, marathon, policies)
+
+
+def _state(config: Reloading[ApiConfig], keys: Reloading[SigningKeys], first: ApiConfig, marathon: Any,
+           policies: PolicyStore) -> ApiState:
+    limits = first.login_limits
+    state = ApiState(config=config, keys=keys, audit=AuditLog(first.audit_window),
+                     limiter=LoginLimiter(limits.per_account, limits.per_source, limits.window_seconds),
+                     marathon=marathon, policies=policies)
+    state.status = StatusService(first, marathon, first.status_cache_seconds)
+    return state
+
+
+def serve(state: ApiState, host: str, port: int, ui_dir: str | None, banner: list[str] | None = None) -> None:
+    import uvicorn
+
+    app = create_app(state, ui_dir=ui_dir)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            ws_max_size=WS_MAX_MESSAGE_BYTES, ws="websockets-sansio", lifespan="on",
+                            timeout_graceful_shutdown=5, server_header=False)
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        task = asyncio.get_running_loop().create_task(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.05)
+        if server.started:
+            bound = server.servers[0].sockets[0].getsockname()
+            print(f"orchestrator api: listening on http://{bound[0]}:{bound[1]}", flush=True)
+            for line in banner or []:
+                print(line, flush=True)
+        await task
+
+    asyncio.run(main())
+    if not server.started:
+        raise InputError(f"--listen {host}:{port}: could not bind (in use or not an address of this host)")
+    sys.stdout.flush()

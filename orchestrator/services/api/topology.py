@@ -1,0 +1,434 @@
+"""The live topology in memory: probe state from reports, the six views, search, grouping, details.
+
+Everything here runs on the API's event-loop thread (ingest, renders, WebSocket ticks), so nothing locks.
+Views are rendered as plain dicts (the `Node`/`Edge` shapes of contracts/api.py) rather than pydantic
+objects: building 10,000 models per render would cost more than the render itself.
+
+History: each host and container keeps its last hour of 15 s samples (cpu, memory, connections) in a fixed
+ring of compact arrays (`Series`). Processes keep none: a few hundred per host would multiply the memory by
+twenty for a graph people look at on the container or the host.
+"""
+from __future__ import annotations
+
+import ipaddress
+import time
+from array import array
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.contracts.api import GROUP_BY, SAMPLE_INTERVAL_SECONDS, SAMPLE_WINDOW_SECONDS, VIEWS
+from orchestrator.contracts.report import (
+    OFFLINE_AFTER_SECONDS,
+    STALE_AFTER_SECONDS,
+    Connection,
+    Container,
+    DeltaReport,
+    FullReport,
+    Host,
+    ProbeCost,
+    Process,
+    connection_key,
+)
+from orchestrator.contracts.search import Query
+
+SAMPLES = SAMPLE_WINDOW_SECONDS // SAMPLE_INTERVAL_SECONDS   # 240
+MAX_PROBES = 10_000        # bounded: a flood of probe ids cannot grow memory without limit
+SERVICE_LABELS = ("app.kubernetes.io/name", "app", "k8s-app")
+
+NodeDict = dict[str, Any]
+EdgeDict = dict[str, Any]
+
+
+class Series:
+    """The last SAMPLES samples of one node, oldest overwritten first (~4.8 KB per node)."""
+
+    __slots__ = ("t", "cpu", "mem", "conns", "head", "size")
+
+    def __init__(self) -> None:
+        self.t = array("d", bytes(8 * SAMPLES))
+        self.cpu = array("f", bytes(4 * SAMPLES))
+        self.mem = array("f", bytes(4 * SAMPLES))
+        self.conns = array("f", bytes(4 * SAMPLES))
+        self.head = 0
+        self.size = 0
+
+    def add(self, t: float, cpu: float, mem: float, conns: float) -> None:
+        i = self.head
+        self.t[i], self.cpu[i], self.mem[i], self.conns[i] = t, cpu, mem, conns
+        self.head = (i + 1) % SAMPLES
+        self.size = min(self.size + 1, SAMPLES)
+
+    def samples(self, since: float) -> list[dict[str, float]]:
+        start = (self.head - self.size) % SAMPLES
+        out = []
+        for k in range(self.size):
+            i = (start + k) % SAMPLES
+            if self.t[i] >= since:
+                out.append({"t": self.t[i], "cpu": round(self.cpu[i], 3), "memory": float(self.mem[i]),
+                            "connections": float(self.conns[i])})
+        return out
+
+
+@dataclass
+class ProbeState:
+    probe_id: str
+    schema_version: int
+    seq: int
+    timestamp: float            # the report's own timestamp
+    received: float             # wall clock when the API received it
+    host: Host
+    cost: ProbeCost
+    processes: dict[int, Process] = field(default_factory=dict)
+    containers: dict[str, Container] = field(default_factory=dict)
+    connections: dict[tuple[Any, ...], Connection] = field(default_factory=dict)
+    host_series: Series = field(default_factory=Series)
+    container_series: dict[str, Series] = field(default_factory=dict)
+
+    def state(self, now: float) -> str:
+        age = now - self.received
+        return "ok" if age <= STALE_AFTER_SECONDS else "stale" if age < OFFLINE_AFTER_SECONDS else "offline"
+
+
+class DeltaBaseMismatch(Exception):
+    """A delta whose base is not the report this replica holds: the probe must send a full report."""
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+class Topology:
+    def __init__(self, clock: Any = time.time) -> None:
+        self.probes: dict[str, ProbeState] = {}
+        self.version = 0
+        self._clock = clock
+        self._edges_version = -1
+        self._process_edges: Counter[tuple[tuple[str, int | None], tuple[str, int | None]]] = Counter()
+        self.marathon_apps: dict[str, dict[str, Any]] = {}   # from Marathon, merged into marathon-apps
+
+    # ------------------------------------------------------------------------------------------ ingest
+    def ingest(self, report: FullReport | DeltaReport) -> ProbeState:
+        now = self._clock()
+        state = self.probes.get(report.probe_id)
+        if isinstance(report, DeltaReport):
+            if state is None or state.seq != report.base_seq:
+                raise DeltaBaseMismatch(report.probe_id)
+            for pid in report.removed_processes:
+                state.processes.pop(pid, None)
+            for p in report.processes:
+                state.processes[p.pid] = p
+            for cid in report.removed_containers:
+                state.containers.pop(cid, None)
+                state.container_series.pop(cid, None)
+            for c in report.containers:
+                state.containers[c.id] = c
+            for conn in report.connections_removed:
+                state.connections.pop(connection_key(conn), None)
+            for conn in report.connections_added:
+                state.connections[connection_key(conn)] = conn
+            state.seq, state.timestamp, state.received = report.seq, report.timestamp, now
+            state.host, state.cost, state.schema_version = report.host, report.cost, report.schema_version
+        else:
+            if state is None and len(self.probes) >= MAX_PROBES:
+                self._forget_oldest()
+            old = state
+            state = ProbeState(
+                probe_id=report.probe_id, schema_version=report.schema_version, seq=report.seq,
+                timestamp=report.timestamp, received=now, host=report.host, cost=report.cost,
+                processes={p.pid: p for p in report.processes},
+                containers={c.id: c for c in report.containers},
+                connections={connection_key(c): c for c in report.connections})
+            if old is not None:   # keep the history across full reports
+                state.host_series = old.host_series
+                state.container_series = {cid: s for cid, s in old.container_series.items()
+                                           if cid in state.containers}
+            self.probes[report.probe_id] = state
+        self._sample(state)
+        self.version += 1
+        return state
+
+    def _forget_oldest(self) -> None:
+        oldest = min(self.probes.values(), key=lambda p: p.received)
+        del self.probes[oldest.probe_id]
+
+    def _sample(self, state: ProbeState) -> None:
+        established = [c for c in state.connections.values() if c.state == "established"]
+        host = state.host
+        state.host_series.add(state.timestamp, host.cpu_percent, host.memory_used_bytes, len(established))
+        per_container = self._container_connections(state, established)
+        for cid, c in state.containers.items():
+            series = state.container_series.get(cid)
+            if series is None:
+                series = state.container_series[cid] = Series()
+            series.add(state.timestamp, c.cpu_percent, c.memory_bytes, per_container.get(cid, 0))
+
+    @staticmethod
+    def _container_connections(state: ProbeState, established: Iterable[Connection]) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for conn in established:
+            proc = state.processes.get(conn.pid) if conn.pid is not None else None
+            if proc is not None and proc.container_id:
+                counts[proc.container_id] += 1
+        return counts
+
+    def remove_probe(self, probe_id: str) -> None:
+        if self.probes.pop(probe_id, None) is not None:
+            self.version += 1
+
+    # ------------------------------------------------------------------------------------------- edges
+    def process_edges(self) -> Counter[tuple[tuple[str, int | None], tuple[str, int | None]]]:
+        """(probe, pid) → (probe, pid) for every established socket whose remote end is a known listener.
+        Loopback addresses only join sockets of the same host. Recomputed at most once per store version."""
+        if self._edges_version == self.version:
+            return self._process_edges
+        listeners: dict[tuple[str, str, int], tuple[str, int | None]] = {}
+        for state in self.probes.values():
+            for conn in state.connections.values():
+                if conn.state == "listen":
+                    scope = state.probe_id if _is_loopback(conn.local_ip) or conn.local_ip in ("0.0.0.0", "::") \
+                        else ""
+                    listeners[(scope, conn.local_ip, conn.local_port)] = (state.probe_id, conn.pid)
+                    if conn.local_ip in ("0.0.0.0", "::"):
+                        # A wildcard listener answers on every address of its host.
+                        for address in state.host.addresses:
+                            listeners[("", address, conn.local_port)] = (state.probe_id, conn.pid)
+                        listeners[(state.probe_id, "127.0.0.1", conn.local_port)] = (state.probe_id, conn.pid)
+        edges: Counter[tuple[tuple[str, int | None], tuple[str, int | None]]] = Counter()
+        for state in self.probes.values():
+            for conn in state.connections.values():
+                if conn.state != "established" or conn.remote_ip is None or conn.remote_port is None:
+                    continue
+                scope = state.probe_id if _is_loopback(conn.remote_ip) else ""
+                target = listeners.get((scope, conn.remote_ip, conn.remote_port))
+                source = (state.probe_id, conn.pid)
+                if target is not None and target != source:
+                    edges[(source, target)] += 1
+        self._process_edges, self._edges_version = edges, self.version
+        return edges
+
+    # ------------------------------------------------------------------------------------------- views
+    def summary(self) -> list[dict[str, Any]]:
+        counts = {v: len(self._nodes(v, self._clock())) for v in VIEWS}
+        return [{"view": v, "nodes": counts[v], "group_by": list(GROUP_BY[v])} for v in VIEWS]
+
+    def render(self, view: str, query: Query, group_by: str | None) -> tuple[list[NodeDict], list[EdgeDict], int]:
+        """(nodes, edges, total nodes before the search) of a view."""
+        now = self._clock()
+        members = self._nodes(view, now)
+        total = len(members)
+        if query.terms:
+            members = [n for n in members if query.matches(n)]
+        ids = {n["id"] for n in members}
+        edges = [e for e in self._edges(view) if e["source"] in ids and e["target"] in ids]
+        if group_by:
+            groups: dict[str, NodeDict] = {}
+            for n in members:
+                value = n["metadata"].get(group_by) or "(none)"
+                gid = f"group:{group_by}:{value}"
+                g = groups.get(gid)
+                if g is None:
+                    g = groups[gid] = {"id": gid, "label": value, "kind": "group", "parent": None,
+                                       "metadata": {group_by: value}, "metrics": {"cpu": 0.0, "memory": 0.0},
+                                       "status": "ok", "count": 0}
+                g["count"] += 1
+                g["metrics"]["cpu"] += n["metrics"].get("cpu", 0.0)
+                g["metrics"]["memory"] += n["metrics"].get("memory", 0.0)
+            members = [{**n, "parent": f"group:{group_by}:{n['metadata'].get(group_by) or '(none)'}"}
+                       for n in members]
+            members = list(groups.values()) + members
+        return members, edges, total
+
+    def node(self, view: str, node_id: str) -> NodeDict | None:
+        return next((n for n in self._nodes(view, self._clock()) if n["id"] == node_id), None)
+
+    def details(self, view: str, node_id: str) -> dict[str, Any] | None:
+        node = self.node(view, node_id)
+        if node is None:
+            return None
+        since = self._clock() - SAMPLE_WINDOW_SECONDS
+        samples: list[dict[str, float]] = []
+        kind, _, rest = node_id.partition(":")
+        if kind == "host" and rest in self.probes:
+            samples = self.probes[rest].host_series.samples(since)
+        elif kind == "container":
+            for state in self.probes.values():
+                series = state.container_series.get(rest)
+                if series is not None:
+                    samples = series.samples(since)
+                    break
+        neighbour_ids = set()
+        for e in self._edges(view):
+            if e["source"] == node_id:
+                neighbour_ids.add(e["target"])
+            elif e["target"] == node_id:
+                neighbour_ids.add(e["source"])
+        neighbours = [n for n in self._nodes(view, self._clock()) if n["id"] in neighbour_ids][:200]
+        return {"node": node, "interval_seconds": SAMPLE_INTERVAL_SECONDS, "samples": samples,
+                "neighbours": neighbours}
+
+    def probe_infos(self) -> list[dict[str, Any]]:
+        now = self._clock()
+        return [{"probe_id": p.probe_id, "hostname": p.host.hostname, "last_report": p.received,
+                 "state": p.state(now), "schema_version": p.schema_version, "cost": p.cost.model_dump()}
+                for p in sorted(self.probes.values(), key=lambda p: p.probe_id)]
+
+    # --------------------------------------------------------------------------------- view internals
+    def _visible(self, now: float) -> Iterable[tuple[ProbeState, str]]:
+        for p in self.probes.values():
+            yield p, p.state(now)
+
+    def _containers(self, now: float) -> Iterable[tuple[ProbeState, str, Container]]:
+        for p, status in self._visible(now):
+            if status == "offline":
+                continue   # an offline host's containers are unknown; the host node shows it offline
+            for c in p.containers.values():
+                yield p, status, c
+
+    def _nodes(self, view: str, now: float) -> list[NodeDict]:
+        if view == "hosts":
+            return [self._host_node(p, s) for p, s in self._visible(now)]
+        if view == "containers":
+            return [self._container_node(p, s, c) for p, s, c in self._containers(now)]
+        if view == "processes":
+            return [self._process_node(p, s, proc) for p, s in self._visible(now) if s != "offline"
+                    for proc in p.processes.values()]
+        if view == "pods":
+            return self._aggregate(now, lambda c: (f"pod:{c.pod_uid}", c.pod_name or c.pod_uid or "")
+                                   if c.pod_uid else None, "pod")
+        if view == "services":
+            return self._aggregate(now, _service_of, "service")
+        if view == "marathon-apps":
+            nodes = self._aggregate(now, lambda c: (f"marathon-app:{c.marathon_app_id}", c.marathon_app_id)
+                                    if c.marathon_app_id else None, "marathon-app")
+            seen = {n["id"] for n in nodes}
+            for app_id in self.marathon_apps:
+                nid = f"marathon-app:{app_id}"
+                if nid not in seen:
+                    nodes.append({"id": nid, "label": app_id, "kind": "marathon-app", "parent": None,
+                                  "metadata": {"group": app_id.rsplit("/", 1)[0] or "/"},
+                                  "metrics": {"cpu": 0.0, "memory": 0.0, "containers": 0.0}, "status": "ok",
+                                  "count": None})
+            by_id = {n["id"]: n for n in nodes}
+            for app_id, app in self.marathon_apps.items():
+                n = by_id[f"marathon-app:{app_id}"]
+                n["metrics"].update({k: float(v) for k, v in app.items() if isinstance(v, int | float)})
+            return nodes
+        raise KeyError(view)
+
+    @staticmethod
+    def _host_node(p: ProbeState, status: str) -> NodeDict:
+        h = p.host
+        established = sum(1 for c in p.connections.values() if c.state == "established")
+        return {"id": f"host:{p.probe_id}", "label": h.hostname, "kind": "host", "parent": None,
+                "metadata": {"host": h.hostname, "kernel": h.kernel, "addresses": ",".join(h.addresses),
+                             "probe": p.probe_id},
+                "metrics": {"cpu": h.cpu_percent, "memory": h.memory_used_bytes, "memory_total": h.memory_total_bytes,
+                            "load1": h.load1, "processes": float(len(p.processes)),
+                            "containers": float(len(p.containers)), "connections": float(established)},
+                "status": status, "count": None}
+
+    @staticmethod
+    def _container_node(p: ProbeState, status: str, c: Container) -> NodeDict:
+        metadata = {k: v for k, v in c.labels.items()}
+        metadata.update({"host": p.host.hostname, "runtime": c.runtime, "image": c.image,
+                         "container_id": c.id})
+        for key, value in (("namespace", c.namespace), ("pod", c.pod_name), ("pod_uid", c.pod_uid),
+                           ("marathon_app", c.marathon_app_id), ("mesos_task", c.mesos_task_id)):
+            if value:
+                metadata[key] = value
+        series = p.container_series.get(c.id)
+        conns = float(series.conns[(series.head - 1) % SAMPLES]) if series and series.size else 0.0
+        return {"id": f"container:{c.id}", "label": c.name or c.pod_name or c.id[:12], "kind": "container",
+                "parent": None, "metadata": metadata,
+                "metrics": {"cpu": c.cpu_percent, "memory": c.memory_bytes, "connections": conns},
+                "status": status, "count": None}
+
+    @staticmethod
+    def _process_node(p: ProbeState, status: str, proc: Process) -> NodeDict:
+        metadata = {"host": p.host.hostname, "user": proc.user, "cmdline": proc.cmdline, "pid": str(proc.pid),
+                    "ppid": str(proc.ppid)}
+        if proc.container_id:
+            metadata["container"] = proc.container_id
+        return {"id": f"process:{p.probe_id}:{proc.pid}", "label": proc.name, "kind": "process", "parent": None,
+                "metadata": metadata,
+                "metrics": {"cpu": proc.cpu_percent, "memory": proc.rss_bytes, "threads": float(proc.threads),
+                            "fds": float(proc.fds)},
+                "status": status, "count": None}
+
+    def _aggregate(self, now: float, key: Any, kind: str) -> list[NodeDict]:
+        nodes: dict[str, NodeDict] = {}
+        for p, status, c in self._containers(now):
+            k = key(c)
+            if k is None:
+                continue
+            nid, label = k
+            n = nodes.get(nid)
+            if n is None:
+                metadata = {"namespace": c.namespace or "", "host": p.host.hostname}
+                if kind == "marathon-app":
+                    metadata = {"group": (c.marathon_app_id or "").rsplit("/", 1)[0] or "/"}
+                n = nodes[nid] = {"id": nid, "label": label, "kind": kind, "parent": None, "metadata": metadata,
+                                  "metrics": {"cpu": 0.0, "memory": 0.0, "containers": 0.0}, "status": status,
+                                  "count": None}
+            elif n["metadata"].get("host") not in (None, p.host.hostname):
+                n["metadata"]["host"] = "(several)"
+            m = n["metrics"]
+            m["cpu"] += c.cpu_percent
+            m["memory"] += c.memory_bytes
+            m["containers"] += 1
+        return list(nodes.values())
+
+    def _edges(self, view: str) -> list[EdgeDict]:
+        mapping = self._endpoint_mapper(view)
+        counts: Counter[tuple[str, str]] = Counter()
+        for (src, dst), n in self.process_edges().items():
+            a, b = mapping(src), mapping(dst)
+            if a and b and a != b:
+                counts[(a, b)] += n
+        return [{"source": a, "target": b, "connections": n} for (a, b), n in counts.items()]
+
+    def _endpoint_mapper(self, view: str) -> Any:
+        probes = self.probes
+
+        def container_of(ep: tuple[str, int | None]) -> Container | None:
+            probe, pid = ep
+            state = probes.get(probe)
+            if state is None or pid is None:
+                return None
+            proc = state.processes.get(pid)
+            if proc is None or not proc.container_id:
+                return None
+            return state.containers.get(proc.container_id)
+
+        if view == "hosts":
+            return lambda ep: f"host:{ep[0]}"
+        if view == "processes":
+            return lambda ep: f"process:{ep[0]}:{ep[1]}" if ep[1] is not None else None
+        if view == "containers":
+            return lambda ep: f"container:{c.id}" if (c := container_of(ep)) else None
+        if view == "pods":
+            return lambda ep: f"pod:{c.pod_uid}" if (c := container_of(ep)) and c.pod_uid else None
+        if view == "services":
+            def service(ep: tuple[str, int | None]) -> str | None:
+                c = container_of(ep)
+                k = _service_of(c) if c else None
+                return k[0] if k else None
+            return service
+        if view == "marathon-apps":
+            return lambda ep: (f"marathon-app:{c.marathon_app_id}"
+                               if (c := container_of(ep)) and c.marathon_app_id else None)
+        raise KeyError(view)
+
+
+def _service_of(c: Container) -> tuple[str, str] | None:
+    """A service is the pods of one namespace sharing an app label (Kubernetes' recommended labels first)."""
+    for label in SERVICE_LABELS:
+        name = c.labels.get(label)
+        if name:
+            return f"service:{c.namespace or 'default'}/{name}", name
+    return None
