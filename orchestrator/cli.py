@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "orchestrator.toolchain.compose",
     "orchestrator.toolchain.backend",
     "orchestrator.services.probe.cli",
+    "orchestrator.services.exporters.cli",
     "orchestrator.services.api.cli",
 ]
 

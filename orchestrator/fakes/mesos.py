@@ -74,6 +74,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, fake: FakeMesos, role: str, index: int) -> None:
         self.fake, self.role, self.index = fake, role, index
+        self.stopped = False
         super().__init__(("127.0.0.1", 0), _Handler)
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
                                        name=f"fake-mesos-{role}-{index}", daemon=True)
@@ -85,6 +86,7 @@ class _Server(ThreadingHTTPServer):
         return f"{host!s}:{port}"
 
     def stop(self) -> None:
+        self.stopped = True  # kept-alive connections are dropped too: a stopped master answers nothing
         self.shutdown()
         self.server_close()
         self.thread.join(timeout=5)
@@ -99,6 +101,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         fake, srv = self.server.fake, self.server
+        if srv.stopped:
+            self.close_connection = True
+            return
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
         with fake.lock:

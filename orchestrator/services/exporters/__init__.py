@@ -1,0 +1,1 @@
+"""Prometheus exporters of Mesos and Marathon (`orchestrator exporter ...`): fresh series at every scrape."""

@@ -1,0 +1,63 @@
+"""`orchestrator exporter marathon`: per-app instances and task health, deployments and leader, fresh per scrape.
+
+Marathon's own `/metrics/prometheus` has framework-wide gauges only; per-app figures need `/v2/apps`
+(counts and deployments are always in it; tasks are not requested: their count is all we need, and at 1,000
+apps the tasks would multiply the body). Labels are the app id only: no version label (every deploy would be
+a new series, marathon_exporter's churn) and no task ids. A custom collector: a deleted app has no series at
+the next scrape.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from orchestrator.clients.marathon import MarathonClient
+from orchestrator.errors import OrchestratorError
+from orchestrator.services.exporters.common import TargetHealth
+
+TASK_STATES = ("staged", "running", "healthy", "unhealthy")
+
+
+class MarathonCollector(Collector):
+    def __init__(self, client: MarathonClient) -> None:
+        self.client = client
+        self.health = TargetHealth("marathon")
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
+        up_ok = True
+        leader = GaugeMetricFamily("marathon_leader", "1 if Marathon has an elected leader (GET /v2/leader)")
+        try:
+            leader.add_metric([], 1.0 if self.client.leader() else 0.0)
+        except OrchestratorError:
+            up_ok = False
+        instances = GaugeMetricFamily("marathon_app_instances", "Instances the app is configured to run",
+                                      labels=["app"])
+        tasks = GaugeMetricFamily("marathon_app_tasks", "The app's tasks by state (healthy/unhealthy: by health "
+                                  "checks, only for apps that have them)", labels=["app", "state"])
+        deploying = GaugeMetricFamily("marathon_app_deployments", "Deployments running for the app",
+                                      labels=["app"])
+        apps_total = GaugeMetricFamily("marathon_apps", "Apps defined in Marathon")
+        deployments = GaugeMetricFamily("marathon_deployments_active", "Deployments in progress")
+        up = GaugeMetricFamily("marathon_up", "1 if the last /v2/apps request worked")
+        try:
+            apps = self.client.list_apps(embed_tasks=False)
+        except OrchestratorError:
+            apps = None
+        if apps is not None:
+            active: set[str] = set()
+            for app in apps:
+                instances.add_metric([app.id], float(app.instances))
+                for state, value in zip(TASK_STATES, (app.tasksStaged, app.tasksRunning, app.tasksHealthy,
+                                                      app.tasksUnhealthy), strict=True):
+                    tasks.add_metric([app.id, state], float(value))
+                deploying.add_metric([app.id], float(len(app.deployments)))
+                active.update(d.id for d in app.deployments)
+            apps_total.add_metric([], float(len(apps)))
+            deployments.add_metric([], float(len(active)))
+        up.add_metric([], 1.0 if apps is not None else 0.0)
+        yield from (up, leader, instances, tasks, deploying, apps_total, deployments)
+        yield from self.health.families({"marathon": apps is not None and up_ok}, time.perf_counter() - started)
