@@ -438,8 +438,8 @@ def settings_from_pulumi() -> PlatformSettings:
     """Settings of the running program's stack, from the config the Pulumi engine (or the offline
     render) handed over."""
     import pulumi
-    from pulumi.runtime import config as runtime_config
 
-    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    secret = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
+    from orchestrator import pulumi_adapter
+
+    raw, secret = pulumi_adapter.program_config()
     return settings_from_config(raw, f"Pulumi.{pulumi.get_stack()}.yaml", secret)

@@ -1,6 +1,12 @@
-"""The architecture as rules: the tier registry is the one list of tiers (the Platform, the Argo CD
-Applications, the policy pack and the settings agree with it)."""
+"""The architecture as rules (docs/architecture.md): the tier registry is the one list of tiers (the
+Platform, the Argo CD Applications, the policy pack and the settings agree with it), and the import
+layers hold: services never import Pulumi, the platform or the toolchain; contracts import nothing of
+ours; no cycles. Each rule is also shown to fail on a planted violation."""
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +15,7 @@ from components.settings import PlatformSettings, SettingsError, settings_from_c
 from orchestrator.contracts import tiers
 from orchestrator.toolchain.render import PROJECT_DIR
 from tests.support.harness import objects, stack, stack_settings
+from tests.support.import_layers import FIRST_PARTY, problems
 
 STACKS = ["dev", "prod"]
 
@@ -97,3 +104,78 @@ def test_registry_refuses_a_privileged_tier_outside_the_agents_namespace(monkeyp
 
 def test_policy_data_file_is_next_to_the_rules():
     assert (Path(__file__).resolve().parents[1] / "policy" / "tiers.json").is_file()
+
+
+# --- import layers ------------------------------------------------------------------------------
+def test_the_import_layers_hold():
+    assert problems(PROJECT_DIR) == []
+
+
+def _copy_packages(tmp_path):
+    for top in FIRST_PARTY:
+        shutil.copytree(PROJECT_DIR / top, tmp_path / top, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+    return tmp_path
+
+
+def test_the_layer_check_catches_planted_violations(tmp_path):
+    root = _copy_packages(tmp_path)
+    before = problems(root)
+    (root / "orchestrator/services/planted.py").write_text("def f():\n    import pulumi_kubernetes\n")
+    (root / "orchestrator/services/planted_rel.py").write_text("from ..toolchain import render\n")
+    (root / "orchestrator/contracts/planted.py").write_text("from components.settings import PlatformSettings\n")
+    (root / "orchestrator/contracts/planted_dep.py").write_text("import httpx\n")
+    (root / "components/planted.py").write_text("from orchestrator.services.zk import cli\n")
+    (root / "orchestrator/toolchain/cyc_a.py").write_text("from orchestrator.toolchain import cyc_b\n")
+    (root / "orchestrator/toolchain/cyc_b.py").write_text("def f():\n    from orchestrator.toolchain.cyc_a import x\n")
+    new = set(problems(root)) - set(before)
+    assert {p.split(":")[0] for p in new if not p.startswith("import cycle")} == {
+        "orchestrator/services/planted.py", "orchestrator/services/planted_rel.py",
+        "orchestrator/contracts/planted.py", "orchestrator/contracts/planted_dep.py", "components/planted.py"}
+    assert "import cycle: orchestrator.toolchain.cyc_a -> orchestrator.toolchain.cyc_b -> orchestrator.toolchain.cyc_a" \
+        in new
+    assert any("planted_rel" in p and "orchestrator.toolchain.render" in p for p in new)
+
+
+# Imports of pulumi, the platform or the toolchain fail in this interpreter; then every services,
+# clients, fakes and contracts module is imported.
+_BLOCKED_IMPORT = r'''
+import importlib, pkgutil, sys
+BLOCKED = ("pulumi", "pulumi_kubernetes", "pulumi_policy", "components", "orchestrator.toolchain",
+           "orchestrator.pulumi_adapter")
+
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if any(name == b or name.startswith(b + ".") for b in BLOCKED):
+            raise ImportError(f"blocked import of {name}")
+        return None
+
+sys.meta_path.insert(0, Blocker())
+import orchestrator
+count = 0
+for pkg in ("orchestrator.contracts", "orchestrator.services", "orchestrator.clients", "orchestrator.fakes"):
+    try:
+        module = importlib.import_module(pkg)
+    except ModuleNotFoundError:
+        continue
+    importlib.import_module(pkg); count += 1
+    for info in pkgutil.walk_packages(module.__path__, pkg + "."):
+        importlib.import_module(info.name); count += 1
+assert not [m for m in sys.modules if m.split(".")[0] in ("pulumi", "pulumi_kubernetes", "components")]
+print(count)
+'''
+
+
+def test_every_service_module_imports_with_pulumi_blocked():
+    proc = subprocess.run([sys.executable, "-c", _BLOCKED_IMPORT], cwd=PROJECT_DIR, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout) >= 10  # the walk really imported the packages
+
+
+def test_the_blocker_does_block(tmp_path):
+    planted = tmp_path / "orchestrator"
+    shutil.copytree(PROJECT_DIR / "orchestrator", planted, ignore=shutil.ignore_patterns("__pycache__"))
+    (planted / "services" / "planted.py").write_text("import pulumi\n")
+    proc = subprocess.run([sys.executable, "-c", _BLOCKED_IMPORT], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode != 0 and "blocked import of pulumi" in proc.stderr

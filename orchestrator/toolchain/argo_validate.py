@@ -17,7 +17,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from orchestrator.toolchain.checks import CheckError
+from orchestrator.toolchain.check_base import CheckError
+from orchestrator.toolchain.check_base import ref as _ref
+from orchestrator.toolchain.check_base import subset as _subset
 
 SCRIPT = Path(__file__).with_name("argo_validate.mjs")
 PROJECT_DIR = SCRIPT.parents[2]
@@ -31,12 +33,6 @@ class ArgoValidatorUnavailable(CheckError):
 
 def is_argo(doc: dict[str, Any]) -> bool:
     return str(doc.get("apiVersion", "")).startswith(ARGO_GROUP)
-
-
-def _ref(doc: dict[str, Any]) -> str:
-    meta = doc.get("metadata", {})
-    ns = meta.get("namespace")
-    return f"{doc.get('kind')} {ns + '/' if ns else ''}{meta.get('name')}"
 
 
 def node_problem() -> str | None:
@@ -61,10 +57,6 @@ def schema_problems(manifests: Iterable[dict[str, Any]]) -> list[str]:
     if proc.returncode != 0:
         raise ArgoValidatorUnavailable(f"argo_validate.mjs failed: {proc.stderr.strip()}")
     return [f"{f['ref']} (argo): {f['path'] or '/'}: {f['message']}" for f in json.loads(proc.stdout)]
-
-
-def _subset(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
 
 
 def reference_problems(manifests: list[dict[str, Any]]) -> list[str]:
@@ -100,10 +92,10 @@ def reference_problems(manifests: list[dict[str, Any]]) -> list[str]:
                 if template is None:
                     problems.append(f"{where}: {kind} {ref['templateName']} is not rendered")
                     continue
-                declared = {a["name"]: a for a in template["spec"].get("args", [])}
-                for name in sorted(passed - set(declared)):
+                declared_args = {a["name"]: a for a in template["spec"].get("args", [])}
+                for name in sorted(passed - set(declared_args)):
                     problems.append(f"{where}: argument {name} is not declared by {ref['templateName']}")
-                for name, arg in sorted(declared.items()):
+                for name, arg in sorted(declared_args.items()):
                     if name not in passed and "value" not in arg and "valueFrom" not in arg:
                         problems.append(f"{where}: {ref['templateName']} needs argument {name}, not passed")
     for template in (d for d in manifests if d["kind"] in ("AnalysisTemplate", "ClusterAnalysisTemplate")):

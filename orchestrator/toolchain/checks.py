@@ -19,6 +19,10 @@ from typing import Any
 
 import yaml
 
+from orchestrator.toolchain.check_base import CheckError
+from orchestrator.toolchain.check_base import ref as _ref
+from orchestrator.toolchain.check_base import subset as _subset
+
 # Oldest and newest Kubernetes minor versions we support (README "Supported Kubernetes").
 KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
 # Kinds with a pod template at spec.template (an Argo Rollout is shaped like a Deployment).
@@ -36,10 +40,6 @@ _POD_META = {"namespace", "pod_name", "pod_ip", "pod_container_init", "pod_conta
              "pod_container_port_protocol", "pod_ready", "pod_phase", "pod_node_name", "pod_host_ip", "pod_uid",
              "pod_controller_kind", "pod_controller_name"}
 _POD_META_PREFIXES = ("pod_label_", "pod_labelpresent_", "pod_annotation_", "pod_annotationpresent_")
-
-
-class CheckError(Exception):
-    pass
 
 
 # --- Kubernetes schemas -------------------------------------------------------------------------
@@ -64,12 +64,6 @@ def kubernetes_schema_problems(manifests: Iterable[dict[str, Any]],
             except kubernetes_validate.SchemaNotFoundError:
                 problems.append(f"{_ref(doc)} (k8s {version}): no schema for {doc['apiVersion']}/{doc['kind']}")
     return problems
-
-
-def _ref(doc: dict[str, Any]) -> str:
-    meta = doc.get("metadata", {})
-    ns = meta.get("namespace")
-    return f"{doc.get('kind')} {ns + '/' if ns else ''}{meta.get('name')}"
 
 
 # --- Prometheus ---------------------------------------------------------------------------------
@@ -185,10 +179,6 @@ def promtool_problems(files: dict[str, str], workdir: Path) -> list[str]:
 
 
 # --- references between objects -----------------------------------------------------------------
-def _subset(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
 def reference_problems(manifests: list[dict[str, Any]]) -> list[str]:
     problems: list[str] = []
     by_kind: dict[str, dict[tuple[str | None, str], dict[str, Any]]] = {}

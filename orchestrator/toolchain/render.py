@@ -18,14 +18,12 @@ from typing import Any
 
 import yaml
 
+from orchestrator import pulumi_adapter
 from orchestrator.contracts.tiers import NAMESPACES_DIR
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROJECT_NAME = "orchestrator"
 REDACTED = "[redacted-secret]"
-# Pulumi's wire marker for secret values.
-_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
-_SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 # Tier directory for resources that the Platform creates itself (namespaces).
 PLATFORM_TIER = NAMESPACES_DIR
 # What the program declares (components/platform.py "scope"): the render asks for the whole tree through
@@ -95,65 +93,44 @@ def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[dict
 
 
 # --- recording engine ---------------------------------------------------------------------------
-def _recording_monitor(records: list[Registration], outputs_registered: set[str], stack_outputs: dict[str, Any]):
-    import pulumi
-    from pulumi.runtime import mocks, rpc
-
-    class RecordingMocks(pulumi.runtime.Mocks):
-        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
-            return f"{args.name}-id", dict(args.inputs)  # echo inputs: dependent Outputs resolve
-
-        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
-            raise RenderError(f"provider function {args.token} cannot run offline")
-
-    class RecordingMonitor(mocks.MockMonitor):
-        def RegisterResource(self, request):  # noqa: N802 (gRPC name)
-            response = super().RegisterResource(request)
-            if request.type != "pulumi:pulumi:Stack":
-                records.append(Registration(
-                    type=request.type, name=request.name, urn=response.urn, parent=request.parent,
-                    custom=bool(request.custom), inputs=rpc.deserialize_properties(request.object)))
-            return response
-
-        def RegisterResourceOutputs(self, request):  # noqa: N802
-            outputs_registered.add(request.urn)
-            return super().RegisterResourceOutputs(request)
-
-    return RecordingMonitor(RecordingMocks())
-
-
 def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
                 program: Path | Callable[[], None] | None = None) -> RenderResult:
     """Run the Pulumi program (a file, `__main__.py` by default, or a callable that builds resources,
-    for unit tests) under the recording mocks. Raises what the program raises."""
+    for unit tests) under the recording mocks. Raises what the program raises. The SDK internals this
+    needs are in orchestrator/pulumi_adapter.py."""
     import pulumi
-    from pulumi.runtime import config as runtime_config
 
     records: list[Registration] = []
     outputs_registered: set[str] = set()
     stack_outputs: dict[str, Any] = {}
-    runtime_config.set_all_config(config, secret_keys)
-    monitor = _recording_monitor(records, outputs_registered, stack_outputs)
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT_NAME, stack=stack, preview=False, monitor=monitor)
+
+    class RecordingMocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+            return f"{args.name}-id", dict(args.inputs)  # echo inputs: dependent Outputs resolve
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+            raise RenderError(f"provider function {args.token} cannot run offline")
+
+    def on_register(type_: str, name: str, urn: str, parent: str, custom: bool, inputs: dict[str, Any]) -> None:
+        records.append(Registration(type_, name, urn, parent, custom, inputs))
+
+    monitor = pulumi_adapter.recording_monitor(RecordingMocks(), on_register, outputs_registered.add)
+    pulumi_adapter.install(monitor, PROJECT_NAME, stack, config, secret_keys)
     program = program or PROJECT_DIR / "__main__.py"
 
     @pulumi.runtime.test
-    def _run() -> pulumi.Output:
+    def _run() -> pulumi.Output[None]:
         if callable(program):
             program()
         else:
             runpy.run_path(str(program), run_name="__main__")
-        # Under mocks the stack's exports are never sent to the engine: resolve them here.
-        root = pulumi.runtime.get_root_resource()
-        assert root is not None, "the mocks set no root stack resource"
-        exported = dict(root.outputs)
+        exported = pulumi_adapter.stack_exports()
 
         async def resolve() -> None:
             for key, value in exported.items():
                 out = pulumi.Output.from_input(value)
                 resolved = await out.future()
-                stack_outputs[key] = {_SECRET_SIG_KEY: _SECRET_SIG_VALUE, "value": resolved} \
-                    if await out.is_secret() else resolved
+                stack_outputs[key] = pulumi_adapter.wrap_secret(resolved) if await out.is_secret() else resolved
 
         return pulumi.Output.from_input(resolve())
 
@@ -165,7 +142,7 @@ def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
 def plain(value: Any, redact: bool = True) -> Any:
     """Wire form → plain YAML data: integral floats back to ints, secrets redacted, None dropped."""
     if isinstance(value, dict):
-        if value.get(_SECRET_SIG_KEY) == _SECRET_SIG_VALUE:
+        if pulumi_adapter.is_secret(value):
             inner = plain(value.get("value"), redact)
             if not redact:
                 return inner
