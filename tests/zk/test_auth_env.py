@@ -38,7 +38,7 @@ def test_credentials_from_the_environment(ensembles):
         owner.stop()
 
     denied = copy(a, b)
-    assert denied.returncode != 0
+    assert denied.returncode == 2 and "no permission to read /mesos" in denied.stderr, denied.stderr
     assert "pw" not in denied.stdout + denied.stderr
 
     done = copy(a, b, "digest:mesos:pw\n")

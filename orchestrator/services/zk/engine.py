@@ -9,23 +9,25 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from kazoo.exceptions import NoNodeError
 
 from orchestrator.services.zk.tree import (
     MAX_INFLIGHT,
-    PAD_NAME,
     SEQUENTIAL,
     Ensemble,
     Op,
     Plan,
     Tree,
     align_sequences,
+    apply_copy,
     depth,
+    ignored_name,
     join,
     parent_of,
+    plan_copy,
     read_tree,
-    reconcile,
     send_unit,
     subtree,
     succeeded,
@@ -52,10 +54,13 @@ class CopyStats:
 
 
 def bootstrap(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "skip",
-              source_tree: Tree | None = None) -> CopyStats:
-    """One reconciliation pass: read the source, compare with the target, write the differences."""
+              source_tree: Tree | None = None, plan: Plan | None = None) -> CopyStats:
+    """One reconciliation pass: read the source, compare with the target, write the differences.
+    `plan`: the writes already planned (plan_copy) against `source_tree`, e.g. after a dry run's checks."""
     tree = source_tree if source_tree is not None else source.read(roots)
-    _, result = reconcile(tree, target, roots, ephemeral)
+    if plan is None:
+        plan = plan_copy(tree, target, roots, ephemeral)
+    result = apply_copy(tree, target, roots, plan)
     stats = CopyStats(source_nodes=len(tree), errors=result.errors)
     if ephemeral == "skip":
         stats.skipped_ephemeral = sum(1 for n in tree.values() if n.kind == "ephemeral")
@@ -278,7 +283,7 @@ class SyncEngine:
             node = model.get(p)
             if node is None:
                 continue
-            kids = sorted(c for c in kids if c != PAD_NAME)
+            kids = sorted(c for c in kids if not ignored_name(c))
             for c in set(node.children) - set(kids):  # deleted before its own event reached us
                 for q in reversed(subtree(model, join(p, c))):
                     if wanted(model[q], self.ephemeral):
@@ -363,11 +368,14 @@ class SyncEngine:
 
 
 def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "mirror",
-             metrics_port: int = 9143, metrics_address: str = "0.0.0.0", resync_interval: float = 300.0) -> int:
-    """`orchestrator zk sync`: serve /metrics, bootstrap, follow changes until SIGTERM or SIGINT."""
+             metrics_port: int = 9143, metrics_address: str = "0.0.0.0", resync_interval: float = 300.0,
+             metrics: Any = None, server: Any = None) -> int:
+    """`orchestrator zk sync`: serve /metrics (or use the `metrics` already served by `server`), bootstrap,
+    follow changes until SIGTERM or SIGINT."""
     from orchestrator.services.zk.metrics import SyncMetrics
-    metrics = SyncMetrics()
-    server, _ = metrics.serve(metrics_address, metrics_port)
+    if metrics is None or server is None:
+        metrics = SyncMetrics()
+        server, _ = metrics.serve(metrics_address, metrics_port)
     print(f"metrics: http://{metrics_address}:{server.server_port}/metrics", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

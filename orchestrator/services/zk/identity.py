@@ -7,8 +7,9 @@ a lagging follower cannot hide it. It works on every ZooKeeper version a migrati
 included) and needs no four-letter word at all (only `ruok,srvr,mntr` are whitelisted in the platform).
 
 The probe lives at the top of the ensemble (`/`), outside any chroot, because two chrooted sessions may not
-see a common path otherwise; when `/` does not accept a create, the parents of the roots being compared are
-tried. It is ephemeral, so it vanishes with its session even if the delete in the cleanup never happens.
+see a common path otherwise; when `/` does not accept a create, the ancestors of the roots being compared,
+then the roots themselves, are tried. It is ephemeral, so it vanishes with its session even if the delete in
+the cleanup never happens, and the copy, sync and verify readers never see its name (tree.PROBE_PREFIX).
 
 `ensure_distinct` is the guard copy, sync, verify and migrate call before touching anything. On the same
 ensemble it refuses overlapping roots (equal, or one under the other: a copy into itself grows without
@@ -26,8 +27,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError, NodeExistsError, NoNodeError
 
 from orchestrator.errors import RefusedError, UnreachableError
-
-PROBE_PREFIX = "orchestrator-identity-probe-"
+from orchestrator.services.zk.tree import PROBE_PREFIX
 
 
 def _connect_string(client: KazooClient) -> str:
@@ -56,12 +56,15 @@ def _unchrooted(client: KazooClient, timeout: float = 15.0) -> Iterator[KazooCli
 
 
 def _probe_parents(extra: Sequence[str]) -> list[str]:
+    """`/`, then the ancestors of `extra`, then the `extra` paths themselves (a target root we may write)."""
     out = ["/"]
     for p in extra:
-        while p not in ("", "/"):
-            p = p.rsplit("/", 1)[0] or "/"
-            if p not in out:
-                out.append(p)
+        q = p
+        while q not in ("", "/"):
+            q = q.rsplit("/", 1)[0] or "/"
+            if q not in out:
+                out.append(q)
+    out += [p for p in extra if p not in out]
     return out
 
 
@@ -86,8 +89,8 @@ def _look_for_probe(writer: KazooClient, reader: KazooClient, parent: str) -> bo
 def same_ensemble(a: KazooClient, b: KazooClient, probe_parents: Sequence[str] = ()) -> bool:
     """Whether the started sessions `a` and `b` reach the same ensemble (their chroots do not matter).
 
-    The probe is created at `/`, else under one of `probe_parents` (absolute paths, e.g. the parents of the
-    roots about to be written), in either direction. RefusedError when no place accepts a probe: without
+    The probe is created at `/`, else under an ancestor of `probe_parents` or one of them (absolute paths,
+    e.g. the roots about to be written), in either direction. RefusedError when no place accepts a probe: without
     the answer no caller may go on.
     """
     with _unchrooted(a) as ra, _unchrooted(b) as rb:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterable
 
 from orchestrator.errors import InputError, UnreachableError
@@ -40,7 +41,10 @@ def open_client(hosts: str, auth: list[tuple[str, str]] | None = None, timeout: 
     check_timeout("connect timeout", timeout)
     check_timeout("session timeout", session_timeout)
     try:
-        return connect(hosts, auth, timeout=timeout, session_timeout=session_timeout)
+        with warnings.catch_warnings():
+            # kazoo warns on stderr when the chroot does not exist; the commands report a missing root instead
+            warnings.simplefilter("ignore", UserWarning)
+            return connect(hosts, auth, timeout=timeout, session_timeout=session_timeout)
     except ZkInputError as exc:
         raise InputError(f"{label} ensemble: {exc}") from None
     except Exception as exc:  # kazoo raises its own timeout type, or socket errors for unknown hosts

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
+    NoAuthError,
     NodeExistsError,
     NoNodeError,
     NotEmptyError,
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 RESERVED = "/zookeeper"
 # Child created and deleted at once to advance a parent's sequence counter (see align_sequences).
 PAD_NAME = "orchestrator-zk-sync-pad"
+# Ephemeral znodes of the ensemble-identity probe (identity.py); never copied, compared or mirrored.
+PROBE_PREFIX = "orchestrator-identity-probe-"
 SEQUENTIAL = re.compile(r"\d{10}$")
 # Stay well under jute.maxbuffer (1 MiB by default) for one multi request.
 MULTI_MAX_BYTES = 512 * 1024
@@ -45,6 +48,14 @@ CONTAINER_OWNER = -0x8000000000000000  # EphemeralType.CONTAINER_EPHEMERAL_OWNER
 
 class ZkInputError(InputError, ValueError):
     """Bad command input: reported to the user before anything is changed (exit 2)."""
+
+
+class ZkAccessError(ZkInputError):
+    """The session's credentials do not allow reading a node (missing --auth): bad input, nothing changed."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"no permission to read {path}")
+        self.path = path
 
 
 def kind_of(ephemeral_owner: int) -> str:
@@ -180,8 +191,13 @@ def connect(hosts: str, auth: list[tuple[str, str]] | None = None, timeout: floa
     return Ensemble(hosts, list(auth or []), client, timeout)
 
 
+def ignored_name(name: str) -> bool:
+    """Children that are the tool's own bookkeeping, never part of a copied tree."""
+    return name == PAD_NAME or name.startswith(PROBE_PREFIX)
+
+
 def _skip(path: str) -> bool:
-    return path == RESERVED or path.startswith(RESERVED + "/") or path.rsplit("/", 1)[-1] == PAD_NAME
+    return path == RESERVED or path.startswith(RESERVED + "/") or ignored_name(path.rsplit("/", 1)[-1])
 
 
 def node_from_replies(got_data, got_acl) -> tuple[Node, int] | None:
@@ -207,6 +223,8 @@ def read_tree(reader, roots: Iterable[str]) -> Tree:
             got = reader.get(chunk)
             parents = []
             for i, p in enumerate(chunk):
+                if isinstance(got[2 * i], NoAuthError) or isinstance(got[2 * i + 1], NoAuthError):
+                    raise ZkAccessError(p)
                 found = node_from_replies(got[2 * i], got[2 * i + 1])
                 if found is not None:
                     tree[p] = found[0]
@@ -216,6 +234,8 @@ def read_tree(reader, roots: Iterable[str]) -> Tree:
                 if isinstance(kids, NoNodeError):
                     tree.pop(p, None)
                     continue
+                if isinstance(kids, NoAuthError):
+                    raise ZkAccessError(p)
                 if isinstance(kids, Exception):
                     raise kids
                 tree[p].children = sorted(c for c in kids if not _skip(join(p, c)))
@@ -288,6 +308,40 @@ class Plan:
 
     def __len__(self) -> int:
         return len(self.deletes) + len(self.upserts) + len(self.acls)
+
+    def removals(self) -> list[str]:
+        """Target nodes the plan deletes for good (a delete not followed by a create of the same path)."""
+        created = {op.path for op in self.upserts if op.kind == "create"}
+        return [op.path for op in self.deletes if op.path not in created]
+
+    def counts(self) -> dict[str, int]:
+        """creates (new paths), sets, deletes (for good), replaced (deleted and created again: kind or owner
+        changes), acls."""
+        removed = set(self.removals())
+        replaced = sum(1 for op in self.deletes if op.path not in removed)
+        return {"creates": sum(1 for op in self.upserts if op.kind == "create") - replaced,
+                "sets": sum(1 for op in self.upserts if op.kind == "set"),
+                "deletes": len(removed), "replaced": replaced, "acls": len(self.acls)}
+
+    def summary(self) -> str:
+        c = self.counts()
+        return (f"{c['creates']} creates, {c['sets']} sets, {c['deletes']} deletes, {c['replaced']} replaced, "
+                f"{c['acls']} ACL changes")
+
+    def describe(self, shown: int = 10) -> list[str]:
+        """The first `shown` paths of each kind of write, deletes first (they are what an operator checks)."""
+        removed = self.removals()
+        replaced = [op.path for op in self.deletes if op.path not in set(removed)]
+        groups = [("delete", removed), ("replace", replaced),
+                  ("create", [op.path for op in self.upserts if op.kind == "create" and op.path not in replaced]),
+                  ("set", [op.path for op in self.upserts if op.kind == "set"]),
+                  ("acl", [op.path for op in self.acls])]
+        out = []
+        for kind, paths in groups:
+            out += [f"  {kind} {p}" for p in paths[:shown]]
+            if len(paths) > shown:
+                out.append(f"  … and {len(paths) - shown} more {kind}s")
+        return out
 
 
 def wanted(node: Node, ephemeral: str) -> bool:
@@ -513,15 +567,24 @@ def align_sequences(client: KazooClient, targets: dict[str, int]) -> None:
             r.get()
 
 
-def reconcile(desired: Tree, target: Ensemble, roots: list[str], ephemeral: str = "mirror"
-              ) -> tuple[Plan, ApplyResult]:
-    """Make the target's subtrees equal to `desired` (read from the source, or from a snapshot)."""
+def plan_copy(desired: Tree, target: Ensemble, roots: list[str], ephemeral: str = "mirror") -> Plan:
+    """The writes that would make the target's subtrees equal to `desired`; reads only."""
+    return plan_reconcile(desired, target.read(roots), roots, ephemeral, target.session_id)
+
+
+def apply_copy(desired: Tree, target: Ensemble, roots: list[str], plan: Plan) -> ApplyResult:
+    """Write a plan from plan_copy, creating the roots' missing parents first."""
     for root in roots:
         if root in desired and parent_of(root) != "/":
             target.client.ensure_path(parent_of(root))
-    target_tree = target.read(roots)
-    plan = plan_reconcile(desired, target_tree, roots, ephemeral, target.session_id)
-    return plan, apply_plan(target.client, plan)
+    return apply_plan(target.client, plan)
+
+
+def reconcile(desired: Tree, target: Ensemble, roots: list[str], ephemeral: str = "mirror"
+              ) -> tuple[Plan, ApplyResult]:
+    """Make the target's subtrees equal to `desired` (read from the source, or from a snapshot)."""
+    plan = plan_copy(desired, target, roots, ephemeral)
+    return plan, apply_copy(desired, target, roots, plan)
 
 
 def delete_tree(target: Ensemble, root: str) -> None:

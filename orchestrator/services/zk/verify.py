@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from orchestrator.services.zk.tree import Ensemble, Tree, acl_text, node_from_replies
+from orchestrator.services.zk.tree import Ensemble, Tree, ZkInputError, acl_text, node_from_replies, under
 
 KINDS_OF_DIFFERENCE = ("missing", "extra", "kind", "data", "acl")
 
@@ -82,6 +82,8 @@ class Report:
     source_digest: str
     target_digest: str
     differences: list[Difference]
+    # root -> (znodes on the source, znodes on the target) under it: what was compared
+    roots: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def identical(self) -> bool:
@@ -89,13 +91,16 @@ class Report:
 
     def lines(self) -> list[str]:
         out = [str(d) for d in self.differences]
+        out += [f"compared {root}: {s} znodes on the source, {t} on the target" for root, (s, t) in self.roots.items()]
         out.append(f"source: {self.source_count} znodes, digest {self.source_digest}")
         out.append(f"target: {self.target_count} znodes, digest {self.target_digest}")
         out.append("identical" if self.identical else f"{len(self.differences)} differences")
         return out
 
     def as_dict(self) -> dict:
-        return {"identical": self.identical, "source": {"znodes": self.source_count, "digest": self.source_digest},
+        return {"identical": self.identical,
+                "roots": {root: {"source": s, "target": t} for root, (s, t) in self.roots.items()},
+                "source": {"znodes": self.source_count, "digest": self.source_digest},
                 "target": {"znodes": self.target_count, "digest": self.target_digest},
                 "differences": [d.__dict__ for d in self.differences]}
 
@@ -103,10 +108,17 @@ class Report:
 def verify(source: Ensemble, target: Ensemble, roots: list[str], ignore_ephemeral: bool = False,
            rechecks: int = 0, recheck_delay: float = 0.5) -> Report:
     """Compare the subtrees. On a live system, differing paths are re-read up to `rechecks` times
-    (after `recheck_delay`) so that changes still in flight are not reported as differences."""
+    (after `recheck_delay`) so that changes still in flight are not reported as differences.
+
+    A root present on neither side is bad input (ZkInputError), never "identical": an empty comparison
+    proves nothing, and a mistyped path must not pass a migration gate."""
     src, dst = source.read(roots), target.read(roots)
     if ignore_ephemeral:
         src, dst = _drop_ephemeral(src), _drop_ephemeral(dst)
+    absent = [r for r in roots if r not in src and r not in dst]
+    if absent:
+        raise ZkInputError(f"--path {absent[0]} exists on neither the source nor the target: nothing to compare "
+                           "(a mistyped path or chroot?)")
     diffs = compare(src, dst)
     for _ in range(rechecks):
         if not diffs:
@@ -123,4 +135,5 @@ def verify(source: Ensemble, target: Ensemble, roots: list[str], ignore_ephemera
                 else:
                     tree.pop(p, None)
         diffs = compare(src, dst, set(paths))
-    return Report(len(src), len(dst), tree_digest(src), tree_digest(dst), diffs)
+    counts = {r: (sum(1 for p in src if under(p, r)), sum(1 for p in dst if under(p, r))) for r in roots}
+    return Report(len(src), len(dst), tree_digest(src), tree_digest(dst), diffs, counts)
