@@ -338,6 +338,11 @@ class MarathonClient:
         data = self._json("GET", "/v2/apps", params=params) or {}
         return [App.model_validate(a) for a in data.get("apps", [])]
 
+    def list_apps_raw(self) -> list[dict[str, Any]]:
+        """App definitions exactly as Marathon returns them (no model defaults added): for reconcile."""
+        data = self._json("GET", "/v2/apps") or {}
+        return [dict(a) for a in data.get("apps", []) if isinstance(a, dict)]
+
     def get_app(self, app_id: str) -> App:
         data = self._json("GET", app_path(app_id), app_id=normalize_app_id(app_id)) or {}
         return App.model_validate(data.get("app", data))
