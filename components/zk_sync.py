@@ -18,8 +18,11 @@ UID = 10001  # the services image's unprivileged user
 
 
 def sync_args(z: ZkSyncSettings, target: str) -> list[str]:
+    # --allow-deletes: the engine is a restartable daemon; after a restart its bootstrap must apply the deletes
+    # made on the source while it was down, or the pod would crash-loop. The other guards (missing or empty
+    # source root, target = source ensemble) still refuse a wrong `zk_sync.source`.
     args = ["zk", "sync", "--source", z.source, "--target", target,
-            "--metrics-port", str(z.metrics_port)]
+            "--metrics-port", str(z.metrics_port), "--allow-deletes"]
     for path in z.paths:
         args += ["--path", path]
     return args

@@ -30,6 +30,10 @@ def test_engine_deployment_runs_the_cli_contract_once():
     assert args[:2] == ["zk", "sync"] and args[args.index("--source") + 1] == SOURCE
     assert args[args.index("--target") + 1].startswith("zookeeper-0.zookeeper-headless.p.svc.cluster.local:2181")
     assert [args[i + 1] for i, a in enumerate(args) if a == "--path"] == ["/mesos", "/marathon"]
+    assert "--allow-deletes" in args  # a restarted engine applies the deletes it missed (issue 15 guard)
+    from orchestrator.cli import build_parser
+    parsed = build_parser().parse_args(args)  # the arguments are the CLI's own, spelled as it accepts them
+    assert parsed.allow_deletes and not parsed.dry_run and parsed.paths == ["/mesos", "/marathon"]
     assert dep["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9143"
     assert not c.get("env")  # no auth: no credentials
 
