@@ -281,8 +281,8 @@ def cmd_copy(args: Any) -> int:
     if stats.skipped_ephemeral:
         print(f"{stats.skipped_ephemeral} ephemeral znodes not copied (they belong to live source sessions)")
     if stats.errors:
-        for op, exc in stats.errors[:PLAN_PATHS_SHOWN]:
-            print(f"failed: {op.kind} {op.path}: {exc!r}", file=sys.stderr)
+        for op, error in stats.errors[:PLAN_PATHS_SHOWN]:
+            print(f"failed: {op.kind} {op.path}: {error!r}", file=sys.stderr)
         raise OrchestratorError(f"{len(stats.errors)} writes failed on the target (the first ones are listed "
                                 "above); re-run to retry them", ExitCode.FAILED)
     return ExitCode.OK

@@ -383,8 +383,8 @@ def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: st
     engine = SyncEngine(source, target, roots, ephemeral, metrics, resync_interval).start()
     try:
         while not stop.is_set():
-            if engine.bootstrapped.wait(0.2):
-                s = engine.last_stats
+            s = engine.last_stats if engine.bootstrapped.wait(0.2) else None
+            if s is not None:
                 print(f"bootstrapped {s.source_nodes} znodes under {', '.join(roots)} ({s.summary()}); "
                       "following changes", flush=True)
                 break

@@ -378,13 +378,13 @@ def plan_reconcile(desired: Tree, target: Tree, roots: Iterable[str], ephemeral:
             if p not in want:
                 continue
             d = want[p]
-            t = None if p in doomed else target.get(p)
-            if t is None:
+            existing = None if p in doomed else target.get(p)
+            if existing is None:
                 plan.upserts.append(Op("create", p, d.data, d.acl, d.kind == "ephemeral"))
             else:
-                if t.data != d.data:
+                if existing.data != d.data:
                     plan.upserts.append(Op("set", p, d.data))
-                if t.acl != d.acl:
+                if existing.acl != d.acl:
                     plan.acls.append(Op("acl", p, acl=d.acl))
             if any(SEQUENTIAL.search(c) for c in d.children):
                 plan.sequences[p] = d.cversion

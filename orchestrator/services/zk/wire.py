@@ -14,6 +14,8 @@ import random
 import socket
 import struct
 from collections import namedtuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import EXCEPTIONS, AuthFailedError, ConnectionLoss
@@ -49,7 +51,7 @@ class BulkReader:
         self._buf = bytearray()
         self._pos = 0
         self._xid = 0
-        self.sock = None
+        self.sock: socket.socket | None = None
         errors = []
         for host, port in servers:
             try:
@@ -61,10 +63,10 @@ class BulkReader:
         raise ConnectionLoss(f"no ZooKeeper server reachable: {'; '.join(errors)}")
 
     def _connect(self, host: str, port: int, auth: list[tuple[str, str]]) -> None:
-        self.sock = socket.create_connection((host, port), timeout=self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = self.sock = socket.create_connection((host, port), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         body = Connect(0, 0, int(self.timeout * 1000), 0, b"\x00" * 16, False).serialize()
-        self.sock.sendall(_INT.pack(len(body)) + body)
+        sock.sendall(_INT.pack(len(body)) + body)
         reply, _ = Connect.deserialize(self._frame(), 0)
         if reply.time_out <= 0:
             raise ConnectionLoss("session refused (server not serving)")
@@ -79,11 +81,11 @@ class BulkReader:
         for xid, request in items:
             body = _INT.pack(xid) + _INT.pack(request.type) + bytes(request.serialize())
             out += _INT.pack(len(body)) + body
-        self.sock.sendall(out)
+        self._socket().sendall(out)
 
     def _fill(self, need: int) -> None:
         while len(self._buf) - self._pos < need:
-            chunk = self.sock.recv(1 << 20)
+            chunk = self._socket().recv(1 << 20)
             if not chunk:
                 raise ConnectionLoss("connection closed by the server")
             if self._pos > (1 << 20):
@@ -142,6 +144,11 @@ class BulkReader:
     def children(self, paths: list[str]) -> list:
         return self.call([GetChildren(self.path(p), None) for p in paths])
 
+    def _socket(self) -> socket.socket:
+        if self.sock is None:
+            raise ConnectionLoss("not connected")
+        return self.sock
+
     def _drop(self) -> None:
         if self.sock is not None:
             try:
@@ -181,8 +188,8 @@ class SetWatches(namedtuple("SetWatches", "relative_zxid data exist child")):
 SET_WATCHES_MAX_BYTES = 128 * 1024  # as the Java client: keep each request far below jute.maxbuffer
 
 
-def arm_watches(client: KazooClient, watcher, relative_zxid: int, data: list[str] = (),
-                child: list[str] = (), exist: list[str] = ()) -> None:
+def arm_watches(client: KazooClient, watcher: Callable[..., Any], relative_zxid: int, data: Sequence[str] = (),
+                child: Sequence[str] = (), exist: Sequence[str] = ()) -> None:
     """Leave watches (dispatched to `watcher` by kazoo) on many paths at once.
 
     The server fires immediately for a path changed after `relative_zxid` (NodeDataChanged,
@@ -191,7 +198,8 @@ def arm_watches(client: KazooClient, watcher, relative_zxid: int, data: list[str
     that it is not behind the state that was read elsewhere.
     """
     client.sync("/")
-    batches, current, size = [], ([], [], []), 0
+    current: tuple[list[str], list[str], list[str]] = ([], [], [])
+    batches, size = [], 0
     for kind, paths in enumerate((data, exist, child)):
         for p in paths:
             full = _prefix_root(client.chroot, p) if client.chroot else p
