@@ -188,23 +188,40 @@ class _Observe:
         started = time.perf_counter()
         request_id = _request_id(scope)
         status = 500
+        observed = False
+
+        def template() -> str:
+            route = scope.get("route")
+            # Unknown paths share one label (the label's values stay few); "" is the static UI mount.
+            return "unmatched" if route is None else template_of(route) or "/{ui}"
+
+        def observe() -> None:
+            nonlocal observed
+            if not observed:
+                observed = True
+                self.state.metrics.observe(scope["method"], template(), status, time.perf_counter() - started)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                # Written before the client can see the answer: whoever reads the log after a response
+                # finds its line.
+                self._audit(scope, template(), status, request_id)
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                observe()
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            # A bug: the outer error middleware answers 500; record it here, where the route is known.
+            if not observed:
+                self._audit(scope, template(), 500, request_id)
+            raise
         finally:
-            route = scope.get("route")
-            # Unknown paths share one label (the label's values stay few); "" is the static UI mount.
-            template = "unmatched" if route is None else template_of(route) or "/{ui}"
-            self.state.metrics.observe(scope["method"], template, status, time.perf_counter() - started)
-            self._audit(scope, template, status, request_id)
+            observe()
 
     def _audit(self, scope: Scope, template: str, status: int, request_id: str) -> None:
         st = scope.get("state", {})

@@ -76,9 +76,10 @@ class PrometheusTarget(_Strict):
 
 
 class AutoscalerTarget(_Strict):
-    # The scaler publishes its policies under `{znode}/policies` and reads operators' edits from
-    # `{znode}/overrides` (docs/api.md "Autoscaled apps"); needs `zookeeper.servers`.
+    # The Marathon scaler's store: its znode path (needs `zookeeper.servers`) or its directory. The API reads
+    # the effective policies from it and writes operators' bound/pause overrides to it.
     znode: str | None = None
+    directory: str | None = None
 
 
 class ApiConfig(_Strict):

@@ -1,15 +1,13 @@
 """Marathon operations for the API, and the autoscaling policies operators edit instead of scaling.
 
 The scaler (orchestrator marathon autoscale) owns the instance count of an app with a policy; the API never
-scales such an app directly (409) — the operator edits the policy's bounds or pauses it. Where policies
-live: the scaler publishes its effective policies as JSON at `{znode}/policies` and reads operators'
-overrides from `{znode}/overrides` (both `{app_id: {...}}`), a ZooKeeper subtree the platform already keeps
-reliably. Without a configured znode no app is autoscaled as far as the API knows. The demo keeps them in
-memory.
+scales such an app directly (409) — the operator edits the policy's bounds or pauses it. Policies live in the
+scaler's store (a znode pair of its own, or a directory): the API reads the effective policies the scaler
+publishes and writes operators' overrides there. Without a configured store no app is autoscaled as far as
+the API knows. The demo keeps them in memory.
 """
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any, Protocol
 
@@ -52,63 +50,45 @@ class MemoryPolicyStore:
             return updated
 
 
-class ZooKeeperPolicyStore:
-    """Policies read from `{znode}/policies`; edits merged into `{znode}/overrides` with a version check
-    (two operators editing at once: one retries, none is lost)."""
+class ScalerPolicyStore:
+    """The scaler's own store (orchestrator/services/marathon/store.py): its effective policies from its
+    state document, operators' edits written to its `overrides` document (the scaler applies them next cycle)."""
 
-    def __init__(self, client: Any, znode: str) -> None:
-        self._zk = client
-        self._policies_path = znode.rstrip("/") + "/policies"
-        self._overrides_path = znode.rstrip("/") + "/overrides"
-
-    def _read(self, path: str) -> tuple[dict[str, Any], int | None]:
-        from kazoo.exceptions import NoNodeError
-
-        try:
-            data, stat = self._zk.get(path)
-        except NoNodeError:
-            return {}, None
-        try:
-            value = json.loads(data or b"{}")
-        except ValueError:
-            value = {}
-        return (value if isinstance(value, dict) else {}), stat.version
+    def __init__(self, store: Any) -> None:
+        self._store = store   # orchestrator.services.marathon.store.PolicyStore
 
     def policies(self) -> dict[str, AutoscalePolicy]:
-        published, _ = self._read(self._policies_path)
-        overrides, _ = self._read(self._overrides_path)
+        view = self._store.view()
         out: dict[str, AutoscalePolicy] = {}
-        for app_id, raw in published.items():
+        for app_id, raw in view.get("policies", {}).items():
+            if not isinstance(raw, dict):
+                continue
+            merged = {**raw, **view.get("overrides", {}).get(app_id, {})}
             try:
-                policy = AutoscalePolicy.model_validate(raw)
-                if isinstance(overrides.get(app_id), dict):
-                    policy = policy.model_copy(update={k: v for k, v in overrides[app_id].items()
-                                                       if k in ("min_instances", "max_instances", "paused")})
-                out[app_id] = policy
-            except ValueError:
+                out[app_id] = AutoscalePolicy(min_instances=int(merged["min_instances"]),
+                                              max_instances=int(merged["max_instances"]),
+                                              paused=bool(merged.get("paused", False)),
+                                              metric=merged.get("metric"), target=merged.get("target"))
+            except (KeyError, TypeError, ValueError):
                 continue
         return out
 
     def edit(self, app_id: str, change: PolicyEdit) -> AutoscalePolicy | None:
-        from kazoo.exceptions import BadVersionError, NodeExistsError
+        from orchestrator.errors import InputError
 
-        for _ in range(5):
-            policy = self.policies().get(app_id)
-            if policy is None:
-                return None
-            updated = apply_edit(policy, change)
-            overrides, version = self._read(self._overrides_path)
-            overrides[app_id] = {**overrides.get(app_id, {}), **change.model_dump(exclude_none=True)}
-            data = json.dumps(overrides, sort_keys=True).encode()
-            try:
-                if version is None:
-                    self._zk.create(self._overrides_path, data, makepath=True)
-                else:
-                    self._zk.set(self._overrides_path, data, version=version)
-                return updated
-            except (BadVersionError, NodeExistsError):
-                continue
-        raise PolicyError("the policy changed concurrently five times; try again")
+        policy = self.policies().get(app_id)
+        if policy is None:
+            return None
+        updated = apply_edit(policy, change)
+        # The scaler's override replaces the app's previous one: carry the fields this edit leaves alone.
+        previous = self._store.overrides().get(app_id)
+        fields = {**(previous.model_dump(exclude_none=True) if previous else {}),
+                  **change.model_dump(exclude_none=True)}
+        try:
+            self._store.update_override(app_id, **fields)
+        except InputError as exc:
+            raise PolicyError(str(exc)) from None
+        return updated
 
 
 def app_summary(app: Any, policy: AutoscalePolicy | None) -> dict[str, Any]:

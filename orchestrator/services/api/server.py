@@ -10,7 +10,7 @@ from orchestrator.services.api.app import ApiState, create_app
 from orchestrator.services.api.audit import AuditLog
 from orchestrator.services.api.auth import LoginLimiter
 from orchestrator.services.api.config import ApiConfig, Reloading, SigningKeys, load_config, load_keys
-from orchestrator.services.api.marathon_ops import MemoryPolicyStore, PolicyStore, ZooKeeperPolicyStore
+from orchestrator.services.api.marathon_ops import MemoryPolicyStore, PolicyStore, ScalerPolicyStore
 from orchestrator.services.api.status import StatusService
 
 WS_MAX_MESSAGE_BYTES = 64 * 1024
@@ -23,10 +23,11 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def state_from_config(config_path: str) -> ApiState:
-    config = Reloading(config_path, load_config)
+def state_from_config(config_path: str, reload_every: float = 1.0) -> ApiState:
+    """The API's state from its config file; both files are re-read at most every `reload_every` s."""
+    config = Reloading(config_path, load_config, every=reload_every)
     first = config.value
-    keys: Reloading[SigningKeys] = Reloading(first.signing_key_file, load_keys)
+    keys: Reloading[SigningKeys] = Reloading(first.signing_key_file, load_keys, every=reload_every)
     marathon = None
     if first.marathon.urls:
         from orchestrator.clients.marathon import MarathonClient, load_basic_auth
@@ -34,13 +35,20 @@ def state_from_config(config_path: str) -> ApiState:
         auth = load_basic_auth(first.marathon.credentials_file) if first.marathon.credentials_file else None
         marathon = MarathonClient(first.marathon.urls, auth=auth, timeout=5.0, retries=1)
     policies: PolicyStore = MemoryPolicyStore()
-    if first.autoscaler.znode:
-        if not first.zookeeper.servers:
-            raise InputError(f"{config_path}: autoscaler.znode needs zookeeper.servers")
-        from orchestrator.services.zk.session import open_client
+    if first.autoscaler.znode or first.autoscaler.directory:
+        from orchestrator.services.marathon.store import PolicyStore as ScalerStore
+        from orchestrator.services.marathon.store import open_store
 
-        ensemble = open_client(",".join(first.zookeeper.servers), label="autoscaler policies")
-        policies = ZooKeeperPolicyStore(ensemble.client, first.autoscaler.znode)
+        zk = None
+        if first.autoscaler.znode:
+            if not first.zookeeper.servers:
+                raise InputError(f"{config_path}: autoscaler.znode needs zookeeper.servers")
+            from orchestrator.services.zk.session import open_client
+
+            zk = open_client(",".join(first.zookeeper.servers), label="autoscaler store").client
+        store = open_store(directory=first.autoscaler.directory, zk=zk,
+                           path=first.autoscaler.znode or "/orchestrator/marathon-scaler")
+        policies = ScalerPolicyStore(ScalerStore(store))
     return _state(config, keys, first, marathon, policies)
 
 
