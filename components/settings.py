@@ -87,27 +87,36 @@ class Resources(_Settings):
     memory_limit: Quantity = "1Gi"
 
 
+# Upper bounds on every count (issue 15): a typo such as `replicas: 100000000000000000001` is an error
+# naming the key, not a render that builds a list of that many servers until memory runs out.
+MAX_ZOOKEEPER_SERVERS = 9    # voting members; more slows every write (each needs a majority)
+MAX_MESOS_MASTERS = 7        # Mesos recommends 3 or 5; the replicated log needs a majority
+MAX_REPLICAS = 100           # stateless Deployments/Rollouts (Marathon, the service)
+MAX_HEAP_MB = 65536
+MAX_LIST = 64                # CIDR lists, namespaces, paths, selectors, canary steps
+
+
 class ZooKeeperSettings(_Settings):
-    replicas: int = Field(3, ge=1)
+    replicas: int = Field(3, ge=1, le=MAX_ZOOKEEPER_SERVERS)
     image: Image = "zookeeper:3.9.3"
     storage: Quantity = "10Gi"
     storage_class: str | None = None
-    heap_mb: int = Field(512, ge=64)
+    heap_mb: int = Field(512, ge=64, le=MAX_HEAP_MB)
     resources: Resources = Resources(memory_request="768Mi", memory_limit="1Gi")
     client_port: Port = 2181
     peer_port: Port = 2888
     election_port: Port = 3888
     metrics_port: Port = 7000
-    tick_time_ms: int = Field(2000, ge=100)
-    init_limit: int = Field(10, ge=1)
-    sync_limit: int = Field(5, ge=1)
-    max_client_cnxns: int = Field(60, ge=0)
-    autopurge_snap_retain_count: int = Field(3, ge=3)
-    autopurge_purge_interval_hours: int = Field(1, ge=1)
+    tick_time_ms: int = Field(2000, ge=100, le=60_000)
+    init_limit: int = Field(10, ge=1, le=1000)
+    sync_limit: int = Field(5, ge=1, le=1000)
+    max_client_cnxns: int = Field(60, ge=0, le=100_000)  # 0: unlimited (ZooKeeper's meaning)
+    autopurge_snap_retain_count: int = Field(3, ge=3, le=1000)
+    autopurge_purge_interval_hours: int = Field(1, ge=1, le=8760)
 
 
 class MesosMasterSettings(_Settings):
-    replicas: int = Field(3, ge=1)
+    replicas: int = Field(3, ge=1, le=MAX_MESOS_MASTERS)
     image: Image = "mesosphere/mesos-master:1.7.1"
     port: Port = 5050
     storage: Quantity = "10Gi"
@@ -134,11 +143,11 @@ class MesosAgentSettings(_Settings):
     # The seed runs docker,mesos; the docker containerizer needs the node's Docker socket, which
     # containerd-only nodes do not have: use ["mesos"] there.
     containerizers: list[Containerizer] = Field(default_factory=lambda: list[Containerizer](["docker", "mesos"]),
-                                                min_length=1)
+                                                min_length=1, max_length=2)
     work_dir: str = Field("/var/lib/mesos/agent", pattern=r"^/[^\s]*$")
     docker_socket: str = "/var/run/docker.sock"
     resources: Resources = Resources(cpu_request="500m", memory_request="512Mi", memory_limit="1Gi")
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict, max_length=MAX_LIST)
 
     @model_validator(mode="after")
     def _unique_containerizers(self) -> MesosAgentSettings:
@@ -148,12 +157,12 @@ class MesosAgentSettings(_Settings):
 
 
 class MarathonSettings(_Settings):
-    replicas: int = Field(3, ge=1)
+    replicas: int = Field(3, ge=1, le=MAX_REPLICAS)
     image: Image = "mesosphere/marathon:v1.11.24"
     port: Port = 8080
     # Fixed port of Marathon's scheduler driver (libprocess), which the masters call back.
     libprocess_port: Port = 9000
-    heap_mb: int = Field(768, ge=128)
+    heap_mb: int = Field(768, ge=128, le=MAX_HEAP_MB)
     resources: Resources = Resources(cpu_request="500m", memory_request="1Gi", memory_limit="1536Mi")
     zk_path: str = Field("/marathon", pattern=r"^/[A-Za-z0-9_\-/]*[A-Za-z0-9_\-]$")
 
@@ -208,16 +217,17 @@ DEFAULT_CANARY_STEPS = ("10%", "pause 5m", "analysis", "25%", "pause 5m", "50%",
 class CanarySettings(_Settings):
     """Argo Rollouts canary of the orchestrator service: steps and the analysis gates (docs/delivery.md)."""
 
-    steps: list[CanaryStep] = Field(default_factory=lambda: list(DEFAULT_CANARY_STEPS), min_length=1)
+    steps: list[CanaryStep] = Field(default_factory=lambda: list(DEFAULT_CANARY_STEPS), min_length=1,
+                                    max_length=MAX_LIST)
     success_rate_min: float = Field(0.95, gt=0, le=1)
     error_rate_max: float = Field(0.05, ge=0, lt=1)
-    p95_latency_max_ms: int = Field(1000, ge=1)
-    p99_latency_max_ms: int = Field(2000, ge=1)
+    p95_latency_max_ms: int = Field(1000, ge=1, le=3_600_000)
+    p99_latency_max_ms: int = Field(2000, ge=1, le=3_600_000)
     # One measurement per interval, `count` of them per analysis step; more than `failure_limit` failed
     # measurements abort the rollout. The interval must cover at least two scrapes (checked below).
     analysis_interval: Duration = "1m"
-    analysis_count: int = Field(5, ge=1)
-    failure_limit: int = Field(1, ge=0)
+    analysis_count: int = Field(5, ge=1, le=100)
+    failure_limit: int = Field(1, ge=0, le=100)
 
     @model_validator(mode="after")
     def _steps_make_sense(self) -> CanarySettings:
@@ -238,7 +248,7 @@ class ServiceSettings(_Settings):
     """The orchestrator's own HTTP service (one image for the project's services), run as an Argo Rollout."""
 
     image: Image = "ghcr.io/orchestrator/orchestrator-services:0.1.0"
-    replicas: int = Field(2, ge=1)
+    replicas: int = Field(2, ge=1, le=MAX_REPLICAS)
     port: Port = 8080
     resources: Resources = Resources(cpu_request="100m", memory_request="128Mi", memory_limit="256Mi")
     canary: CanarySettings = CanarySettings()
@@ -275,9 +285,9 @@ class ZkSyncSettings(_Settings):
     enabled: bool = False
     source: str = Field("", pattern=r"^$|^[A-Za-z0-9.\-]+:\d+(,[A-Za-z0-9.\-]+:\d+)*(/\S*)?$")
     # Where the source ensemble is, for the engine's egress NetworkPolicy (client port only).
-    source_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
+    source_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1, max_length=MAX_LIST)
     source_port: Port = 2181
-    paths: list[str] = Field(default_factory=lambda: ["/mesos", "/marathon"], min_length=1)
+    paths: list[str] = Field(default_factory=lambda: ["/mesos", "/marathon"], min_length=1, max_length=MAX_LIST)
     metrics_port: Port = 9143
     resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", memory_limit="512Mi")
 
@@ -297,11 +307,11 @@ class SecuritySettings(_Settings):
     auth: bool | None = None
     # Where host-network pods (the Mesos agents) come from, as seen by NetworkPolicies: the nodes.
     node_cidrs: list[Cidr] = Field(default_factory=lambda: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
-                                   min_length=1)
+                                   min_length=1, max_length=MAX_LIST)
     # Where the Kubernetes API server is, for Prometheus' service discovery (ports 443/6443 only).
-    api_server_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
+    api_server_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1, max_length=MAX_LIST)
     # Namespaces whose pods may call the Marathon and Mesos APIs and ZooKeeper (besides the platform's).
-    client_namespaces: list[DnsLabel] = Field(default_factory=list)
+    client_namespaces: list[DnsLabel] = Field(default_factory=list, max_length=MAX_LIST)
     # Where the Argo Rollouts controller runs: it queries Prometheus for the canary analysis.
     rollouts_namespace: DnsLabel = "argo-rollouts"
     # LoadBalancer Services expose the platform outside the cluster: refused by the policy pack unless set.

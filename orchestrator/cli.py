@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "orchestrator.services.probe.cli",
     "orchestrator.services.exporters.cli",
     "orchestrator.services.api.cli",
+    "orchestrator.services.marathon.cli",
 ]
 
 
@@ -56,12 +57,23 @@ def _raise_on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Errors are caught here, once: one line on stderr and the table's exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    try:
+        return _run(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)  # usage errors: argparse exits 2 (ExitCode.INPUT) itself
+    except KeyboardInterrupt:  # a signal while the command modules load: nothing has run yet
+        print("orchestrator: interrupted before the command started", file=sys.stderr)
+        return ExitCode.INTERRUPTED
     if not getattr(args, "func", None):
         parser.print_help()
         return ExitCode.INPUT
-    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     try:
         return int(args.func(args) or 0)
     except OrchestratorError as exc:
@@ -76,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"orchestrator {args.command}: internal error: {type(exc).__name__}: {exc} "
               "(set ORCHESTRATOR_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
         return ExitCode.INTERNAL
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

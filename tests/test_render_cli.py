@@ -11,6 +11,7 @@ import yaml
 
 from orchestrator.cli import main
 from orchestrator.contracts.tiers import NAMESPACES_DIR, enabled_tiers
+from orchestrator.errors import ExitCode
 from orchestrator.toolchain.render import PROJECT_DIR, REDACTED, load_stack_config
 from tests.support.harness import stack_settings
 
@@ -89,7 +90,7 @@ def test_bad_config_exits_non_zero_names_the_key_and_writes_nothing(case, projec
     (project / "Pulumi.bad.yaml").write_text("config:\n" + body)
     monkeypatch.chdir(project)
     out = project / "rendered" / "bad"
-    assert main(["render", "--stack", "bad"]) == 1
+    assert main(["render", "--stack", "bad"]) == ExitCode.INPUT
     err = capsys.readouterr().err
     assert f"Pulumi.bad.yaml: {key}:" in err
     assert "nothing was rendered" in err
@@ -102,14 +103,14 @@ def test_failed_render_leaves_the_previous_render_untouched(project, capsys, mon
     before = tree(project / "out")
     # The same stack name now fails: the previous output must survive byte for byte.
     (project / "Pulumi.dev.yaml").write_text("config:\n  orchestrator:marathon:\n    port: 0\n")
-    assert main(["render", "--stack", "dev", "--out", "out"]) == 1
+    assert main(["render", "--stack", "dev", "--out", "out"]) == ExitCode.INPUT
     assert tree(project / "out") == before
     assert not [p for p in project.iterdir() if p.name.startswith(".out")]
 
 
 def test_unknown_stack_is_a_clear_error(project, capsys, monkeypatch):
     monkeypatch.chdir(project)
-    assert main(["render", "--stack", "staging"]) == 1
+    assert main(["render", "--stack", "staging"]) == ExitCode.INPUT
     err = capsys.readouterr().err
     assert "Pulumi.staging.yaml: no such stack file (stacks: dev, prod)" in err
 

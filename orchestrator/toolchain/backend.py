@@ -9,24 +9,39 @@ nothing) and reports, with the command that fixes each:
 - not public: the bucket-level public access block on (all four settings), no bucket policy that
   makes it public, no ACL grant to AllUsers / AuthenticatedUsers.
 
-Exit codes: 0 all good, 1 something to fix (listed), 2 bad input or the bucket cannot be read.
+Exit codes: 0 all good, 1 something to fix (listed), 2 bad input (URL, no such bucket, credentials that
+cannot read it), 5 S3 (or --endpoint-url) unreachable.
 """
 from __future__ import annotations
 
 import argparse
-import sys
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-EXIT_OK, EXIT_FIX, EXIT_INPUT = 0, 1, 2
+from orchestrator.errors import ExitCode, InputError
+
+EXIT_OK, EXIT_FIX, EXIT_INPUT = ExitCode.OK, ExitCode.FAILED, ExitCode.INPUT
 PUBLIC_GROUPS = ("http://acs.amazonaws.com/groups/global/AllUsers",
                  "http://acs.amazonaws.com/groups/global/AuthenticatedUsers")
 BLOCK_KEYS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
 
-class BackendError(Exception):
+class BackendError(InputError):
     """The URL is not usable or the bucket cannot be read; nothing was checked."""
+
+
+class BackendUnreachable(BackendError):
+    """S3 (or the --endpoint-url) did not answer."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+# S3 bucket naming rules (general purpose buckets): 3-63 of [a-z0-9.-], letter or digit at both ends.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9!\-_.*'()=+,@]+$")  # S3's "safe characters" (plus = + , @)
 
 
 @dataclass(frozen=True)
@@ -38,15 +53,53 @@ class Finding:
 
 def parse_s3_url(url: str) -> tuple[str, str]:
     """`s3://bucket[/prefix][?query]` → (bucket, prefix). Query parameters (region, endpoint, …) are
-    Pulumi's and are ignored here."""
+    Pulumi's and are ignored here. Refuses what S3 or Pulumi would read differently than it looks:
+    bad bucket names, empty, `.` or `..` segments, spaces and other unsafe characters, fragments."""
     parsed = urlparse(url)
     if parsed.scheme != "s3" or not parsed.netloc:
-        raise BackendError(f"{url!r} is not an S3 backend URL (expected s3://bucket[/prefix])")
-    return parsed.netloc, parsed.path.strip("/")
+        raise BackendError(f"--url {url!r} is not an S3 backend URL (expected s3://bucket[/prefix])")
+    bucket, path = parsed.netloc, parsed.path
+    if not _BUCKET.match(bucket) or ".." in bucket or _IPV4.match(bucket):
+        raise BackendError(f"--url {url!r}: {bucket!r} is not an S3 bucket name "
+                           "(3-63 lowercase letters, digits, '.', '-')")
+    if parsed.fragment or url.endswith("#"):
+        raise BackendError(f"--url {url!r}: a '#' fragment has no meaning in a backend URL")
+    prefix = path[1:] if path.startswith("/") else path
+    if prefix.endswith("/"):
+        prefix = prefix[:-1]
+    for segment in prefix.split("/") if prefix else []:
+        if segment in ("", ".", "..") or not _KEY_SEGMENT.match(segment):
+            raise BackendError(f"--url {url!r}: prefix segment {segment!r} is empty, '.', '..' or has "
+                               "characters outside letters, digits and !-_.*'()=+,@")
+    return bucket, prefix
+
+
+def _endpoint(url: str | None) -> str | None:
+    if url is None:
+        return None
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/") \
+            or parsed.query or parsed.fragment:
+        raise InputError(f"--endpoint-url {url!r}: expected http(s)://host[:port]")
+    try:
+        parsed.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise InputError(f"--endpoint-url {url!r}: bad port") from None
+    return url
 
 
 def _error_code(exc: Exception) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _boto_error(exc: Exception) -> BackendError:
+    """botocore's own errors: no connection is exit 5, everything else (credentials, parameters) exit 2."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import EndpointConnectionError
+
+    if isinstance(exc, (EndpointConnectionError, BotoConnectionError)):
+        return BackendUnreachable(f"cannot reach S3: {exc}")
+    return BackendError(f"cannot use S3: {exc}")
 
 
 def check_bucket(s3: Any, bucket: str) -> list[Finding]:
@@ -62,8 +115,8 @@ def check_bucket(s3: Any, bucket: str) -> list[Finding]:
         if code in ("403", "AccessDenied"):
             raise BackendError(f"access to bucket {bucket!r} denied: the credentials in use cannot read it") from None
         raise BackendError(f"bucket {bucket!r}: {exc}") from None
-    except BotoCoreError as exc:  # no credentials, no endpoint, …
-        raise BackendError(f"cannot reach S3: {exc}") from None
+    except BotoCoreError as exc:
+        raise _boto_error(exc) from None
 
     findings = []
     status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
@@ -124,19 +177,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    try:
-        bucket, prefix = parse_s3_url(args.url)
-        import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
+    bucket, prefix = parse_s3_url(args.url)
+    endpoint = _endpoint(args.endpoint_url)
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
-        try:
-            s3 = boto3.client("s3", endpoint_url=args.endpoint_url, region_name=args.region)
-            findings = check_bucket(s3, bucket)
-        except (BotoCoreError, ClientError) as exc:
-            raise BackendError(f"cannot read the settings of bucket {bucket!r}: {exc}") from None
-    except BackendError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name=args.region)
+        findings = check_bucket(s3, bucket)
+    except BotoCoreError as exc:
+        raise _boto_error(exc) from None
+    except ClientError as exc:
+        raise BackendError(f"cannot read the settings of bucket {bucket!r}: {exc}") from None
     print(f"state bucket {bucket}" + (f" (prefix {prefix}/)" if prefix else ""))
     for f in findings:
         print(f"  {'ok ' if f.ok else 'FIX'}  {f.what}")

@@ -1,30 +1,57 @@
-"""`orchestrator render` and `orchestrator check`: the offline render of the Pulumi program."""
+"""`orchestrator render` and `orchestrator check`: the offline render of the Pulumi program.
+
+Safety (README "Safety"): both commands vet every `--out` directory before rendering and again just before
+writing, and never replace a directory the render did not write (orchestrator/toolchain/render.py). Every
+input problem is one line and exit 2; a refused `--out` is exit 6; a failed check is exit 1.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import ExitCode, InputError, OrchestratorError
+
+if TYPE_CHECKING:
+    from orchestrator.toolchain.render import RenderResult
 
 # checkov lives in a virtualenv of its own (its pins conflict with the project's): see the Makefile.
 CHECKOV = Path(__file__).resolve().parents[2] / ".venv" / "tools" / "checkov" / "bin" / "checkov"
 
 DEFAULT_STACK = "dev"
+# A stack name becomes a file name (Pulumi.<stack>.yaml) and a directory name (rendered/<stack>): no
+# separators, no leading dot or dash. Pulumi's own rule is alphanumerics, '-', '_' and '.'.
+_STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+POLICY_MAX_BYTES = 1024 * 1024
+
+
+def stack_name(value: str) -> str:
+    """argparse type of every `--stack` option (render, check, diff)."""
+    if not _STACK_NAME.match(value) or ".." in value:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a stack name (letters, digits, '-', '_', '.'; it names Pulumi.<stack>.yaml)")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     render = sub.add_parser("render", help="render stacks to Kubernetes YAML offline (no CLI, no cluster)")
-    render.add_argument("--stack", action="append", dest="stacks", metavar="STACK",
+    render.add_argument("--stack", action="append", dest="stacks", metavar="STACK", type=stack_name,
                         help="stack name: reads Pulumi.<stack>.yaml; repeat for several (default: dev)")
     render.add_argument("--out", type=Path,
-                        help="output directory (default: rendered/<stack>; with several stacks: OUT/<stack>)")
+                        help="output directory (default: rendered/<stack>; with several stacks: OUT/<stack>); "
+                             "must be absent, empty or a previous render: anything else is refused")
     _project_dir_option(render)
     render.set_defaults(func=cmd_render)
 
     check = sub.add_parser("check", help="render a stack and check it with real validators (the main job)")
-    check.add_argument("--stack", default=DEFAULT_STACK, help="stack name (default: dev)")
-    check.add_argument("--out", type=Path, help="also write the render here (default: rendered/<stack>)")
+    check.add_argument("--stack", default=DEFAULT_STACK, type=stack_name, help="stack name (default: dev)")
+    check.add_argument("--out", type=Path,
+                       help="also write the render here (default: rendered/<stack>); must be absent, empty "
+                            "or a previous render")
     _project_dir_option(check)
     check.set_defaults(func=cmd_check)
 
@@ -39,41 +66,79 @@ def _project_dir(args: argparse.Namespace) -> Path:
     from orchestrator.toolchain.render import PROJECT_DIR
 
     if args.project_dir is not None:
+        if not args.project_dir.is_dir():
+            raise InputError(f"--project-dir {args.project_dir}: not a directory")
         return args.project_dir
     return Path.cwd() if (Path.cwd() / "Pulumi.yaml").is_file() else PROJECT_DIR
 
 
-def _render(stack: str, project_dir: Path):
+def _render(stack: str, project_dir: Path) -> RenderResult:
     from components.settings import SettingsError
-    from orchestrator.toolchain.render import RenderError, render_stack
+    from orchestrator.toolchain.render import render_stack
 
     try:
         return render_stack(stack, project_dir)
-    except (SettingsError, RenderError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        print("nothing was rendered", file=sys.stderr)
-        return None
+    except SettingsError as exc:
+        # One line per bad key, each naming the stack file and the key.
+        raise InputError(f"{exc}\nnothing was rendered") from None
+
+
+def _outputs(args: argparse.Namespace, stacks: list[str]) -> dict[str, Path]:
+    if args.out is None:
+        return {s: Path("rendered") / s for s in stacks}
+    return {s: args.out / s for s in stacks} if len(stacks) > 1 else {stacks[0]: args.out}
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from orchestrator.toolchain.render import summary, write_render
+    from orchestrator.toolchain.render import SignalsDeferred, summary, vet_out_dir, write_render
 
     stacks = args.stacks or [DEFAULT_STACK]
-    results = []
-    for stack in stacks:  # all stacks render before anything is written
-        result = _render(stack, _project_dir(args))
-        if result is None:
-            return 1
-        results.append(result)
+    if len(set(stacks)) != len(stacks):
+        raise InputError(f"--stack: each stack once (got {', '.join(stacks)})")
+    project_dir = _project_dir(args)
+    outs = _outputs(args, stacks)
+    for out in outs.values():  # refuse a bad --out before spending time on the render
+        vet_out_dir(out)
+    with SignalsDeferred(escalate=True):  # rendering changes nothing: a signal stops right after it
+        results = [_render(stack, project_dir) for stack in stacks]  # all render before anything is written
     for result in results:
-        if args.out is None:
-            out = Path("rendered") / result.stack
-        else:
-            out = args.out / result.stack if len(stacks) > 1 else args.out
-        write_render(result, out)
+        write_render(result, outs[result.stack])
         print(summary(result))
-        print(f"wrote {out}")
-    return 0
+        print(f"wrote {outs[result.stack]}")
+    return ExitCode.OK
+
+
+def load_policy_config(policy_file: Path, source: str) -> dict[str, Any]:
+    """policy/<stack>.json: an object of per-policy objects. A missing file means the defaults; anything
+    unreadable or malformed is bad input (never silently the defaults)."""
+    from orchestrator.strict_yaml import YamlError, read_text
+
+    if not policy_file.exists() and not policy_file.is_symlink():
+        return {}
+    try:
+        text = read_text(policy_file, source, POLICY_MAX_BYTES)
+    except YamlError as exc:
+        raise InputError(str(exc)) from None
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        dup = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+        if dup is not None:
+            raise InputError(f"{source}: duplicate key {dup!r}")
+        return dict(pairs)
+
+    try:
+        config = json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{source}: not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{source}: nested too deeply") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{source}: must be a JSON object of policy name to settings (got {type(config).__name__})")
+    for name, conf in config.items():
+        if not isinstance(conf, dict):
+            raise InputError(f"{source}: {name}: must be an object of settings (got {type(conf).__name__})")
+    return config
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -84,15 +149,19 @@ def cmd_check(args: argparse.Namespace) -> int:
         checkov_problems,
         policy_problems,
     )
-    from orchestrator.toolchain.render import summary, write_render
+    from orchestrator.toolchain.render import SignalsDeferred, summary, vet_out_dir, write_render
 
-    result = _render(args.stack, _project_dir(args))
-    if result is None:
-        return 1
-    print(summary(result))
     project_dir = _project_dir(args)
+    out = args.out or Path("rendered") / args.stack
+    vet_out_dir(out)
+    policy_source = f"policy/{args.stack}.json"
     policy_file = project_dir / "policy" / f"{args.stack}.json"
-    policy_config = json.loads(policy_file.read_text()) if policy_file.is_file() else {}
+    policy_config = load_policy_config(policy_file, policy_source)
+    if not (project_dir / "policy" / "rules.py").is_file():
+        raise InputError(f"policy/rules.py: no policy pack in {project_dir / 'policy'} (--project-dir)")
+    with SignalsDeferred(escalate=True):
+        result = _render(args.stack, project_dir)
+    print(summary(result))
     try:
         problems = check_all(result.manifests)
         problems += policy_problems(result.registrations, policy_config, project_dir)
@@ -100,17 +169,15 @@ def cmd_check(args: argparse.Namespace) -> int:
             write_render(result, Path(tmp) / args.stack)
             problems += checkov_problems(Path(tmp) / args.stack, CHECKOV)
     except CheckError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise OrchestratorError(str(exc), ExitCode.FAILED) from None  # a validator is missing or broke
     if problems:
         print(f"{len(problems)} problem(s):", file=sys.stderr)
         for p in problems:
             print(f"  - {p}", file=sys.stderr)
-        return 1
-    out = args.out or Path("rendered") / args.stack
+        return ExitCode.FAILED
     write_render(result, out)
     print("checks passed: references and selectors; Argo CRD models; kubernetes-validate --strict "
           f"{' and '.join(KUBERNETES_VERSIONS)}; promtool check config and rules; policy pack "
           f"({policy_file.name if policy_file.is_file() else 'defaults'}); checkov")
     print(f"wrote {out}")
-    return 0
+    return ExitCode.OK

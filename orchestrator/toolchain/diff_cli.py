@@ -34,11 +34,12 @@ class DiffError(Exception):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from orchestrator.toolchain.commands import _project_dir_option
+    from orchestrator.toolchain.commands import _project_dir_option, stack_name
 
     p = sub.add_parser("diff", help="render a stack at a git ref and at the working tree; show what would change",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml on both sides)")
+    p.add_argument("--stack", required=True, type=stack_name,
+                   help="stack name (reads Pulumi.<stack>.yaml on both sides)")
     p.add_argument("--base", metavar="REF",
                    help="git ref to compare against (default: merge base of HEAD with origin/main, else main)")
     p.add_argument("--format", choices=("text", "markdown"), default="text",

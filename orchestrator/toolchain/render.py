@@ -6,11 +6,17 @@ runs against a mock engine that records every registration, and the records beco
 """
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import runpy
 import shutil
+import signal
+import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +26,7 @@ import yaml
 
 from orchestrator import pulumi_adapter
 from orchestrator.contracts.tiers import NAMESPACES_DIR
+from orchestrator.errors import ExitCode, InputError, OrchestratorError, RefusedError
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROJECT_NAME = "orchestrator"
@@ -34,8 +41,14 @@ SCOPE_CONFIG = "orchestrator-render:scope"
 LEGACY_SCOPE_ENV = "ORCHESTRATOR_SCOPE"
 
 
-class RenderError(Exception):
+class RenderError(OrchestratorError):
     """The stack cannot be rendered; nothing was written."""
+
+
+class StackFileError(RenderError):
+    """The stack file itself is bad (missing, not strict YAML, wrong shape): bad input."""
+
+    exit_code = ExitCode.INPUT
 
 
 @dataclass
@@ -63,28 +76,38 @@ class RenderResult:
 
 # --- stack config, as the CLI hands it to the program -------------------------------------------
 def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[dict[str, str], list[str], str]:
+    from orchestrator.strict_yaml import YamlError, load_mapping
+
     source = f"Pulumi.{stack}.yaml"
     path = project_dir / source
-    if not path.is_file():
+    if not path.exists():
         stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-        raise RenderError(f"{source}: no such stack file (stacks: {', '.join(stacks) or 'none'})")
+        raise StackFileError(f"{source}: no such stack file (stacks: {', '.join(stacks) or 'none'})")
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise RenderError(f"{source}: not valid YAML: {exc}") from None
+        # Strict: duplicate keys, alias bombs, non-UTF-8 and oversized files are refused (orchestrator/strict_yaml.py).
+        doc = load_mapping(path, source)
+    except YamlError as exc:
+        raise StackFileError(str(exc)) from None
     raw = doc.get("config") or {}
     if not isinstance(raw, dict):
-        raise RenderError(f"{source}: 'config' must be a mapping of keys to values")
+        raise StackFileError(f"{source}: 'config' must be a mapping of keys to values")
     config: dict[str, str] = {}
     secret_keys: list[str] = []
+    spelled: dict[str, str] = {}
     for key, value in raw.items():
+        if not isinstance(key, str):
+            raise StackFileError(f"{source}: config key {key!r}: must be a string (namespace:name)")
         full_key = key if ":" in key else f"{PROJECT_NAME}:{key}"
+        # `production` and `orchestrator:production` are one key to the program: never last-wins.
+        if full_key in spelled:
+            raise StackFileError(f"{source}: {full_key}: set twice (as {spelled[full_key]!r} and {key!r})")
+        spelled[full_key] = key
         if isinstance(value, dict) and set(value) == {"secure"}:
             # Ciphertext cannot be decrypted offline; the program sees a placeholder marked secret.
             config[full_key] = REDACTED
             secret_keys.append(full_key)
         elif isinstance(value, (dict, list)):
-            config[full_key] = json.dumps(value)
+            config[full_key] = json.dumps(value, default=str)  # dates etc. as the CLI's strings
         elif isinstance(value, bool):
             config[full_key] = "true" if value else "false"
         else:
@@ -240,27 +263,205 @@ def dump_yaml(docs: list[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=120)
 
 
-def write_render(result: RenderResult, out_dir: Path) -> None:
-    """Write `<out>/<tier>/manifests.yaml` and `<out>/stack-outputs.json` atomically: a sibling temp
-    dir is filled first and swapped in, so a failure leaves any previous render untouched."""
-    out_dir = out_dir.resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+# The marker written with every render: what lets the next render replace this directory. Not .yaml or
+# .json, which Argo CD's directory source would try to apply. It lists every file the render wrote: the
+# next render replaces a marked directory only if it holds nothing else (a README added by hand, or a
+# marker copied into another directory, makes it refuse).
+MARKER = ".orchestrator-render"
+_MARKER_HEAD = "# Written by `orchestrator render` (project orchestrator)."
+_MARKER_MAX_BYTES = 64 * 1024
+# Test-only hook: hold the render at a stage so the tests can signal it there (tests/test_data_safety_render.py).
+_PAUSE_ENV = "ORCHESTRATOR_TEST_PAUSE"
+
+
+def _render_files(result: RenderResult) -> dict[str, str]:
+    """Relative path → text of every file of the render, marker included."""
+    files = {f"{tier}/manifests.yaml": dump_yaml(docs) for tier, docs in sorted(result.manifests_by_tier.items())}
+    files["stack-outputs.json"] = json.dumps(_ordered(plain(result.stack_outputs)), indent=2) + "\n"
+    files[MARKER] = "\n".join([
+        _MARKER_HEAD,
+        f"# Stack {result.stack}. The next render replaces this directory as a whole, and refuses to if it holds",
+        "# anything not listed below. Do not add files here.",
+        *sorted(files), ""])
+    return files
+
+
+def _listed_in_marker(directory: Path) -> set[str] | None:
+    """The files a marker lists, or None when the directory carries no marker of ours."""
+    marker = directory / MARKER
+    if marker.is_symlink() or not marker.is_file():
+        return None
     try:
-        for tier, docs in sorted(result.manifests_by_tier.items()):
-            (tmp / tier).mkdir()
-            (tmp / tier / "manifests.yaml").write_text(dump_yaml(docs))
-        outputs = _ordered(plain(result.stack_outputs))
-        (tmp / "stack-outputs.json").write_text(json.dumps(outputs, indent=2) + "\n")
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        if old is not None:
-            shutil.rmtree(old)
+        with open(marker, "rb") as f:
+            lines = f.read(_MARKER_MAX_BYTES).decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not lines or lines[0] != _MARKER_HEAD:
+        return None
+    return {line for line in lines[1:] if line and not line.startswith("#")} | {MARKER}
+
+
+def _legacy_render(entries: dict[str, Path]) -> bool:
+    """A render written before the marker existed: only `<tier>/manifests.yaml` and `stack-outputs.json`."""
+    return bool(entries) and all(rel == "stack-outputs.json" or (rel.count("/") == 1 and rel.endswith("/manifests.yaml"))
+                                 for rel, p in entries.items() if not p.is_dir() or p.is_symlink()) \
+        and all(rel.count("/") == 0 for rel, p in entries.items() if p.is_dir() and not p.is_symlink())
+
+
+def vet_out_dir(out_dir: Path) -> Path:
+    """The directory a render may replace, resolved; raises RefusedError/InputError otherwise. Changes nothing.
+
+    Allowed: an absent path, an empty directory, or a previous render (its marker lists every file in it;
+    or the legacy layout). A symlink is followed: the directory it names is the one replaced, the link stays.
+    """
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise InputError(f"--out {out_dir}: a symbolic link to nothing ({os.readlink(out_dir)})")
+    target = out_dir.resolve()
+    if target.exists() and not target.is_dir():
+        raise RefusedError(f"--out {out_dir}: an existing file, not a directory; refusing to replace it "
+                           "(choose a new or empty directory)")
+    if not target.exists():
+        parent = next((p for p in target.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise InputError(f"--out {out_dir}: {parent} is a file, not a directory")
+        return target
+    if target == Path(target.anchor) or target == Path.home().resolve():
+        raise RefusedError(f"--out {out_dir}: {target} is the root or home directory; refusing to replace it")
+    try:
+        entries = {str(p.relative_to(target)): p for p in target.rglob("*")} if any(target.iterdir()) else {}
+    except OSError as exc:
+        raise InputError(f"--out {out_dir}: cannot list {target}: {exc.strerror or exc}") from None
+    if not entries:
+        return target
+    listed = _listed_in_marker(target)
+    if listed is None:
+        if _legacy_render(entries):
+            return target
+        raise RefusedError(f"--out {out_dir}: {target} is not empty and is not a previous render (no {MARKER} "
+                           "file); refusing to replace what it holds (choose a new or empty directory)")
+    foreign = sorted(rel for rel, p in entries.items()
+                     if rel not in listed and not (p.is_dir() and not p.is_symlink()
+                                                   and any(f.startswith(rel + "/") for f in listed)))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise RefusedError(f"--out {out_dir}: {target} holds files the render did not write ({shown}); "
+                           "refusing to replace them (move them away or choose another directory)")
+    return target
+
+
+def _pause(stage: str) -> None:
+    if os.environ.get(_PAUSE_ENV) == stage:
+        print(f"paused at {stage}", file=sys.stderr, flush=True)
+        time.sleep(float(os.environ.get(_PAUSE_ENV + "_S", "10")))
+
+
+class SignalsDeferred:
+    """Record SIGINT/SIGTERM instead of acting on them inside a block; raise KeyboardInterrupt after it.
+    (Python runs signal handlers in the main thread only, so replacing them covers every thread.)
+
+    With `escalate`, a second signal interrupts at once: for blocks that change nothing on disk (the
+    in-memory render), where the first signal only spares the user asyncio's noise from inside Pulumi's
+    event loop, and a second one must still stop a render that hangs."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, escalate: bool = False) -> None:
+        self.escalate = escalate
+        self.received: list[int] = []
+        self.previous: dict[int, Any] = {}
+
+    def _record(self, signum: int, frame: object) -> None:
+        self.received.append(signum)
+        if self.escalate:
+            if len(self.received) > 1:
+                raise KeyboardInterrupt
+            print("orchestrator: stopping after this step (signal again to stop now)", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> SignalsDeferred:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._record)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        if self.received and exc[0] is None:
+            raise KeyboardInterrupt
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE). False when the platform or the file
+    system cannot; raises OSError for any other failure."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # glibc < 2.28, musl without it
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _swap_in(new: Path, target: Path) -> Path | None:
+    """Put `new` at `target`. Returns where the old tree now is (to remove), or None. Atomic: an exchange,
+    or a rename onto an absent path; else two renames, undone if the second fails."""
+    if not target.exists():
+        os.rename(new, target)  # fails (does not replace) if a non-empty directory appeared meanwhile
+        return None
+    if _exchange(new, target):
+        return new  # `new` now names the old tree
+    # Fallback: move the old tree aside, move the new one in, put the old one back on any failure. After a
+    # crash (SIGKILL, power loss) between the two renames the old render is at `.<name>.old-<pid>-*`.
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{os.getpid()}-", dir=target.parent))
+    os.rmdir(old)
+    os.rename(target, old)
+    try:
+        os.rename(new, target)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        os.rename(old, target)
+        raise
+    return old
+
+
+def write_render(result: RenderResult, out_dir: Path) -> None:
+    """Write `<out>/<tier>/manifests.yaml`, `<out>/stack-outputs.json` and the marker, replacing a previous
+    render at once: the new tree is written next to it and swapped in, so a failure or a signal leaves the
+    old render or the new one, never neither. Refuses (RefusedError) a directory the render did not write."""
+    target = vet_out_dir(out_dir)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.render-", dir=target.parent))
+    except OSError as exc:
+        raise InputError(f"--out {out_dir}: cannot write in {target.parent}: {exc.strerror or exc}") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the published tree private
+        for rel, text in _render_files(result).items():
+            (tmp / rel).parent.mkdir(exist_ok=True)
+            (tmp / rel).write_text(text)
+        _pause("written")
+        with SignalsDeferred():
+            vet_out_dir(out_dir)  # again, just before the swap: another process may have written there
+            old = _swap_in(tmp, target)
+            _pause("swapped")
+            if old is not None:
+                shutil.rmtree(old)
+    except BaseException:
+        with SignalsDeferred():
+            if tmp.exists():  # not swapped in: the new tree, or (after the exchange) the old one
+                shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
