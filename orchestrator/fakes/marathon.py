@@ -41,6 +41,7 @@ What it models (learned from the Marathon docs and recorded responses, written f
 - **Clock.** `SimClock` (tests run an hour of scenario in well under a second: nothing sleeps, time moves only
   by `advance`) or real time (`clock=None`). `requests` logs every call (method, path, query, body) for
   assertions such as "force=true was never sent".
+- `pause_writes()` / `resume_writes()`: writes are logged, then held (fault tests kill the caller meanwhile).
 - `/ping`, `/v2/info`, `/v2/leader` (GET, DELETE = abdicate), `/v2/apps` (GET with embed/label/id filters,
   POST), `/v2/apps/{id}` (GET, PUT, PATCH, DELETE), `/v2/apps/{id}/restart`, `/v2/apps/{id}/tasks` (GET,
   DELETE one with `scale=`), `/v2/tasks`, `/v2/deployments` (GET, DELETE), `/v2/events` (SSE),
@@ -49,6 +50,7 @@ What it models (learned from the Marathon docs and recorded responses, written f
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import http.client
 import json
@@ -453,11 +455,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._as_standby(method, parsed, raw, leader)
             return
         headers = {"X-Marathon-Leader": fake.urls[instance]}
+        if method != "GET":
+            # Fault injection: a write that is received, logged and held (the caller may die meanwhile).
+            fake.writes_open.wait(timeout=60)
         try:
             status, body, content_type = fake.handle(method, parsed.path, query, raw, self)
         except _Streamed:
             return
-        self._send(status, body, content_type=content_type, headers=headers)
+        # The client may have gone away (killed while waiting): Marathon applied the change all the same.
+        with contextlib.suppress(OSError):
+            self._send(status, body, content_type=content_type, headers=headers)
 
     def _authorized(self, credentials: tuple[str, str]) -> bool:
         header = self.headers.get("Authorization", "")
@@ -530,6 +537,8 @@ class FakeMarathon:
         self.urls: list[str] = []
         self.requests: deque[dict[str, Any]] = deque(maxlen=20_000)
         self.request_count = 0
+        self.writes_open = threading.Event()
+        self.writes_open.set()
         self._servers: list[_Server | None] = []
         self._threads: list[threading.Thread | None] = []
         self._ports: list[int] = []
@@ -557,6 +566,7 @@ class FakeMarathon:
         with self.state.lock:
             self.state.stopping = True
             self.state.events_changed.notify_all()
+        self.writes_open.set()
         for index in range(len(self._servers)):
             self.stop_instance(index)
 
@@ -607,6 +617,13 @@ class FakeMarathon:
             remaining -= delta
             with self.state.lock:
                 self.state.progress()
+
+    def pause_writes(self) -> None:
+        """Hold every non-GET request after logging it, until `resume_writes` (or 60 s)."""
+        self.writes_open.clear()
+
+    def resume_writes(self) -> None:
+        self.writes_open.set()
 
     def add_app(self, definition: dict[str, Any], *, healthy: bool = True) -> None:
         """Seed an app already running all its instances (no deployment), healthy from the start if asked."""

@@ -1,0 +1,119 @@
+"""Fault tests with real processes: the scaler SIGKILLed mid-cycle and restarted, against the real-time fake."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from orchestrator.fakes.marathon import FakeMarathon
+from tests.support.prometheus import PrometheusStub
+
+QUERY = 'avg(rate(marathon_task_cpu_seconds_total{app="/shop/web"}[1m]) / marathon_task_cpu_limit_cores{app="/shop/web"})'
+CONFIG = """
+policies:
+  /shop/web:
+    min_instances: 2
+    max_instances: 12
+    metric: cpu
+    target: 0.5
+    scale_up: {stabilization_seconds: 0, policies: [{type: Pods, value: 1, period_seconds: 600}]}
+"""
+
+
+def scaler(fake: FakeMarathon, prom: PrometheusStub, tmp: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "orchestrator.cli", "marathon", "autoscale", "--prometheus", prom.url,
+           "--config", str(tmp / "scaler.yaml"), "--state-dir", str(tmp / "state"), "--interval", "0.3", *extra]
+    for url in fake.urls:
+        cmd += ["--marathon", url]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def puts(fake: FakeMarathon) -> list[dict]:
+    return [json.loads(r["body"]) for r in fake.requests if r["method"] == "PUT"]
+
+
+def test_sigkill_mid_cycle_then_restart_does_not_scale_twice(tmp_path):
+    (tmp_path / "scaler.yaml").write_text(CONFIG)
+    prom = PrometheusStub()
+    prom.values[QUERY] = 1.0  # 200 % of target all along: the policy allows +1 per 10 minutes
+    fake = FakeMarathon(instances=2, step_seconds=0.1, health_delay=0.1).start()
+    first = second = None
+    try:
+        fake.add_app({"id": "/shop/web", "instances": 4, "healthChecks": [{"protocol": "HTTP"}]})
+        fake.pause_writes()  # the PUT reaches Marathon and waits there
+        first = scaler(fake, prom, tmp_path)
+        wait_for(lambda: puts(fake) != [])
+        first.send_signal(signal.SIGKILL)  # killed after its decision, before Marathon's answer
+        first.wait(timeout=10)
+        fake.resume_writes()               # ... and Marathon applies it all the same
+        wait_for(lambda: fake.running("/shop/web") == 5)
+        second = scaler(fake, prom, tmp_path, "--max-cycles", "8")
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 0, err
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        fake.stop()
+        prom.stop()
+    assert puts(fake) == [{"instances": 5}]
+    events = [json.loads(line) for line in out.splitlines()]
+    assert {"intent-applied"} <= {e.get("reason") for e in events}
+    assert fake.instances("/shop/web") == 5
+
+
+def test_sigkill_before_marathon_saw_it_then_restart_scales_once(tmp_path):
+    (tmp_path / "scaler.yaml").write_text(CONFIG)
+    prom = PrometheusStub()
+    prom.values[QUERY] = 1.0
+    fake = FakeMarathon(instances=1, step_seconds=0.1, health_delay=0.1).start()
+    first = second = None
+    try:
+        fake.add_app({"id": "/shop/web", "instances": 4, "healthChecks": [{"protocol": "HTTP"}]})
+        first = scaler(fake, prom, tmp_path)
+        wait_for(lambda: (tmp_path / "state" / "state.state").exists())
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        n = len(puts(fake))
+        second = scaler(fake, prom, tmp_path, "--max-cycles", "6")
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 0, err
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        fake.stop()
+        prom.stop()
+    assert puts(fake) == [{"instances": 5}] and n in (0, 1)
+
+
+def test_bad_config_is_exit_2_with_file_and_key(tmp_path):
+    (tmp_path / "scaler.yaml").write_text("policies:\n  /shop/web: {min_instances: 5, max_instances: 2, metric: cpu, "
+                                          "target: 1}\n")
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "marathon", "autoscale", "--once", "--marathon",
+                           "http://127.0.0.1:9", "--prometheus", "http://127.0.0.1:9", "--config",
+                           str(tmp_path / "scaler.yaml"), "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "scaler.yaml" in proc.stderr and "/shop/web" in proc.stderr and "min_instances 5 > max_instances 2" in \
+        proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_marathon_down_once_is_exit_5(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "marathon", "autoscale", "--once", "--marathon",
+                           "http://127.0.0.1:9", "--prometheus", "http://127.0.0.1:9", "--dry-run", "--timeout", "1"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 5, proc.stderr
