@@ -282,4 +282,5 @@ class TierContext:
 
     def url(self, service: k8s.core.v1.Service, port: int) -> pulumi.Output[str]:
         """`http://<service>.<namespace>.svc.<domain>:<port>`, depending on the Service."""
-        return service.metadata["name"].apply(lambda n: self.platform.http_url(n, port))
+        name: pulumi.Output[str] = service.metadata["name"]
+        return name.apply(lambda n: self.platform.http_url(n, port))

@@ -135,7 +135,8 @@ def alert_rules(zookeeper_replicas: int) -> dict[str, Any]:
 
 
 def to_yaml(data: dict[str, Any]) -> str:
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    text: str = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    return text
 
 
 @dataclass(frozen=True)

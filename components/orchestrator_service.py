@@ -18,8 +18,7 @@ from components import k8s as kx
 from components.security import ANYWHERE, Flow, InNamespace, Peer
 from components.settings import CanarySettings, ServiceSettings, duration_seconds
 from orchestrator.contracts import tiers
-from orchestrator.contracts.service_metrics import (  # noqa: F401
-    LATENCY_BUCKETS_SECONDS,
+from orchestrator.contracts.service_metrics import (
     LIVENESS_PATH,
     METRICS_PATH,
     READINESS_PATH,

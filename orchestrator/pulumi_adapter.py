@@ -40,7 +40,7 @@ def recording_monitor(mocks: Any, on_register: OnRegister, on_outputs: Callable[
 
     class RecordingMonitor(sdk_mocks.MockMonitor):
         def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC name)
-            response = super().RegisterResource(request)
+            response = super().RegisterResource(request)  # type: ignore[no-untyped-call]  # SDK untyped
             if request.type != "pulumi:pulumi:Stack":
                 on_register(request.type, request.name, response.urn, request.parent, bool(request.custom),
                             rpc.deserialize_properties(request.object))
@@ -48,7 +48,7 @@ def recording_monitor(mocks: Any, on_register: OnRegister, on_outputs: Callable[
 
         def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
             on_outputs(request.urn)
-            return super().RegisterResourceOutputs(request)
+            return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]  # SDK untyped
 
     return RecordingMonitor(mocks)
 

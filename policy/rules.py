@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pulumi_policy import (
@@ -58,7 +58,11 @@ def _containers(pod: Mapping[str, Any], init: bool = True) -> list[Mapping[str, 
     return list(pod.get("containers") or []) + (list(pod.get("initContainers") or []) if init else [])
 
 
-def _pod_rule(check: Callable[[ResourceValidationArgs, Mapping[str, Any]], Iterable[str]]):
+PodCheck = Callable[[ResourceValidationArgs, Mapping[str, Any]], Iterable[str]]
+Validate = Callable[[ResourceValidationArgs, ReportViolation], None]
+
+
+def _pod_rule(check: PodCheck) -> Validate:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         pod = _pod_spec(args)
         if pod is not None:
@@ -67,7 +71,7 @@ def _pod_rule(check: Callable[[ResourceValidationArgs, Mapping[str, Any]], Itera
     return validate
 
 
-def _pinned_images(args, pod):
+def _pinned_images(args: ResourceValidationArgs, pod: Mapping[str, Any]) -> Iterator[str]:
     for c in _containers(pod):
         image = c.get("image", "")
         last = image.rsplit("/", 1)[-1]
@@ -75,7 +79,7 @@ def _pinned_images(args, pod):
             yield f"container {c.get('name')}: image {image!r} is not pinned to a version (no tag or 'latest')"
 
 
-def _resources(args, pod):
+def _resources(args: ResourceValidationArgs, pod: Mapping[str, Any]) -> Iterator[str]:
     for c in _containers(pod):
         res = c.get("resources") or {}
         requests, limits = res.get("requests") or {}, res.get("limits") or {}
@@ -85,14 +89,14 @@ def _resources(args, pod):
             yield f"container {c.get('name')}: resources not set: {', '.join(missing)}"
 
 
-def _probes(args, pod):
+def _probes(args: ResourceValidationArgs, pod: Mapping[str, Any]) -> Iterator[str]:
     for c in _containers(pod, init=False):
         missing = [p for p in ("livenessProbe", "readinessProbe") if not c.get(p)]
         if missing:
             yield f"container {c.get('name')}: no {' and no '.join(missing)}"
 
 
-def _secrets_not_in_env(args, pod):
+def _secrets_not_in_env(args: ResourceValidationArgs, pod: Mapping[str, Any]) -> Iterator[str]:
     for c in _containers(pod):
         for env in c.get("env") or []:
             value = env.get("value")
@@ -179,7 +183,8 @@ def _ha(args: StackValidationArgs, report_violation: ReportViolation) -> None:
             report_violation(f"{tier} {r.name}: no PodDisruptionBudget selects its pods", r.urn)
 
 
-def _resource(name: str, description: str, validate, schema: dict | None = None) -> ResourceValidationPolicy:
+def _resource(name: str, description: str, validate: Validate,
+              schema: dict[str, Any] | None = None) -> ResourceValidationPolicy:
     return ResourceValidationPolicy(
         name=name, description=description, validate=validate, enforcement_level=EnforcementLevel.MANDATORY,
         config_schema=PolicyConfigSchema(properties=schema) if schema else None)

@@ -9,13 +9,13 @@ import pytest
 from components.k8s import PlatformContext
 from components.orchestrator_service import (
     CANARY_SELECTOR,
-    LATENCY_BUCKETS_SECONDS,
     OrchestratorService,
     OrchestratorServiceArgs,
     analysis_queries,
     rate_window,
 )
 from components.settings import SettingsError, settings_from_config
+from orchestrator.contracts.service_metrics import LATENCY_BUCKETS_SECONDS
 from orchestrator.toolchain import argo_validate, checks
 from tests.support.harness import objects, one, resolve, settings, stack
 from tests.support.tools import in_ci, require_tool

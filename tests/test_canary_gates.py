@@ -14,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from components.orchestrator_service import LATENCY_BUCKETS_SECONDS, REQUEST_DURATION, REQUESTS_TOTAL
+from orchestrator.contracts.service_metrics import LATENCY_BUCKETS_SECONDS, REQUEST_DURATION, REQUESTS_TOTAL
 from tests.support.harness import objects, stack
 from tests.support.tools import require_tool
 

@@ -95,7 +95,7 @@ def test_promtool_sees_the_rendered_config_with_only_sd_swapped(tmp_path):
     assert checks.promtool_problems(files, tmp_path) == []
     swapped = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
     original = yaml.safe_load(files["prometheus.yml"])
-    for before, after in zip(original["scrape_configs"], swapped["scrape_configs"]):
+    for before, after in zip(original["scrape_configs"], swapped["scrape_configs"], strict=True):
         assert before.get("relabel_configs") == after.get("relabel_configs")
         assert "kubernetes_sd_configs" not in after
     # promtool really judges the relabelling and the rules: break each and it says so.

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from components.settings import PlatformSettings, SettingsError, settings_from_config
 
@@ -71,5 +72,5 @@ def test_every_problem_is_reported_at_once():
 
 def test_settings_are_frozen():
     s = PlatformSettings()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         s.zookeeper.replicas = 5  # type: ignore[misc]

@@ -24,7 +24,8 @@ def generated_cfg():
 
 
 def loopback_base(cfg: str) -> tuple[str, list[str]]:
-    kept, remapped = [], []
+    kept: list[str] = []
+    remapped: list[str] = []
     for line in cfg.splitlines():
         (remapped if REMAPPED.match(line) else kept).append(line)
     return "\n".join(kept) + "\n", remapped

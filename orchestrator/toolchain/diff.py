@@ -66,7 +66,7 @@ def changed_paths(before: Any, after: Any, path: str = "") -> list[str]:
         return out
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
         out = []
-        for i, (b, a) in enumerate(zip(before, after)):
+        for i, (b, a) in enumerate(zip(before, after, strict=True)):  # equal lengths, checked above
             out += changed_paths(b, a, f"{path}[{i}]")
         return out
     return [] if before == after else [path]
@@ -113,9 +113,9 @@ def replace_reasons(kind: str, before: dict[str, Any], after: dict[str, Any], pa
         old, new = (quantity(_get(d, "spec.resources.requests.storage")) for d in (before, after))
         if old is not None and new is not None and new < old:
             reasons.append("spec.resources.requests.storage shrinks: a claim can grow but never shrink")
-    if kind in ("ConfigMap", "Secret") and before.get("immutable") is True:
-        if any(_under(p, k) for p in paths for k in ("data", "binaryData", "stringData")):
-            reasons.append(f"data of an immutable {kind} cannot change")
+    if kind in ("ConfigMap", "Secret") and before.get("immutable") is True and any(
+            _under(p, k) for p in paths for k in ("data", "binaryData", "stringData")):
+        reasons.append(f"data of an immutable {kind} cannot change")
     return reasons
 
 

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class _Server:
     def __init__(self, handle) -> None:
         outer = self
+        self.running = False
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802

@@ -5,6 +5,7 @@ sync-engine tests (two ensembles). Ports are picked free at start so parallel te
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -99,20 +100,17 @@ class LocalEnsemble:
     def start(self, which: Callable[[Node], bool] = lambda n: True) -> LocalEnsemble:
         for node in self.nodes:
             if which(node) and node.proc is None:
-                log = open(node.conf.parent / "server.log", "ab")
-                node.proc = subprocess.Popen(
-                    ["java", f"-Xmx{self.heap_mb}m", "-Dzookeeper.admin.enableServer=false",
-                     "-cp", ZK_JAR, "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(node.conf)],
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-                log.close()
+                with open(node.conf.parent / "server.log", "ab") as log:  # the child keeps its own copy
+                    node.proc = subprocess.Popen(
+                        ["java", f"-Xmx{self.heap_mb}m", "-Dzookeeper.admin.enableServer=false",
+                         "-cp", ZK_JAR, "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(node.conf)],
+                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def stop_node(self, node: Node, sig: int = signal.SIGTERM) -> None:
         if node.proc is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # already gone
                 os.killpg(node.proc.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 node.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -171,6 +171,7 @@ class Cli:
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
+        assert self.proc.stdout is not None  # started with stdout=PIPE
         for line in self.proc.stdout:
             self._q.put(line.rstrip("\n"))
         self._q.put(None)
