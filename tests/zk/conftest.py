@@ -6,11 +6,13 @@ the quorum awaited before the next test, so one fault test cannot leak into anot
 from __future__ import annotations
 
 import re
+import socket
 
 import pytest
 
+from tests.support.tools import in_ci
 from tests.support.zk_ensemble import LocalEnsemble
-from tests.zk.helpers import Pair, make_client
+from tests.zk.helpers import Forward, Pair, make_client
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +44,39 @@ def zk(ensembles, request):
         yield pair
     finally:
         pair.close()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def spellings(zk):
+    """Other ways to reach ensemble A (name -> connect string); none may pass as another ensemble.
+    The forwards (an alias name on another port, as a Service would present it; IPv6 loopback) are
+    closed at teardown."""
+    first, second = (n.client_port for n in zk.a.nodes[:2])
+    forwards = [Forward(first)]
+    out = {
+        "reordered list": ",".join(reversed(zk.a.connect_string.split(","))),
+        "localhost": f"localhost:{first}",
+        "one member": f"127.0.0.1:{second}",
+        "alias on a forward": f"localhost:{forwards[0].port}",
+    }
+    if _ipv6_loopback():
+        forwards.append(Forward(first, "::1"))
+        out["IPv6 loopback"] = forwards[-1].address
+    elif in_ci():
+        pytest.fail("no IPv6 loopback on this CI machine: the [::1] spelling cannot be tested")
+    else:
+        print("note: no IPv6 loopback here, the [::1] spelling is not tested")
+    try:
+        yield out
+    finally:
+        for f in forwards:
+            f.close()

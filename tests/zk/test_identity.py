@@ -6,49 +6,13 @@ tree into itself. Each spelling below reaches ensemble A; none may pass as anoth
 """
 from __future__ import annotations
 
-import socket
-
 import pytest
 from kazoo.exceptions import NoAuthError
 from kazoo.security import ACL, ANYONE_ID_UNSAFE, OPEN_ACL_UNSAFE, Permissions
 
 from orchestrator.errors import RefusedError
 from orchestrator.services.zk.identity import PROBE_PREFIX, ensure_distinct, same_ensemble
-from tests.support.tools import in_ci
-from tests.zk.helpers import ORCH_ACL, Forward
-
-
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def spellings(zk):
-    """Other ways to reach ensemble A: name -> connect string. Forwards are closed at teardown."""
-    first, second = (n.client_port for n in zk.a.nodes[:2])
-    forwards = [Forward(first)]
-    out = {
-        "localhost instead of 127.0.0.1": f"localhost:{first}",
-        "one other member instead of the list": f"127.0.0.1:{second}",
-        "an alias name on another port (forward, like a Service)": f"localhost:{forwards[0].port}",
-    }
-    if _ipv6_loopback():
-        forwards.append(Forward(first, "::1"))
-        out["IPv6 loopback"] = forwards[-1].address
-    elif in_ci():
-        pytest.fail("no IPv6 loopback on this CI machine: the [::1] spelling cannot be tested")
-    else:
-        print("note: no IPv6 loopback here, the [::1] spelling is not tested")
-    try:
-        yield out
-    finally:
-        for f in forwards:
-            f.close()
+from tests.zk.helpers import ORCH_ACL
 
 
 def _probes_left(client) -> list[str]:

@@ -158,17 +158,16 @@ def test_copy_interrupted_says_the_target_is_partial_then_rerun_finishes(zk, sig
 
 # -- F3, F12: the same ensemble under another spelling ------------------------------------------------------
 
-def _spellings(zk) -> dict[str, str]:
-    first, second = (n.client_port for n in zk.a.nodes[:2])
-    return {"reordered list": ",".join(reversed(zk.a.connect_string.split(","))),
-            "localhost": f"localhost:{first}", "one member": f"127.0.0.1:{second}"}
+SPELLINGS = ["reordered list", "localhost", "one member", "alias on a forward", "IPv6 loopback"]
 
 
-@pytest.mark.parametrize("spelling", ["reordered list", "localhost", "one member"])
-def test_copy_onto_its_own_source_under_another_spelling_is_refused(zk, capsys, spelling):
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_copy_onto_its_own_source_under_another_spelling_is_refused(zk, capsys, spellings, spelling):
+    if spelling not in spellings:
+        pytest.skip(f"{spelling} is not available on this machine")
     r = zk.root
     bulk_create(zk.ca, wide_tree(r, 2, 3))
-    rc = main(zk_cmd("copy", zk.a.connect_string, _spellings(zk)[spelling], r, extra=("--allow-deletes",)))
+    rc = main(zk_cmd("copy", zk.a.connect_string, spellings[spelling], r, extra=("--allow-deletes",)))
     assert rc == ExitCode.REFUSED
     assert "same ensemble" in one_error_line(capsys.readouterr().err)
     assert count(zk.ca, r) == 9
@@ -180,6 +179,18 @@ def test_target_chroot_inside_the_source_root_is_refused(zk, capsys):
     rc = main(zk_cmd("copy", zk.a.connect_string, f"localhost:{zk.a.nodes[0].client_port}{r}", r))
     assert rc == ExitCode.REFUSED and "is under the source root" in capsys.readouterr().err
     assert count(zk.ca, r) == 5  # not 10: the tree was not copied into itself
+
+
+def test_sync_into_a_chroot_inside_its_source_is_refused(zk, spellings):
+    """F12: `zk sync --source A --target A/ov --path /ov` grew /ov/ov/ov/… 619 levels deep in 6 s."""
+    r = zk.root
+    bulk_create(zk.ca, wide_tree(r, 1, 3))
+    done = orchestrator(*zk_cmd("sync", zk.a.connect_string, spellings["alias on a forward"] + r, r,
+                                extra=("--metrics-port", "0", "--metrics-address", "127.0.0.1",
+                                       "--allow-deletes")), timeout=60)
+    assert done.returncode == ExitCode.REFUSED, done.stdout + done.stderr
+    assert "is under the source root" in one_error_line(done.stderr)
+    assert count(zk.ca, r) == 5
 
 
 def test_sync_onto_its_own_source_leaves_a_live_leader_alone(zk):
