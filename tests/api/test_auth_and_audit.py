@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from orchestrator.contracts.api import ROUTES, Role, Route
+from orchestrator.contracts.api import ROUTES, Route
 from orchestrator.services.api.auth import issue
 from orchestrator.services.api.marathon_ops import MemoryPolicyStore
 from tests.api.conftest import ApiFiles, RunningApi
