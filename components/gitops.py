@@ -126,28 +126,24 @@ class GitOps(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         platform_project, root_project = project_names(p.namespace)
 
-        self.platform_project = k8s.apiextensions.CustomResource(
-            f"{name}-{platform_project}", api_version=ARGOCD_API, kind="AppProject",
-            metadata=kx.metadata(platform_project, g.argocd_namespace, labels, dict(SKIP_AWAIT)),
-            spec={
-                "description": f"Platform tiers of {p.namespace}: this repository, the platform's namespaces only.",
-                "sourceRepos": [g.repo_url],
-                "destinations": [{"server": g.destination_server, "namespace": ns}
-                                 for ns in (p.namespace, p.agents_namespace)],
-                "clusterResourceWhitelist": CLUSTER_RESOURCES,
-            },
-            opts=child)
-        self.root_project = k8s.apiextensions.CustomResource(
-            f"{name}-{root_project}", api_version=ARGOCD_API, kind="AppProject",
-            metadata=kx.metadata(root_project, g.argocd_namespace, labels, dict(SKIP_AWAIT)),
-            spec={
-                "description": f"Root (app-of-apps) of {p.namespace}: creates its child Applications, nothing else.",
-                "sourceRepos": [g.repo_url],
-                "destinations": [{"server": g.destination_server, "namespace": g.argocd_namespace}],
-                "clusterResourceWhitelist": [],
-                "namespaceResourceWhitelist": [{"group": "argoproj.io", "kind": "Application"}],
-            },
-            opts=child)
+        def project(project_name: str, description: str, destinations: list[str],
+                    **allowed: list[dict[str, str]]) -> k8s.apiextensions.CustomResource:
+            """An AppProject of this repository that may deploy only into `destinations`."""
+            return k8s.apiextensions.CustomResource(
+                f"{name}-{project_name}", api_version=ARGOCD_API, kind="AppProject",
+                metadata=kx.metadata(project_name, g.argocd_namespace, labels, dict(SKIP_AWAIT)),
+                spec={"description": description, "sourceRepos": [g.repo_url],
+                      "destinations": [{"server": g.destination_server, "namespace": ns} for ns in destinations],
+                      **allowed},
+                opts=child)
+
+        self.platform_project = project(
+            platform_project, f"Platform tiers of {p.namespace}: this repository, the platform's namespaces only.",
+            [p.namespace, p.agents_namespace], clusterResourceWhitelist=CLUSTER_RESOURCES)
+        self.root_project = project(
+            root_project, f"Root (app-of-apps) of {p.namespace}: creates its child Applications, nothing else.",
+            [g.argocd_namespace], clusterResourceWhitelist=[],
+            namespaceResourceWhitelist=[{"group": "argoproj.io", "kind": "Application"}])
         # No resources finalizer on the root: replacing or deleting it must not cascade into deleting the
         # platform. `pulumi destroy` leaves the children (and the platform) running: see docs/delivery.md.
         self.root = k8s.apiextensions.CustomResource(

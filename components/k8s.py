@@ -180,6 +180,11 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def scrape_annotations(port: int, path: str) -> dict[str, str]:
+    """Opt a pod into the monitoring tier's `annotated-pods` scrape job (the project's own services)."""
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": path}
+
+
 # --- secret files -------------------------------------------------------------------------------
 # One mode for every mounted secret file: readable by the file's owner (root) and the pod's group (the
 # fsGroup of the restricted pods, so their non-root user can read it), by nobody else.
@@ -279,6 +284,44 @@ class TierContext:
         if uid is not None:
             spec["security_context"] = restricted_pod_security(uid)
         return spec
+
+    def pod_template(self, spec: dict[str, Any], annotations: dict[str, str] | None = None) -> dict[str, Any]:
+        meta: dict[str, Any] = {"labels": self.labels}
+        if annotations:
+            meta["annotations"] = annotations
+        return {"metadata": meta, "spec": spec}
+
+    def quorum_statefulset(self, headless: k8s.core.v1.Service, replicas: int, pod_spec: dict[str, Any],
+                           claims: list[dict[str, Any]], annotations: dict[str, str],
+                           template_annotations: dict[str, str] | None = None) -> k8s.apps.v1.StatefulSet:
+        """The StatefulSet of a quorum (ZooKeeper, the Mesos masters): stable names through `headless`."""
+        return k8s.apps.v1.StatefulSet(
+            self.name,
+            metadata=self.metadata(annotations=annotations),
+            spec={
+                "service_name": headless.metadata["name"],
+                "replicas": replicas,
+                # Members start together: with OrderedReady, pod 0 would wait (not ready) for a quorum
+                # that pods 1..n, not yet created, never join.
+                "pod_management_policy": "Parallel",
+                "update_strategy": {"type": "RollingUpdate"},
+                # The claims hold the members' state: a deleted or scaled-down set keeps them.
+                "persistent_volume_claim_retention_policy": {"when_deleted": "Retain", "when_scaled": "Retain"},
+                "selector": {"match_labels": self.selector},
+                "template": self.pod_template(pod_spec, template_annotations),
+                "volume_claim_templates": claims,
+            },
+            opts=self.opts)
+
+    def deployment(self, replicas: int, strategy: dict[str, Any], pod_spec: dict[str, Any],
+                   annotations: dict[str, str],
+                   template_annotations: dict[str, str] | None = None) -> k8s.apps.v1.Deployment:
+        return k8s.apps.v1.Deployment(
+            self.name,
+            metadata=self.metadata(annotations=annotations),
+            spec={"replicas": replicas, "strategy": strategy, "selector": {"match_labels": self.selector},
+                  "template": self.pod_template(pod_spec, template_annotations)},
+            opts=self.opts)
 
     def url(self, service: k8s.core.v1.Service, port: int) -> pulumi.Output[str]:
         """`http://<service>.<namespace>.svc.<domain>:<port>`, depending on the Service."""

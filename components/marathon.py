@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components import k8s as kx
 from components import security as sec
@@ -98,18 +97,13 @@ class Marathon(pulumi.ComponentResource):
             "readiness_probe": ready,
             "volume_mounts": mounts,
         }, m.resources)
-        self.deployment = k8s.apps.v1.Deployment(
-            name,
-            metadata=t.metadata(annotations=kx.checkov_skips(
-                m.resources, CKV_K8S_35="Marathon reads its ZooKeeper URL and HTTP credentials only from the "
-                                        "environment (MARATHON_ZK, MARATHON_HTTP_CREDENTIALS), set from the Secret")),
-            spec={"replicas": m.replicas,
-                  "selector": {"match_labels": t.selector},
-                  # Replace one instance at a time so a leader is always electable.
-                  "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 1, "max_surge": 1}},
-                  "template": {"metadata": {"labels": t.labels},
-                               "spec": t.pod_spec(account, [container], uid=UID, spread=True, volumes=volumes)}},
-            opts=t.opts)
+        self.deployment = t.deployment(
+            # Replace one instance at a time so a leader is always electable.
+            m.replicas, {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 1, "max_surge": 1}},
+            t.pod_spec(account, [container], uid=UID, spread=True, volumes=volumes),
+            kx.checkov_skips(m.resources, CKV_K8S_35="Marathon reads its ZooKeeper URL and HTTP credentials only "
+                                                     "from the environment (MARATHON_ZK, MARATHON_HTTP_CREDENTIALS), "
+                                                     "set from the Secret"))
         self.zk_url = pulumi.Output.from_input(args.zk_connect).apply(lambda c: f"zk://{c}{m.zk_path}")
         self.url = t.url(self.service, m.port)
         self.register_outputs({"url": self.url, "zk_url": self.zk_url})

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components import k8s as kx
 from components import security as sec
@@ -121,26 +120,13 @@ class MesosMasters(pulumi.ComponentResource):
             "liveness_probe": kx.http_probe("/metrics", "metrics", initial_delay=10, period=30),
             "readiness_probe": kx.tcp_probe("metrics", initial_delay=5, period=30),
         }, m.exporter_resources)
-        self.statefulset = k8s.apps.v1.StatefulSet(
-            name,
-            metadata=t.metadata(annotations=kx.checkov_skips(
-                m.resources, CKV_K8S_35="the exporter reads its Mesos password only from the environment "
-                                        "(MESOS_EXPORTER_PASSWORD), set from the Secret")),
-            spec={
-                "service_name": self.headless.metadata["name"],
-                "replicas": m.replicas,
-                # Masters must see each other to form the replicated-log quorum: start them together.
-                "pod_management_policy": "Parallel",
-                "update_strategy": {"type": "RollingUpdate"},
-                "persistent_volume_claim_retention_policy": {"when_deleted": "Retain", "when_scaled": "Retain"},
-                "selector": {"match_labels": t.selector},
-                "template": {
-                    "metadata": {"labels": t.labels},
-                    "spec": t.pod_spec(account, [master, exporter], uid=UID, spread=True, volumes=volumes),
-                },
-                "volume_claim_templates": [kx.volume_claim("work", m.storage, m.storage_class)],
-            },
-            opts=t.opts)
+        # The replicated-log registry: a quorum of masters, each with its durable work_dir.
+        self.statefulset = t.quorum_statefulset(
+            self.headless, m.replicas,
+            t.pod_spec(account, [master, exporter], uid=UID, spread=True, volumes=volumes),
+            [kx.volume_claim("work", m.storage, m.storage_class)],
+            kx.checkov_skips(m.resources, CKV_K8S_35="the exporter reads its Mesos password only from the "
+                                                     "environment (MESOS_EXPORTER_PASSWORD), set from the Secret"))
 
         self.http_url = t.url(self.service, m.port)
         self.register_outputs({"zk_url": self.zk_url, "http_url": self.http_url})

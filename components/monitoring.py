@@ -205,22 +205,14 @@ class Monitoring(pulumi.ComponentResource):
             "readiness_probe": kx.http_probe("/-/ready", "http", initial_delay=10),
             "volume_mounts": mounts,
         }, mon.resources)
-        self.deployment = k8s.apps.v1.Deployment(
-            name,
-            metadata=t.metadata(annotations=kx.checkov_skips(
-                mon.resources, CKV_K8S_38="Prometheus discovers scrape targets through the Kubernetes API: it "
-                                          "needs its token (read-only, namespaced Roles)")),
-            spec={"replicas": 1,
-                  # One writer on a ReadWriteOnce volume: the old pod must stop before the new one mounts it.
-                  "strategy": {"type": "Recreate"},
-                  "selector": {"match_labels": t.selector},
-                  "template": {
-                      "metadata": {"labels": labels, "annotations": {
-                          "orchestrator.io/config-sha": kx.content_hash(config_text + rules_text)}},
-                      # One replica: nothing to spread. The account mounts its token (see above).
-                      "spec": t.pod_spec(account, [container], uid=UID, spread=None, automount=True,
-                                         volumes=volumes)}},
-            opts=child)
+        self.deployment = t.deployment(
+            # One writer on a ReadWriteOnce volume: the old pod must stop before the new one mounts it.
+            1, {"type": "Recreate"},
+            # One replica: nothing to spread. The account mounts its token (see above).
+            t.pod_spec(account, [container], uid=UID, spread=None, automount=True, volumes=volumes),
+            kx.checkov_skips(mon.resources, CKV_K8S_38="Prometheus discovers scrape targets through the Kubernetes "
+                                                       "API: it needs its token (read-only, namespaced Roles)"),
+            template_annotations={"orchestrator.io/config-sha": kx.content_hash(config_text + rules_text)})
         self.url = t.url(self.service, mon.port)
         self.register_outputs({"url": self.url})
 

@@ -198,9 +198,7 @@ class OrchestratorService(pulumi.ComponentResource):
                 "progressDeadlineSeconds": 600,
                 "progressDeadlineAbort": True,
                 "template": {
-                    "metadata": {"labels": labels, "annotations": {
-                        "prometheus.io/scrape": "true", "prometheus.io/port": str(svc.port),
-                        "prometheus.io/path": METRICS_PATH}},
+                    "metadata": {"labels": labels, "annotations": kx.scrape_annotations(svc.port, METRICS_PATH)},
                     # No account of its own (the namespace default, without a token); spread softly even
                     # in production: a canary may briefly run two pods on one node.
                     "spec": _camel(t.pod_spec(None, [container], uid=UID, spread=False,

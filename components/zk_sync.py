@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components import k8s as kx
 from components import security as sec
@@ -64,20 +63,10 @@ class ZkSync(pulumi.ComponentResource):
             "liveness_probe": kx.http_probe("/metrics", "metrics", initial_delay=30),
             "readiness_probe": kx.http_probe("/metrics", "metrics", initial_delay=5),
         }, z.resources)
-        self.deployment = k8s.apps.v1.Deployment(
-            name,
-            metadata=t.metadata(annotations=kx.checkov_skips(
-                z.resources, CKV_K8S_35="the engine takes its ZooKeeper credentials from the environment, "
-                                        "set from the Secret")),
-            spec={"replicas": 1,
-                  # Never two engines: the old one stops before the new one starts.
-                  "strategy": {"type": "Recreate"},
-                  "selector": {"match_labels": t.selector},
-                  "template": {
-                      "metadata": {"labels": t.labels, "annotations": {
-                          "prometheus.io/scrape": "true", "prometheus.io/port": str(z.metrics_port),
-                          "prometheus.io/path": "/metrics"}},
-                      # One replica: nothing to spread.
-                      "spec": t.pod_spec(account, [container], uid=UID, spread=None)}},
-            opts=t.opts)
+        self.deployment = t.deployment(
+            # Never two engines: the old one stops before the new one starts (one replica: nothing to spread).
+            1, {"type": "Recreate"}, t.pod_spec(account, [container], uid=UID, spread=None),
+            kx.checkov_skips(z.resources, CKV_K8S_35="the engine takes its ZooKeeper credentials from the "
+                                                     "environment, set from the Secret"),
+            template_annotations=kx.scrape_annotations(z.metrics_port, "/metrics"))
         self.register_outputs({"deployment": self.deployment.metadata["name"]})

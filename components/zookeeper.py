@@ -124,31 +124,15 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
                               {"name": "logs", "mount_path": "/logs"},
                               {"name": "tmp", "mount_path": "/tmp"}],
         }, zk.resources)
-        self.statefulset = k8s.apps.v1.StatefulSet(
-            name,
-            metadata=t.metadata(annotations=kx.checkov_skips(
-                zk.resources, CKV_K8S_40=f"runs as the official image's zookeeper user (uid {UID}), which owns "
-                                         "its files; another uid could not read them")),
-            spec={
-                "service_name": self.headless.metadata["name"],
-                "replicas": zk.replicas,
-                # Parallel: with OrderedReady, pod 0 would wait for a quorum that pods 1..n never join.
-                "pod_management_policy": "Parallel",
-                "update_strategy": {"type": "RollingUpdate"},
-                "persistent_volume_claim_retention_policy": {"when_deleted": "Retain", "when_scaled": "Retain"},
-                "selector": {"match_labels": t.selector},
-                "template": {
-                    "metadata": {"labels": t.labels,
-                                 "annotations": {"orchestrator.io/config-sha": kx.content_hash(cfg)}},
-                    "spec": t.pod_spec(
-                        account, [container], uid=UID, spread=True, termination_grace_period_seconds=30,
-                        volumes=[{"name": "config", "config_map": {"name": config.metadata["name"]}},
-                                 {"name": "logs", "empty_dir": {}},
-                                 {"name": "tmp", "empty_dir": {}}]),
-                },
-                "volume_claim_templates": [kx.volume_claim("data", zk.storage, zk.storage_class)],
-            },
-            opts=t.opts)
+        pod = t.pod_spec(account, [container], uid=UID, spread=True, termination_grace_period_seconds=30,
+                         volumes=[{"name": "config", "config_map": {"name": config.metadata["name"]}},
+                                  {"name": "logs", "empty_dir": {}},
+                                  {"name": "tmp", "empty_dir": {}}])
+        self.statefulset = t.quorum_statefulset(
+            self.headless, zk.replicas, pod, [kx.volume_claim("data", zk.storage, zk.storage_class)],
+            kx.checkov_skips(zk.resources, CKV_K8S_40=f"runs as the official image's zookeeper user (uid {UID}), "
+                                                      "which owns its files; another uid could not read them"),
+            template_annotations={"orchestrator.io/config-sha": kx.content_hash(cfg)})
 
         self.connect_string = self.headless.metadata["name"].apply(
             lambda h: connect_string(server_hosts(platform, zk.replicas, name, h), zk.client_port))
