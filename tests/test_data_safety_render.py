@@ -7,6 +7,8 @@ to a real `orchestrator render` process.
 """
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import resource
 import select
@@ -472,3 +474,127 @@ def test_backend_check_refuses_a_bad_endpoint_url(capsys):
     assert main(["backend", "check", "--url", "s3://state-bucket", "--endpoint-url", "ftp://x"]) == ExitCode.INPUT
     assert "--endpoint-url" in one_error_line(capsys.readouterr().err)
 
+
+
+# --- the swap's fallback and the vetting itself -------------------------------------------------------
+def test_fallback_without_exchange_restores_the_old_tree_when_the_second_rename_fails(tmp_path, monkeypatch):
+    """Where renameat2(RENAME_EXCHANGE) is missing the swap is two renames; a failure of the second one
+    (injected: the only way to make rename(2) fail at that point) must put the old tree back."""
+    from orchestrator.toolchain import render
+    from tests.support.harness import stack
+
+    out = tmp_path / "out"
+    render.write_render(stack("dev"), out)
+    before = render_files(out)
+    monkeypatch.setattr(render, "_exchange", lambda a, b: False)
+    real_rename = os.rename
+
+    def failing_rename(src, dst):
+        if Path(src).name.startswith(".out.render-"):
+            raise OSError(28, "No space left on device")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(render.os, "rename", failing_rename)
+    with pytest.raises(OSError):
+        render.write_render(stack("prod"), out)
+    assert render_files(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    monkeypatch.setattr(render.os, "rename", real_rename)
+    render.write_render(stack("prod"), out)  # and the fallback does swap when nothing fails
+    assert render_files(out) != before and (out / MARKER).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_vetting_refuses_the_root_and_home_and_changes_nothing(tmp_path, monkeypatch):
+    from orchestrator.errors import RefusedError
+    from orchestrator.toolchain.render import vet_out_dir
+
+    for path in (Path("/"), Path.home()):
+        with pytest.raises(RefusedError):
+            vet_out_dir(path)  # vetting only: nothing is written whatever it decides
+
+
+def test_out_below_a_file_is_input_error(tmp_path, project, capsys):
+    (tmp_path / "afile").write_text("x\n")
+    code = main(["render", "--stack", "dev", "--out", str(tmp_path / "afile" / "sub"), "--project-dir", str(project)])
+    assert code == ExitCode.INPUT
+    assert "is a file, not a directory" in one_error_line(capsys.readouterr().err)
+    assert (tmp_path / "afile").read_text() == "x\n"
+
+
+def test_dangling_symlink_out_is_input_error(tmp_path, project, capsys):
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    code = main(["render", "--stack", "dev", "--out", str(tmp_path / "link"), "--project-dir", str(project)])
+    assert code == ExitCode.INPUT
+    assert not (tmp_path / "nowhere").exists()
+
+
+# --- the strict YAML reader on its own --------------------------------------------------------------
+def test_strict_yaml_accepts_ordinary_yaml_with_a_few_aliases_and_merges():
+    from orchestrator.strict_yaml import loads
+
+    text = ("\ufeffbase: &b {cpu: 1, mem: 2}\nzk:\n  <<: *b\n  cpu: 3\nlist: [*b, *b]\n"
+            "when: 2024-01-01\nempty:\n")
+    assert loads(text, "f.yaml") == {"base": {"cpu": 1, "mem": 2}, "zk": {"cpu": 3, "mem": 2},
+                                     "list": [{"cpu": 1, "mem": 2}] * 2, "when": datetime.date(2024, 1, 1),
+                                     "empty": None}
+    assert loads("", "f.yaml") is None
+
+
+@pytest.mark.parametrize("text,message", [
+    ("a: 1\nb:\n  c: 2\n  c: 3\n", "f.yaml: line 4: duplicate key 'c' (first on line 3)"),
+    ("true: 1\nTrue: 2\n", "f.yaml: line 2: duplicate key True (first on line 1)"),
+    ("? [1]\n: x\n", "a mapping key must be a scalar"),
+    ("a: &a 1\n" + "".join(f"k{i}: *a\n" for i in range(17)), "more than 16 aliases"),
+    ("a: b: c\n", "f.yaml: line 1: not valid YAML"),
+    ("a: \x00\n", "f.yaml: not valid YAML"),
+    ("a: !!python/object:os.system x\n", "f.yaml"),
+])
+def test_strict_yaml_refusals_name_the_file_and_line(text, message):
+    from orchestrator.strict_yaml import YamlError, loads
+
+    with pytest.raises(YamlError) as exc:
+        loads(text, "f.yaml")
+    assert message in str(exc.value)
+    assert exc.value.exit_code == ExitCode.INPUT
+
+
+def test_strict_yaml_measures_an_alias_bomb_without_expanding_it():
+    """With the alias limit lifted, the expanded-size bound alone still refuses the bomb."""
+    from orchestrator.strict_yaml import YamlError, loads
+
+    with pytest.raises(YamlError) as exc:
+        loads(ALIAS_BOMB, "bomb.yaml", max_aliases=1000)
+    assert "expands to more than 100000 values" in str(exc.value)
+
+
+# --- count bounds in settings -------------------------------------------------------------------------
+BOUNDS = [("zookeeper", "replicas", 9, 11), ("mesos_master", "replicas", 7, 9), ("marathon", "replicas", 100, 101),
+          ("service", "replicas", 100, 101), ("zookeeper", "heap_mb", 65536, 65537),
+          ("zookeeper", "init_limit", 1000, 1001), ("service.canary", "analysis_count", 100, 101)]
+
+
+@pytest.mark.parametrize("section,key,ok,bad", BOUNDS)
+def test_every_count_has_an_upper_bound(section, key, ok, bad):
+    from components.settings import SettingsError, settings_from_config
+
+    def config(value: int) -> dict[str, str]:
+        head, *rest = section.split(".")
+        inner: dict[str, object] = {key: value}
+        for part in reversed(rest):
+            inner = {part: inner}
+        return {f"orchestrator:{head}": json.dumps(inner)}
+
+    settings_from_config(config(ok), "Pulumi.b.yaml")
+    with pytest.raises(SettingsError) as exc:
+        settings_from_config(config(bad), "Pulumi.b.yaml")
+    assert f"Pulumi.b.yaml: orchestrator:{section}.{key}: Input should be less than or equal to {ok}" in str(exc.value)
+
+
+def test_lists_are_bounded():
+    from components.settings import SettingsError, settings_from_config
+
+    cidrs = [f"10.0.{i}.0/24" for i in range(65)]
+    with pytest.raises(SettingsError) as exc:
+        settings_from_config({"orchestrator:security": json.dumps({"node_cidrs": cidrs})}, "Pulumi.b.yaml")
+    assert "orchestrator:security.node_cidrs" in str(exc.value)
