@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup check test render bench clean
+.PHONY: setup check test render bench bench-ui demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,12 @@ $(CHECKOV): Makefile | $(STAMP)
 	$(VENV)/tools/checkov/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
 	touch $(CHECKOV)
 
-setup: $(STAMP) .stamp-system-tools node_modules/.stamp $(CHECKOV)
+# The web UI's packages (React, Vite, Cytoscape, vitest, playwright-core), exactly as ui/package-lock.json pins them.
+ui/node_modules/.stamp: ui/package.json ui/package-lock.json .stamp-system-tools
+	npm --prefix ui ci --no-audit --no-fund --loglevel=error
+	touch ui/node_modules/.stamp
+
+setup: $(STAMP) .stamp-system-tools node_modules/.stamp ui/node_modules/.stamp $(CHECKOV)
 
 check: setup
 	$(VENV)/bin/orchestrator check --stack $(or $(STACK),dev)
@@ -41,5 +46,15 @@ test: setup
 bench: $(STAMP)
 	$(VENV)/bin/python scripts/bench_render.py
 
+# The web UI with a demo topology on 127.0.0.1: builds ui/dist, starts the API (built-in fake Marathon) and
+# prints the URL and one login per role (random each run). DEMO=HOSTS:CONTAINERS_PER_HOST, PORT=8080.
+demo: $(STAMP) ui/node_modules/.stamp
+	npm --prefix ui run --silent build
+	$(VENV)/bin/orchestrator api serve --demo-topology $(or $(DEMO),50:10) --listen 127.0.0.1:$(or $(PORT),8080) --ui-dir ui/dist
+
+bench-ui: ui/node_modules/.stamp
+	npm --prefix ui run --silent build
+	node scripts/bench_ui.mjs
+
 clean:
-	rm -rf $(VENV) rendered .stamp-system-tools node_modules
+	rm -rf $(VENV) rendered .stamp-system-tools node_modules ui/node_modules ui/dist

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # System tools the checks and tests run for real: promtool (Debian prometheus), ZooKeeper 3.8 + a JRE,
-# docker-compose v1 (validates compose files without an engine).
+# docker-compose v1 (validates compose files without an engine), Node.js and Chromium (the web UI).
 set -euo pipefail
 need=()
 command -v promtool >/dev/null || need+=(prometheus)
@@ -10,6 +10,9 @@ command -v docker-compose >/dev/null || need+=(docker-compose)
 # Node.js + npm run the Argo CRD validators (npm packages in package.json; `make setup` runs npm ci).
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
+# Debian's Chromium: the web UI's end-to-end tests and benchmark drive it through playwright-core
+# (Playwright's own browser download cannot work on these machines).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "installing: ${need[*]}"

@@ -33,6 +33,8 @@ export interface AppState {
   loaded: boolean;
   search: string;
   selected: string | null;
+  /** When the last snapshot or delta was applied (epoch ms), shown so a person sees the data is live. */
+  lastUpdate: number | null;
   connection: Connection;
   /** The API cannot be reached or refused us: shown as an error state, cleared on the next success. */
   apiError: string | null;
@@ -54,6 +56,7 @@ export const initialState: AppState = {
   loaded: false,
   search: '',
   selected: null,
+  lastUpdate: null,
   connection: 'idle',
   apiError: null,
   platform: null,
@@ -130,6 +133,7 @@ export function actions(store: AppStore) {
         graph: fromSnapshot(msg.seq, msg.nodes.map(toNode), msg.edges.map(toEdge)),
         totalNodes: msg.total_nodes,
         loaded: true,
+        lastUpdate: Date.now(),
       });
     },
     /** Apply a delta; false when it does not follow the last one (a gap: the caller re-subscribes). */
@@ -143,6 +147,7 @@ export function actions(store: AppStore) {
       set({
         graph: next,
         totalNodes: msg.total_nodes,
+        lastUpdate: Date.now(),
         selected: selected !== null && !next.nodes.has(selected) ? null : selected,
       });
       return true;

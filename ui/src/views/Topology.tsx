@@ -23,6 +23,8 @@ export function Topology() {
   const edges = useApp((s) => s.graph.edges.size);
   const matched = useApp((s) => matchingIds(s.graph, s.search)?.length ?? null);
   const connection = useApp((s) => s.connection);
+  const lastUpdate = useApp((s) => s.lastUpdate);
+  const seq = useApp((s) => s.graph.seq);
   const bad = search ? searchError(search) : null;
 
   return (
@@ -57,6 +59,11 @@ export function Topology() {
         <span id="search-help" className={bad ? 'error' : 'muted'} role="status">
           {bad ? `Search: ${bad}` : matched !== null ? `${matched} of ${count} match` : `${count} nodes, ${edges} edges`}
         </span>
+        {lastUpdate !== null && (
+          <span className="muted updated" data-testid="updated" data-seq={seq}>
+            updated {new Date(lastUpdate).toLocaleTimeString()}
+          </span>
+        )}
       </div>
       <div className="topology-body">
         {!loaded ? (
