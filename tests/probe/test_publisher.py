@@ -52,7 +52,8 @@ def test_full_every_n_and_deltas_rebuild_the_state(receiver: Receiver) -> None:
     assert receiver.state["node-a"] == report(6)
     # The receiver rebuilt seq 5 from deltas only: equal to what the probe saw.
     assert all(h["Authorization"] == "Bearer t0ken" for h in receiver.headers)
-    assert sizes[1][1] < sizes[1][0] / 5  # a delta of one changed process is much smaller than the full
+    assert sizes[1][1] < sizes[0][0] / 5  # a delta of one changed process is much smaller than the full
+    assert sizes[1][0] == 0               # and no full report was encoded when every replica took the delta
 
 
 def test_ack_asking_for_full_and_409_lead_to_full(receiver: Receiver) -> None:

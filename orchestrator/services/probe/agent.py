@@ -114,7 +114,8 @@ def run(collector: ProbeCollector, publisher: Publisher | None, metrics: ProbeMe
             for result, count in stats.results.items():
                 metrics.reports.labels(result).inc(count)
             metrics.dropped.inc(stats.dropped)
-            metrics.report_bytes.labels("full").set(stats.bytes_full)
+            if stats.bytes_full:
+                metrics.report_bytes.labels("full").set(stats.bytes_full)
             if stats.bytes_delta:
                 metrics.report_bytes.labels("delta").set(stats.bytes_delta)
             metrics.replicas.set(len(publisher.replicas))

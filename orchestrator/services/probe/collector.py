@@ -34,12 +34,12 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.services.probe.cgroups import CgroupIdentity, CgroupStats
 from orchestrator.services.probe.procfs import (
     CLK_TCK,
+    ProcessWalker,
     ProcSample,
     Socket,
     read_host,
     read_sockets,
     user_name,
-    walk_processes,
 )
 
 log = logging.getLogger("orchestrator.probe")
@@ -124,15 +124,17 @@ class Collector:
                  clock: Callable[[], float] = time.time) -> None:
         self.probe_id, self.proc_root, self.hostname = probe_id, Path(proc_root), hostname
         self.cgroups = CgroupStats(cgroup_root)
+        self.walker = ProcessWalker(proc_root)
         self.pods = pods or StaticPods()
         self.mesos = mesos or MesosTasks(None, None)
         self.interval, self.clock = interval, clock
         self.prev = Previous()
         self._last_container_cpu: dict[str, float] = {}
+        self._connection_cache: dict[tuple[str, str, int, str | None, int | None, int | None], Connection] = {}
 
     def collect(self, seq: int, cost: ProbeCost | None = None) -> Collection:
         started, wall = time.perf_counter(), self.clock()
-        walk = walk_processes(self.proc_root)
+        walk = self.walker.walk()
         sockets, namespaces = read_sockets(self.proc_root, walk.processes)
         host_sample = read_host(self.proc_root, self.hostname)
         elapsed = wall - self.prev.wall if self.prev.wall else 0.0
@@ -213,22 +215,26 @@ class Collector:
                                  memory_bytes=float(memory // 65536 * 65536) if memory is not None else 0.0))
         return out
 
-    @staticmethod
-    def _connections(sockets: list[Socket], samples: dict[int, ProcSample]) -> list[Connection]:
+    def _connections(self, sockets: list[Socket], samples: dict[int, ProcSample]) -> list[Connection]:
         owner: dict[int, int] = {}
         for pid, p in samples.items():
             for inode in p.socket_inodes:
                 owner.setdefault(inode, pid)
         out = []
-        seen: set[tuple[str, str, int, str | None, int | None]] = set()
+        cache: dict[tuple[str, str, int, str | None, int | None, int | None], Connection] = {}
+        previous = self._connection_cache
         for s in sockets:
-            key = (s.state, s.local_ip, s.local_port, s.remote_ip, s.remote_port)
-            if key in seen:  # SO_REUSEPORT listeners and dual rows: one socket per key in the report
+            key = (s.state, s.local_ip, s.local_port, s.remote_ip, s.remote_port, owner.get(s.inode))
+            if key in cache:  # SO_REUSEPORT listeners and dual rows: one socket per key in the report
                 continue
-            seen.add(key)
-            out.append(Connection(state=s.state, local_ip=s.local_ip, local_port=s.local_port,  # type: ignore[arg-type]
-                                  remote_ip=s.remote_ip, remote_port=s.remote_port,
-                                  pid=owner.get(s.inode) if s.inode else None))
+            # An unchanged socket keeps its object from the previous interval: no new model, and the delta's
+            # comparison is an identity check. Built without validation: the values come from the parser.
+            conn = previous.get(key) or Connection.model_construct(
+                state=s.state, local_ip=s.local_ip, local_port=s.local_port, remote_ip=s.remote_ip,
+                remote_port=s.remote_port, pid=key[5])
+            cache[key] = conn
+            out.append(conn)
+        self._connection_cache = cache
         return out
 
 

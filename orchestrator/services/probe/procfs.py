@@ -10,9 +10,11 @@ import os
 import pwd
 import socket
 import struct
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, NamedTuple
 
 from orchestrator.services.probe.cgroups import CgroupIdentity, identify_lines, parse_cgroup_file
 
@@ -50,69 +52,107 @@ def _read_text(path: str, limit: int = 65536) -> str:
         return fh.read(limit).decode("utf-8", "replace")
 
 
-def parse_stat(text: str) -> tuple[str, str, int, int, int, int]:
-    """`pid (comm) state ppid ...` -> (comm, state, ppid, utime+stime, threads, rss pages).
+def parse_stat(text: str) -> tuple[str, str, int, int, int, int, int]:
+    """`pid (comm) state ppid ...` -> (comm, state, ppid, utime+stime, threads, rss pages, starttime).
 
     comm may contain spaces and parentheses: it runs to the *last* ')'.
     """
     open_at, close_at = text.index("("), text.rindex(")")
     comm = text[open_at + 1:close_at]
     rest = text[close_at + 2:].split()
-    # rest[0] = state (field 3); utime = field 14, stime 15, num_threads 20, rss 24 (1-based in proc(5)).
-    return comm, rest[0], int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[17]), int(rest[21])
+    # rest[0] = state (field 3); utime = field 14, stime 15, num_threads 20, starttime 22, rss 24 (proc(5)).
+    return (comm, rest[0], int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[17]), int(rest[21]),
+            int(rest[19]))
 
 
-def walk_processes(proc_root: str | Path = "/proc", read_fds: bool = True) -> WalkResult:
-    root = str(proc_root)
-    processes: dict[int, ProcSample] = {}
-    skipped = denied = 0
-    try:
-        entries = os.listdir(root)
-    except OSError:
-        return WalkResult({}, 0, 0)
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        base = f"{root}/{entry}"
-        try:
-            comm, state, ppid, ticks, threads, rss_pages = parse_stat(_read_text(f"{base}/stat", 4096))
-            if state in ("Z", "X"):  # zombies and dead tasks hold nothing worth reporting
-                continue
-            cgroup_text = _read_text(f"{base}/cgroup")
-            uid = os.stat(base).st_uid
-        except (OSError, ValueError, IndexError):
-            skipped += 1  # exited between listdir and read, or a malformed / unreadable file
-            continue
+@dataclass
+class _Static:
+    """What rarely changes for a process: read once, then reused while the process (pid + start time) lives,
+    and re-read after `max_age` seconds (a runtime may move a process into its cgroup just after exec)."""
+
+    starttime: int
+    read_at: float
+    cmdline: str
+    uid: int
+    netns: str | None
+    container: CgroupIdentity | None
+
+
+class ProcessWalker:
+    """Walks a proc tree; keeps per-process static facts between walks (Scope caches cmdline likewise)."""
+
+    def __init__(self, proc_root: str | Path = "/proc", max_age: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.root, self.max_age, self.clock = str(proc_root), max_age, clock
+        self.cache: dict[int, _Static] = {}
+
+    def _static(self, base: str, pid: int, comm: str, starttime: int, now: float) -> _Static:
+        cached = self.cache.get(pid)
+        if cached is not None and cached.starttime == starttime and now - cached.read_at < self.max_age:
+            return cached
+        cgroup_text = _read_text(f"{base}/cgroup")
+        uid = os.stat(base).st_uid
         try:
             cmdline = _read_text(f"{base}/cmdline", CMDLINE_MAX * 4).replace("\x00", " ").strip()
         except OSError:
             cmdline = ""
-        cmdline = cmdline[:CMDLINE_MAX]
         netns: str | None
         try:
             netns = os.readlink(f"{base}/ns/net")
         except OSError:
             netns = None
-        fds = 0
-        inodes: list[int] = []
-        if read_fds:
+        static = _Static(starttime, now, cmdline[:CMDLINE_MAX] or f"[{comm}]", uid, netns,
+                         identify_lines(parse_cgroup_file(cgroup_text)))
+        self.cache[pid] = static
+        return static
+
+    def walk(self, read_fds: bool = True) -> WalkResult:
+        root = self.root
+        processes: dict[int, ProcSample] = {}
+        skipped = denied = 0
+        now = self.clock()
+        try:
+            entries = os.listdir(root)
+        except OSError:
+            return WalkResult({}, 0, 0)
+        for entry in entries:
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            base = f"{root}/{entry}"
             try:
-                names = os.listdir(f"{base}/fd")
-                fds = len(names)
-                for name in names:
-                    try:
-                        target = os.readlink(f"{base}/fd/{name}")
-                    except OSError:
-                        continue  # closed since listdir
-                    if target.startswith("socket:["):
-                        inodes.append(int(target[8:-1]))
-            except OSError:
-                denied += 1  # other users' fd tables need CAP_SYS_PTRACE (docs/probe.md)
-        processes[pid] = ProcSample(pid, ppid, comm, cmdline or f"[{comm}]", uid, ticks, rss_pages * PAGE_SIZE,
-                                    threads, fds, netns, identify_lines(parse_cgroup_file(cgroup_text)),
-                                    inodes)
-    return WalkResult(processes, skipped, denied)
+                comm, state, ppid, ticks, threads, rss_pages, starttime = parse_stat(_read_text(f"{base}/stat", 4096))
+                if state in ("Z", "X"):  # zombies and dead tasks hold nothing worth reporting
+                    continue
+                static = self._static(base, pid, comm, starttime, now)
+            except (OSError, ValueError, IndexError):
+                skipped += 1  # exited between listdir and read, or a malformed / unreadable file
+                continue
+            fds = 0
+            inodes: list[int] = []
+            if read_fds:
+                try:
+                    names = os.listdir(f"{base}/fd")
+                    fds = len(names)
+                    for name in names:
+                        try:
+                            target = os.readlink(f"{base}/fd/{name}")
+                        except OSError:
+                            continue  # closed since listdir
+                        if target.startswith("socket:["):
+                            inodes.append(int(target[8:-1]))
+                except OSError:
+                    denied += 1  # other users' fd tables need CAP_SYS_PTRACE (docs/probe.md)
+            processes[pid] = ProcSample(pid, ppid, comm, static.cmdline, static.uid, ticks, rss_pages * PAGE_SIZE,
+                                        threads, fds, static.netns, static.container, inodes)
+        for gone in self.cache.keys() - processes.keys():
+            del self.cache[gone]
+        return WalkResult(processes, skipped, denied)
+
+
+def walk_processes(proc_root: str | Path = "/proc", read_fds: bool = True) -> WalkResult:
+    """One walk without a cache (tests, one-off use)."""
+    return ProcessWalker(proc_root).walk(read_fds)
 
 
 _users: dict[int, str] = {}
@@ -131,9 +171,8 @@ def user_name(uid: int | None) -> str:
 
 # ---------------------------------------------------------------------------------------------- sockets
 
-@dataclass(frozen=True)
-class Socket:
-    state: str              # "listen" | "established"
+class Socket(NamedTuple):
+    state: Literal["listen", "established"]
     local_ip: str
     local_port: int
     remote_ip: str | None
@@ -142,32 +181,47 @@ class Socket:
     netns: str | None
 
 
-def _ip4(hex_addr: str) -> str:
-    return socket.inet_ntop(socket.AF_INET, struct.pack("<I", int(hex_addr, 16)))
+# Address strings by their /proc hex form: a node has few distinct addresses and thousands of rows, so each
+# is converted once and every row shares the same string (time and memory). Bounded: cleared when large.
+_IP_CACHE: dict[str, str] = {}
+_IP_CACHE_MAX = 65536
 
 
-def _ip6(hex_addr: str) -> str:
-    # Four 32-bit words, each in host (little-endian) order.
-    raw = b"".join(struct.pack("<I", int(hex_addr[i:i + 8], 16)) for i in range(0, 32, 8))
-    return socket.inet_ntop(socket.AF_INET6, raw)
+def _ip(hex_addr: str) -> str:
+    ip = _IP_CACHE.get(hex_addr)
+    if ip is None:
+        if len(hex_addr) == 8:
+            ip = socket.inet_ntop(socket.AF_INET, struct.pack("<I", int(hex_addr, 16)))
+        else:
+            # Four 32-bit words, each in host (little-endian) order.
+            raw = b"".join(struct.pack("<I", int(hex_addr[i:i + 8], 16)) for i in range(0, 32, 8))
+            ip = socket.inet_ntop(socket.AF_INET6, raw)
+        if len(_IP_CACHE) >= _IP_CACHE_MAX:
+            _IP_CACHE.clear()
+        _IP_CACHE[hex_addr] = ip
+    return ip
 
 
 def parse_net_tcp(text: str, v6: bool, netns: str | None = None) -> Iterable[Socket]:
     """Rows of /proc/net/tcp{,6} in LISTEN or ESTABLISHED state; malformed rows are skipped."""
-    to_ip = _ip6 if v6 else _ip4
+    width = 32 if v6 else 8
     for line in text.splitlines()[1:]:
-        cols = line.split()
-        if len(cols) < 10 or cols[3] not in (TCP_LISTEN, TCP_ESTABLISHED):
+        cols = line.split(None, 10)
+        if len(cols) < 10:
+            continue
+        state = cols[3]
+        if state not in (TCP_ESTABLISHED, TCP_LISTEN):
+            continue
+        local, remote = cols[1], cols[2]
+        if len(local) != width + 5 or len(remote) != width + 5 or local[width] != ":" or remote[width] != ":":
             continue
         try:
-            lip, lport = cols[1].split(":")
-            rip, rport = cols[2].split(":")
             inode = int(cols[9])
-            local_ip, local_port = to_ip(lip), int(lport, 16)
-            if cols[3] == TCP_LISTEN:
-                yield Socket("listen", local_ip, local_port, None, None, inode, netns)
+            if state == TCP_LISTEN:
+                yield Socket("listen", _ip(local[:width]), int(local[width + 1:], 16), None, None, inode, netns)
             else:
-                yield Socket("established", local_ip, local_port, to_ip(rip), int(rport, 16), inode, netns)
+                yield Socket("established", _ip(local[:width]), int(local[width + 1:], 16), _ip(remote[:width]),
+                             int(remote[width + 1:], 16), inode, netns)
         except (ValueError, struct.error, OSError):
             continue
 
