@@ -21,6 +21,17 @@ RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip uninstall --yes pip \
  && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
+# The web UI (ui/, React + Vite): Node only in this stage; the final image gets the static files and nothing
+# of Node. Node 22 on bookworm slim (official image, tag 22.23.2-bookworm-slim); the lockfile pins every package.
+FROM node:22.23.2-bookworm-slim AS ui
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
+WORKDIR /ui
+COPY ui/package.json ui/package-lock.json ./
+RUN npm ci --loglevel=error
+COPY ui/tsconfig.json ui/vite.config.ts ui/index.html ./
+COPY ui/src ./src
+RUN npm run build
+
 FROM python:3.11.11-slim-bookworm AS runtime
 LABEL org.opencontainers.image.title="orchestrator services" \
       org.opencontainers.image.description="ZooKeeper sync engine and the other services of the Mesos/Marathon platform" \
@@ -30,6 +41,8 @@ RUN python -m pip uninstall --yes pip setuptools wheel \
  && groupadd --system --gid 10001 orchestrator \
  && useradd --system --uid 10001 --gid orchestrator --no-create-home --shell /usr/sbin/nologin orchestrator
 COPY --from=build /opt/venv /opt/venv
+# The API serves these at / when its config says `ui_dir: /opt/orchestrator/ui` (read-only, owned by root).
+COPY --from=ui /ui/dist /opt/orchestrator/ui
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /home/orchestrator
 USER 10001:10001

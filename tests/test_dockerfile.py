@@ -58,7 +58,7 @@ def test_checkov_rejects_a_bad_dockerfile(tmp_path):
 
 
 def test_multi_stage_pinned_slim_base_non_root_no_build_tools():
-    build, runtime = stages(DOCKERFILE.read_text())
+    build, ui, runtime = stages(DOCKERFILE.read_text())
     base = build[0].split()[1]
     assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-bookworm", base), "a pinned patch release of the slim image"
     assert runtime[0].split()[1] == base, "the virtualenv runs on the interpreter it was built with"
@@ -70,15 +70,23 @@ def test_multi_stage_pinned_slim_base_non_root_no_build_tools():
         assert tool not in final, f"final stage has {tool!r}"
     assert "pip uninstall --yes pip setuptools wheel" in final
     assert 'ENTRYPOINT ["orchestrator"]' in final
+    # The web UI: built by a pinned Node in its own stage from the lockfile; only its files reach the image.
+    assert re.fullmatch(r"node:\d+\.\d+\.\d+-bookworm-slim", ui[0].split()[1]) and ui[0].endswith(" AS ui")
+    assert "RUN npm ci --loglevel=error" in ui and "RUN npm run build" in ui
+    assert "COPY --from=ui /ui/dist /opt/orchestrator/ui" in final
+    assert "npm" not in final and "node:" not in final
 
 
 def test_build_context_is_an_allowlist():
     rules = [line for line in (PROJECT_DIR / ".dockerignore").read_text().splitlines()
              if line and not line.startswith("#")]
     assert rules[0] == "*"
-    assert {r[1:].rstrip("/") for r in rules if r.startswith("!")} == {"pyproject.toml", "components", "orchestrator"}
+    ui = {"ui/package.json", "ui/package-lock.json", "ui/tsconfig.json", "ui/vite.config.ts", "ui/index.html", "ui/src"}
+    assert {r[1:].rstrip("/") for r in rules if r.startswith("!")} == {"pyproject.toml", "components", "orchestrator"} | ui
     copied = {line.split()[1] for line in stages(DOCKERFILE.read_text())[0] if line.startswith("COPY ")}
     assert copied == {"pyproject.toml", "components", "orchestrator"}
+    ui_copied = {src for line in stages(DOCKERFILE.read_text())[1] if line.startswith("COPY ") for src in line.split()[1:-1]}
+    assert ui_copied == ui
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
