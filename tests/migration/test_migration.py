@@ -3,80 +3,10 @@ servers, moto S3. Each command runs as a fresh tool invocation reading the state
 from __future__ import annotations
 
 import json
-import stat
 
-import pytest
 import yaml
 
-from orchestrator.cli import main
-from orchestrator.services.zk.engine import SyncEngine
-from tests.support.zk_ensemble import free_ports
-from tests.zk.helpers import side
-
-AUTH = "digest:orch:s3cret"
-
-
-class Engine:
-    """The sync engine as the operator would run it, its /metrics on one fixed port across restarts."""
-
-    def __init__(self, zk, port: int) -> None:
-        self.zk, self.port, self.engine, self.server = zk, port, None, None
-
-    def run(self, source: str, target: str) -> None:
-        self.stop()
-        self.engine = SyncEngine(side(source), side(target), [self.zk.root], resync_interval=0)
-        self.server, _ = self.engine.metrics.serve("127.0.0.1", self.port)
-        self.engine.start()
-        assert self.engine.bootstrapped.wait(60)
-
-    def stop(self) -> None:
-        if self.engine is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.engine.stop()
-            self.engine.source.close()
-            self.engine.target.close()
-            self.engine = None
-
-
-@pytest.fixture
-def world(zk, mesos, marathon, s3, tmp_path):
-    zk.ca.create(zk.root, b"")
-    zk.ca.create(f"{zk.root}/state", b"framework state")
-    a1, a2 = mesos.add_master(), mesos.add_master()
-    mesos.leader = a1
-    agent_a = mesos.add_agent("agent-a1")
-    mesos.run_task(agent_a)
-    b_placeholder = mesos.add_master()  # B's master address before it runs: nothing answers there
-    b_placeholder.stop()
-    engine = Engine(zk, free_ports(1)[0])
-    calls = tmp_path / "hook-calls"
-    hook = tmp_path / "hook.sh"
-    hook.write_text(f'#!/bin/sh\necho "$1 $2 $ORCH_MIGRATION_PHASE" >> {calls}\nexit "${{HOOK_EXIT:-0}}"\n')
-    hook.chmod(hook.stat().st_mode | stat.S_IEXEC)
-    config = {"source": zk.a.connect_string, "target": zk.b.connect_string, "paths": [zk.root], "auth": [AUTH],
-              "masters_a": [a1.url, a2.url], "masters_b": [b_placeholder.url], "agents_a": ["agent-a1"], "agents_b": ["agent-b1"],
-              "marathon": [marathon.url], "sync_metrics": f"http://127.0.0.1:{engine.port}/metrics",
-              "archive": "s3://zk-archive/ensemble-a", "max_lag_seconds": 5.0}
-    w = type("World", (), dict(zk=zk, mesos=mesos, marathon=marathon, s3=s3, engine=engine, config=config,
-                               tmp=tmp_path, hook=hook, calls=calls, state=tmp_path / "state.json",
-                               a_masters=[a1, a2]))
-    yield w
-    engine.stop()
-
-
-def write_config(w, **changes) -> str:
-    path = w.tmp / "migration.yaml"
-    path.write_text(yaml.safe_dump({**w.config, **changes}))
-    return str(path)
-
-
-def migrate(w, *args: str) -> int:
-    return main(["migrate", *args, "--state", str(w.state)])
-
-
-def state(w) -> dict:
-    return json.loads(w.state.read_text())
+from tests.migration.helpers import migrate, state, write_config
 
 
 def test_six_phases_with_gates_refusals_rollback_and_archive(world, capsys):
@@ -166,7 +96,7 @@ def test_start_refuses_an_unhealthy_platform_and_bad_config(world, capsys):
     del cfg["archive"]
     (w.tmp / "partial.yaml").write_text(yaml.safe_dump(cfg))
     assert migrate(w, "start", "--config", str(w.tmp / "partial.yaml")) == 2
-    assert "missing configuration keys: archive" in capsys.readouterr().err
+    assert "partial.yaml: archive: required key is missing" in capsys.readouterr().err
     assert not w.state.exists()
     assert migrate(w, "start", "--config", write_config(w)) == 0
     assert migrate(w, "start", "--config", write_config(w)) == 2  # never overwrite a migration under way

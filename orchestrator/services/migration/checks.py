@@ -6,6 +6,7 @@ commands, Mesos masters through /master/health, /master/state and /metrics/snaps
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import urllib.error
@@ -240,10 +241,8 @@ def parse_metrics(text: str) -> dict[str, float]:
     for line in text.splitlines():
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
-            try:
+            with contextlib.suppress(ValueError):  # a line that is not a sample
                 out[name] = float(value)
-            except ValueError:
-                pass
     return out
 
 

@@ -8,129 +8,28 @@ a hook is configured, otherwise printed as instructions; the gate then decides w
 """
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.errors import OrchestratorError
 from orchestrator.services.migration import checks as C
+from orchestrator.services.migration.state import (
+    Config,
+    MigrationError,
+    Pending,
+    State,
+    exclusive,
+    load_config,
+    resolve_auth,
+)
 
-STATE_VERSION = 1
-
-
-class MigrationError(Exception):
-    """Bad input or a state that forbids the operation: reported, nothing changed."""
-
-
-# -- configuration -------------------------------------------------------------------------------------------
-
-@dataclass
-class Config:
-    source: str  # ensemble A, "host:port,..." (the one being left)
-    target: str  # ensemble B
-    paths: list[str]
-    masters_a: list[str]
-    masters_b: list[str]
-    marathon: list[str]
-    sync_metrics: str
-    archive: str
-    agents_a: list[str] = field(default_factory=list)
-    agents_b: list[str] = field(default_factory=list)
-    frameworks: list[str] = field(default_factory=lambda: ["marathon"])
-    auth: list[str] = field(default_factory=list)
-    max_lag_seconds: float = 0.05
-    retention_hours: int = 72
-    s3_endpoint_url: str | None = None
-    hook: str | None = None
-
-    @classmethod
-    def from_dict(cls, raw: dict) -> Config:
-        from orchestrator.services.zk.archive import S3Location, expiry_days
-        from orchestrator.services.zk.tree import ZkInputError, validate_paths
-        if not isinstance(raw, dict):
-            raise MigrationError("the configuration must be a mapping")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise MigrationError(f"unknown configuration keys: {', '.join(unknown)}")
-        required = [k for k, f in cls.__dataclass_fields__.items()
-                    if f.default is MISSING and f.default_factory is MISSING]
-        missing = [k for k in required if not raw.get(k)]
-        if missing:
-            raise MigrationError(f"missing configuration keys: {', '.join(missing)}")
-        cfg = cls(**raw)
-        for name in ("paths", "masters_a", "masters_b", "marathon", "agents_a", "agents_b", "frameworks", "auth"):
-            value = getattr(cfg, name)
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise MigrationError(f"{name} must be a list of strings")
-        for name in ("masters_a", "masters_b", "marathon"):
-            for url in getattr(cfg, name):
-                if not url.startswith(("http://", "https://")):
-                    raise MigrationError(f"{name}: {url!r} is not an http(s) URL")
-        try:
-            validate_paths(cfg.paths)
-            S3Location.parse(cfg.archive)
-            expiry_days(cfg.retention_hours)
-            for side in (cfg.source, cfg.target):
-                C.servers(side)
-        except (ZkInputError, ValueError) as exc:
-            raise MigrationError(str(exc)) from None
-        if C.same_ensemble(cfg.source, cfg.target):
-            raise MigrationError("source and target are the same ensemble")
-        if not (isinstance(cfg.max_lag_seconds, (int, float)) and cfg.max_lag_seconds > 0):
-            raise MigrationError("max_lag_seconds must be a positive number")
-        return cfg
-
-
-def load_config(path: Path) -> Config:
-    import yaml
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise MigrationError(f"cannot read {path}: {exc}") from None
-    return Config.from_dict(raw)
-
-
-# -- state ---------------------------------------------------------------------------------------------------
-
-@dataclass
-class State:
-    config: Config
-    phase: int = 0  # phases completed
-    pending: dict | None = None  # {"action": "apply"|"undo", "phase": n, "to": m, "hook_done": bool}
-    baseline_task_failures: int | None = None
-    archive_key: str | None = None
-    history: list[dict] = field(default_factory=list)
-
-    def record(self, event: str, **details) -> None:
-        self.history.append({"time": datetime.now(UTC).isoformat(timespec="seconds"), "event": event,
-                             **details})
-
-    def save(self, path: Path) -> None:
-        """Atomically: a crash leaves either the old or the new state, never half a file."""
-        data = asdict(self)
-        data["version"] = STATE_VERSION
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: Path) -> State:
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise MigrationError(f"no migration state at {path}: run `orchestrator migrate start` first") from None
-        except (OSError, ValueError) as exc:
-            raise MigrationError(f"unreadable state file {path}: {exc}") from None
-        if data.pop("version", None) != STATE_VERSION:
-            raise MigrationError(f"{path}: unsupported state version")
-        data["config"] = Config.from_dict(data["config"])
-        return cls(**data)
+# The configuration and state models, the lock and the credential references live in state.py.
+__all__ = ["PHASES", "Config", "Migration", "MigrationError", "State", "load_config"]
 
 
 # -- phases --------------------------------------------------------------------------------------------------
@@ -171,7 +70,7 @@ PHASES = [
 
 
 def describe(lines: list[str], cfg: Config) -> list[str]:
-    values = asdict(cfg)
+    values = cfg.model_dump()
     values.update({k: ", ".join(v) or "(none)" for k, v in values.items() if isinstance(v, list)})
     values["path_args"] = " ".join(f"--path {p}" for p in cfg.paths)
     return [line.format(**values) for line in lines]
@@ -219,39 +118,75 @@ class Migration:
         return checks
 
     def _sides(self, cfg: Config):
-        from orchestrator.services.zk.tree import connect, parse_auth
-        auth = parse_auth(cfg.auth)
-        a = connect(cfg.source, auth, timeout=10)
+        """Sessions on A and B with the referenced credentials (read now, never stored)."""
+        from orchestrator.services.zk.session import close_client, open_client
+        auth = resolve_auth(cfg.auth)
+        a = open_client(cfg.source, auth, timeout=10, label="source (A)")
         try:
-            b = connect(cfg.target, auth, timeout=10)
-        except Exception:
-            a.close()
+            b = open_client(cfg.target, auth, timeout=10, label="target (B)")
+        except BaseException:
+            close_client(a)
             raise
         return a, b
 
+    def _ensure_distinct(self, a, b, cfg: Config) -> None:
+        """RefusedError when A and B are one ensemble (asked of the servers) with overlapping paths."""
+        from orchestrator.services.zk.identity import ensure_distinct
+        ensure_distinct(a.client, cfg.paths, b.client, cfg.paths)
+
+    def _check_identity(self, cfg: Config) -> None:
+        """At start: refuse a target that is the source under another spelling. B is often deployed only in
+        phase 1; while none of its servers answers, the check is left to the gates (every tree comparison
+        from phase 1 on asks the servers first)."""
+        from orchestrator.services.zk.session import close_client
+        if not any(C.zk_mode(host, port) for host, port in C.servers(cfg.target)):
+            self.out("ensemble B does not answer yet: whether it differs from A is checked from phase 1 on")
+            return
+        a, b = self._sides(cfg)
+        try:
+            self._ensure_distinct(a, b, cfg)
+        finally:
+            close_client(a)
+            close_client(b)
+
     def _trees_identical(self, state: State, a_to_b: bool, ignore_ephemeral: bool) -> C.Check:
+        from orchestrator.services.zk.session import close_client
+        from orchestrator.services.zk.tree import ZkInputError
         from orchestrator.services.zk.verify import verify
         name = "trees identical " + ("A→B" if a_to_b else "B→A")
         try:
             a, b = self._sides(state.config)
-        except Exception as exc:
-            return C.Check(name, False, f"cannot connect: {exc!r}")
+        except OrchestratorError as exc:
+            return C.Check(name, False, str(exc))
         try:
+            # The same ensemble under two spellings would compare a tree with itself and always pass.
+            self._ensure_distinct(a, b, state.config)
             src, dst = (a, b) if a_to_b else (b, a)
             report = verify(src, dst, state.config.paths, ignore_ephemeral=ignore_ephemeral, rechecks=4)
+        except (OrchestratorError, ZkInputError) as exc:
+            return C.Check(name, False, str(exc))
         finally:
-            a.close()
-            b.close()
+            close_client(a)
+            close_client(b)
+        s_name, t_name = ("A", "B") if a_to_b else ("B", "A")
+        per_root = getattr(report, "roots", None) or {}
+        compared = ", ".join(f"{r}: {s_name} {s} / {t_name} {t}" for r, (s, t) in per_root.items())
+        counts = f"{s_name} {report.source_count} znodes, {t_name} {report.target_count} znodes" + \
+            (f" ({compared})" if compared else "")
+        empty = [r for r, (s, _) in per_root.items() if s == 0]
+        if report.source_count == 0 or empty:
+            where = ", ".join(empty or state.config.paths)
+            return C.Check(name, False, f"nothing to compare: {s_name} holds no znode under {where} ({counts})")
         if report.identical:
-            return C.Check(name, True, f"{report.source_count} znodes, digest {report.source_digest[:16]}")
+            return C.Check(name, True, f"{counts}, digest {report.source_digest[:16]}")
         shown = "; ".join(str(d) for d in report.differences[:5])
-        return C.Check(name, False, f"{len(report.differences)} differences: {shown}")
+        return C.Check(name, False, f"{counts}; {len(report.differences)} differences: {shown}")
 
     def _archived(self, state: State) -> C.Check:
         if not state.archive_key:
             return C.Check("A archived", False, "no archive written yet")
         from orchestrator.services.zk.archive import S3Location, s3_client
-        loc = S3Location.parse(state.config.archive)
+        loc = S3Location.parse(state.config.archive, option="archive")
         try:
             head = s3_client(state.config.s3_endpoint_url).head_object(Bucket=loc.bucket, Key=state.archive_key)
         except Exception as exc:
@@ -285,7 +220,12 @@ class Migration:
                    ORCH_MIGRATION_STEPS="\n".join(steps), ORCH_ZK_SOURCE=state.config.source,
                    ORCH_ZK_TARGET=state.config.target)
         self.out(f"running hook: {' '.join(cmd)}")
-        done = subprocess.run(cmd, env=env)
+        try:
+            done = subprocess.run(cmd, env=env)
+        except OSError as exc:
+            self.out(f"hook could not be started: {exc.strerror or exc}")
+            state.record("hook-failed", phase=phase, action=action, code=None)
+            return False
         if done.returncode != 0:
             self.out(f"hook failed with exit code {done.returncode}")
             state.record("hook-failed", phase=phase, action=action, code=done.returncode)
@@ -293,19 +233,24 @@ class Migration:
         return True
 
     def _archive_a(self, state: State) -> bool:
-        from orchestrator.services.zk.archive import S3Location, s3_client, expiry_days, snapshot
-        from orchestrator.services.zk.tree import connect, parse_auth
+        from orchestrator.services.zk.archive import S3Location, expiry_days, s3_client, snapshot
+        from orchestrator.services.zk.session import close_client, open_client
         cfg = state.config
         stopped = C.sync_stopped(cfg.sync_metrics)
         if not stopped.ok:
             self.out(f"  {stopped.line()} — not archiving A while it is still being written")
             return False
-        a = connect(cfg.source, parse_auth(cfg.auth), timeout=10)
         try:
-            out = snapshot(a, cfg.paths, s3_client(cfg.s3_endpoint_url), S3Location.parse(cfg.archive),
-                           expiry_days(cfg.retention_hours))
-        finally:
-            a.close()
+            a = open_client(cfg.source, resolve_auth(cfg.auth), timeout=10, label="source (A)")
+            try:
+                out = snapshot(a, cfg.paths, s3_client(cfg.s3_endpoint_url),
+                               S3Location.parse(cfg.archive, option="archive"), expiry_days(cfg.retention_hours))
+            finally:
+                close_client(a)
+        except OrchestratorError as exc:
+            self.out(f"archive of A failed: {exc}")
+            state.record("archive-failed", reason=str(exc))
+            return False
         state.archive_key = out["key"]
         state.record("archived", key=out["key"], znodes=out["znodes"])
         self.out(f"archived A: {out['znodes']} znodes to {out['key']} ({out['lifecycle']})")
@@ -313,19 +258,22 @@ class Migration:
 
     # -- commands -------------------------------------------------------------------------------------------
     def start(self, cfg: Config, wait: float = 0.0) -> int:
-        if self.path.exists():
-            raise MigrationError(f"{self.path} already exists: a migration is under way (see `migrate status`)")
-        state = State(cfg)
-        self.out("phase 0 (before the migration) must hold:")
-        ok, checks = self._wait_gate(state, 0, wait)
-        self._show(checks)
-        if not ok:
-            self.out("not started: the platform is not healthy on A")
-            return 1
-        leader, _ = C.leader_state(cfg.masters_a)
-        state.baseline_task_failures = C.task_failures(cfg.masters_a, leader)
-        state.record("started", baseline_task_failures=state.baseline_task_failures)
-        state.save(self.path)
+        with exclusive(self.path):
+            # Checked under the lock: two starts cannot both find no state and both write one.
+            if self.path.exists():
+                raise MigrationError(f"{self.path} already exists: a migration is under way (see `migrate status`)")
+            self._check_identity(cfg)
+            state = State(config=cfg)
+            self.out("phase 0 (before the migration) must hold:")
+            ok, checks = self._wait_gate(state, 0, wait)
+            self._show(checks)
+            if not ok:
+                self.out("not started: the platform is not healthy on A")
+                return 1
+            leader, _ = C.leader_state(cfg.masters_a)
+            state.baseline_task_failures = C.task_failures(cfg.masters_a, leader)
+            state.record("started", baseline_task_failures=state.baseline_task_failures)
+            state.save(self.path)
         self.out(f"migration started; state in {self.path}. Next: phase 1 — {PHASES[0].title}")
         return 0
 
@@ -334,7 +282,7 @@ class Migration:
         self.out(f"phase {state.phase}/6 complete" + (f": {PHASES[state.phase - 1].title}" if state.phase else ""))
         if state.pending:
             p = state.pending
-            what = f"applying phase {p['phase']}" if p["action"] == "apply" else f"rolling back to phase {p['to']}"
+            what = f"applying phase {p.phase}" if p.action == "apply" else f"rolling back to phase {p.to}"
             self.out(f"in progress: {what} (gate not passed yet)")
         elif state.phase < 6:
             self.out(f"next: phase {state.phase + 1} — {PHASES[state.phase].title}")
@@ -349,20 +297,25 @@ class Migration:
         state = State.load(self.path)
         n = state.phase if phase is None else phase
         if not 0 <= n <= 6:
-            raise MigrationError(f"there is no phase {n}")
+            raise MigrationError(f"--phase {n}: there is no such phase (0-6)")
         self.out(f"gate of phase {n}:")
         return 0 if self._show(self.gate(state, n)) else 1
 
     def advance(self, dry_run: bool = False, wait: float = 0.0) -> int:
-        state = State.load(self.path)
-        if state.pending and state.pending["action"] == "undo":
-            raise MigrationError(f"a rollback to phase {state.pending['to']} is unfinished: run rollback again")
+        if dry_run:  # reads only: no lock needed, the state file is replaced atomically
+            return self._advance(State.load(self.path), dry_run=True, wait=wait)
+        with exclusive(self.path):
+            return self._advance(State.load(self.path), dry_run=False, wait=wait)
+
+    def _advance(self, state: State, dry_run: bool, wait: float) -> int:
+        if state.pending and state.pending.action == "undo":
+            raise MigrationError(f"a rollback to phase {state.pending.to} is unfinished: run rollback again")
         if state.phase >= 6:
             self.out("migration complete: nothing to advance")
             return 0
         n = state.phase + 1
         phase = PHASES[n - 1]
-        resuming = bool(state.pending and state.pending["phase"] == n)
+        resuming = bool(state.pending and state.pending.phase == n)
         # Before touching anything, the current phase must still hold; once the phase is under way its
         # actions have changed the system, so only its own gate counts.
         if not resuming:
@@ -381,13 +334,13 @@ class Migration:
             self._show(self.gate(state, n))
             return 0
         self.out(f"phase {n} — {phase.title}")
-        if not (state.pending and state.pending.get("hook_done")):
-            state.pending = {"action": "apply", "phase": n, "hook_done": False}
+        if not (state.pending and state.pending.hook_done):
+            state.pending = Pending(action="apply", phase=n, hook_done=False)
             state.save(self.path)
             if not self._delegate(state, n, "apply"):
                 state.save(self.path)
                 return 1
-            state.pending["hook_done"] = True
+            state.pending.hook_done = True
             state.save(self.path)
         if n == 6 and not state.archive_key:
             if not self._archive_a(state):
@@ -410,14 +363,20 @@ class Migration:
         return 0
 
     def rollback(self, to: int, dry_run: bool = False, wait: float = 0.0) -> int:
-        state = State.load(self.path)
-        top = state.pending["phase"] if state.pending and state.pending["action"] == "apply" else state.phase
-        if state.pending and state.pending["action"] == "undo":
-            top = state.pending["phase"]
-            if to != state.pending["to"]:
-                raise MigrationError(f"a rollback to phase {state.pending['to']} is unfinished: finish it first")
+        if dry_run:
+            return self._rollback(State.load(self.path), to, dry_run=True, wait=wait)
+        with exclusive(self.path):
+            return self._rollback(State.load(self.path), to, dry_run=False, wait=wait)
+
+    def _rollback(self, state: State, to: int, dry_run: bool, wait: float) -> int:
+        pending = state.pending
+        top = pending.phase if pending and pending.action == "apply" else state.phase
+        if pending and pending.action == "undo":
+            top = pending.phase
+            if to != pending.to:
+                raise MigrationError(f"a rollback to phase {pending.to} is unfinished: finish it first")
         if not 0 <= to < top:
-            raise MigrationError(f"can only roll back to a phase before {top} (0 = before the migration)")
+            raise MigrationError(f"--to {to}: can only roll back to a phase before {top} (0 = before the migration)")
         steps = list(range(top, to, -1))
         if dry_run:
             self.out(f"dry run: rolling back to phase {to} would undo phases {', '.join(map(str, steps))}:")
@@ -427,14 +386,14 @@ class Migration:
             self.out(f"gate of phase {to}, evaluated now (nothing was changed):")
             self._show(self.gate(state, to))
             return 0
-        if not (state.pending and state.pending["action"] == "undo" and state.pending.get("hook_done")):
-            state.pending = {"action": "undo", "phase": top, "to": to, "hook_done": False}
+        if not (pending and pending.action == "undo" and pending.hook_done):
+            state.pending = Pending(action="undo", phase=top, to=to, hook_done=False)
             state.save(self.path)
             for n in steps:
                 if not self._delegate(state, n, "undo"):
                     state.save(self.path)
                     return 1
-            state.pending["hook_done"] = True
+            state.pending.hook_done = True
             state.save(self.path)
         ok, checks = self._wait_gate(state, to, wait)
         self.out(f"gate of phase {to}:")
