@@ -598,3 +598,40 @@ def test_lists_are_bounded():
     with pytest.raises(SettingsError) as exc:
         settings_from_config({"orchestrator:security": json.dumps({"node_cidrs": cidrs})}, "Pulumi.b.yaml")
     assert "orchestrator:security.node_cidrs" in str(exc.value)
+
+
+# --- the services' YAML files go through the same strict reader ----------------------------------
+def _api_config(p: Path) -> None:
+    from orchestrator.services.api.config import load_config
+
+    load_config(p)
+
+
+def _scaler_config(p: Path) -> None:
+    from orchestrator.services.marathon.policy import load_config
+
+    load_config(str(p))
+
+
+def _marathon_apps(p: Path) -> None:
+    from orchestrator.services.marathon.apps import load_apps
+
+    load_apps(p.parent)
+
+
+@pytest.mark.parametrize("reader", [_api_config, _scaler_config, _marathon_apps],
+                         ids=["api-config", "scaler-config", "marathon-apps"])
+@pytest.mark.parametrize("body,message", [
+    (b"a: 1\nb: 2\na: 3\n", "line 3: duplicate key 'a' (first on line 1)"),
+    (ALIAS_BOMB.replace("config:\n  orchestrator:cluster_domain:\n", "x:\n").encode(), "aliases"),
+    (b"a: caf\xe9\n", "not UTF-8"),
+])
+def test_service_yaml_files_are_read_strictly(reader, body, message, tmp_path):
+    from orchestrator.errors import InputError
+
+    path = tmp_path / "in" / "file.yaml"
+    path.parent.mkdir()
+    path.write_bytes(body)
+    with pytest.raises(InputError) as exc:
+        reader(path)
+    assert str(path) in str(exc.value) and message in str(exc.value)

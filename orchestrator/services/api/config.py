@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Generic, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orchestrator import strict_yaml
 from orchestrator.contracts.api import AUDIT_WINDOW, Role
 from orchestrator.errors import InputError
 
@@ -117,12 +117,8 @@ def _first_error(exc: ValidationError) -> str:
 
 def load_config(path: str | Path) -> ApiConfig:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    # Strict: size-bounded UTF-8, no duplicate keys, no alias bombs (InputError naming file and line).
+    data = strict_yaml.load_file(path)
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a mapping of keys")
     try:

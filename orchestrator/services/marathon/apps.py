@@ -115,17 +115,14 @@ def validate_app(raw: Any, file: str, prefix: str = "") -> dict[str, Any]:
 
 def load_apps(directory: str | Path) -> list[dict[str, Any]]:
     """Every app under `directory` (*.yaml, *.yml, *.json), sorted by id; InputError names file and field."""
-    import yaml
+    from orchestrator import strict_yaml
 
     root = Path(directory)
     if not root.is_dir():
         raise InputError(f"Marathon apps directory {root}: not a directory")
     apps: dict[str, tuple[dict[str, Any], str]] = {}
     for path in sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file()):
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"{path}: cannot parse ({str(exc).splitlines()[0]})") from None
+        doc = strict_yaml.load_file(path)  # strict: no duplicate keys, no alias bombs, bounded size
         items = doc.get("apps") if isinstance(doc, dict) and "apps" in doc else [doc]
         prefix = "apps" if isinstance(doc, dict) and "apps" in doc else ""
         if not isinstance(items, list):
