@@ -20,6 +20,24 @@ SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 
 
+def require_sdk(command: str) -> None:
+    """Fail with one clear line when the Pulumi SDK is not installed (a services-only install)."""
+    import importlib.util
+
+    from orchestrator.errors import ExitCode, OrchestratorError
+
+    def missing(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is None
+        except ImportError:  # a finder refused it
+            return True
+
+    if missing("pulumi") or missing("pulumi_kubernetes"):
+        raise OrchestratorError(f"{command} needs the Pulumi SDK, which the services install leaves out: "
+                                "pip install 'orchestrator[platform]' (from a checkout: pip install -e '.[platform]')",
+                                ExitCode.INPUT)
+
+
 def wrap_secret(value: Any) -> dict[str, Any]:
     return {SECRET_SIG_KEY: SECRET_SIG_VALUE, "value": value}
 

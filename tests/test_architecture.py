@@ -179,3 +179,18 @@ def test_the_blocker_does_block(tmp_path):
     proc = subprocess.run([sys.executable, "-c", _BLOCKED_IMPORT], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert proc.returncode != 0 and "blocked import of pulumi" in proc.stderr
+
+
+def test_a_services_only_install_says_render_needs_the_platform_extra(tmp_path):
+    """Without the platform extra the toolchain fails with one line naming the extra (exit 2), not a
+    traceback: here the SDK is made unfindable with the same meta_path blocker."""
+    program = _BLOCKED_IMPORT.split("import orchestrator\n")[0] + (
+        "from orchestrator.cli import main\n"
+        f"sys.exit(main(['render', '--stack', 'dev', '--out', {str(tmp_path / 'out')!r}]))\n")
+    program = program.replace('"components", "orchestrator.toolchain",\n           "orchestrator.pulumi_adapter"', "")
+    proc = subprocess.run([sys.executable, "-c", program], cwd=PROJECT_DIR, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install 'orchestrator[platform]'" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

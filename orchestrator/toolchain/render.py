@@ -121,6 +121,7 @@ def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
     """Run the Pulumi program (a file, `__main__.py` by default, or a callable that builds resources,
     for unit tests) under the recording mocks. Raises what the program raises. The SDK internals this
     needs are in orchestrator/pulumi_adapter.py."""
+    pulumi_adapter.require_sdk("orchestrator render")
     import pulumi
 
     records: list[Registration] = []
