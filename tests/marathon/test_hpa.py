@@ -8,11 +8,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.services.marathon.hpa import Decision, History, Inputs, decide, record_scale
-from orchestrator.services.marathon.policy import DEFAULT_DOWN, DEFAULT_UP, AutoscalePolicy, Behavior, RatePolicy
+from orchestrator.services.marathon.policy import (
+    DEFAULT_DOWN,
+    DEFAULT_UP,
+    MARATHON_DOWN,
+    AutoscalePolicy,
+    Behavior,
+    RatePolicy,
+)
 
 
 def policy(**kw) -> AutoscalePolicy:
-    return AutoscalePolicy(**{"min_instances": 1, "max_instances": 100, "metric": "cpu", "target": 100.0, **kw})
+    # The HPA's own defaults (the examples are the HPA's); our Marathon default differs only by a 600 s window.
+    return AutoscalePolicy(**{"min_instances": 1, "max_instances": 100, "metric": "cpu", "target": 100.0,
+                              "scale_down": DEFAULT_DOWN, **kw})
 
 
 def run(p: AutoscalePolicy, start: int, value_at, *, seconds: int, every: int = 15) -> list[tuple[int, int]]:
@@ -173,3 +182,6 @@ def test_properties_bounds_rate_and_stabilization(lo, span, up, down, steps):
 def test_default_behaviors_are_the_hpa_defaults():
     assert (DEFAULT_UP.stabilization_seconds, DEFAULT_DOWN.stabilization_seconds) == (0, 300)
     assert {(p.type, p.value, p.period_seconds) for p in DEFAULT_UP.policies} == {("Percent", 100, 15), ("Pods", 4, 15)}
+    ours = AutoscalePolicy(min_instances=1, max_instances=2, metric="cpu", target=1)
+    assert ours.scale_down == MARATHON_DOWN and MARATHON_DOWN.stabilization_seconds == 600
+    assert MARATHON_DOWN.policies == DEFAULT_DOWN.policies and ours.scale_up == DEFAULT_UP
