@@ -27,6 +27,8 @@ MARATHON_PASSWORD_FILE = f"{SECRETS_DIR}/marathon-password"
 # Metric names of the project's own services (a contract, see docs/metrics.md).
 ZK_SYNC_LAG = "orchestrator_zk_sync_lag_seconds"
 PROBE_LAST_REPORT = "orchestrator_probe_last_report_timestamp_seconds"
+PROBE_LAST_REPORT_KEPT = "orchestrator:probe_last_report_timestamp_seconds:kept"
+PROBE_RETIRE_AFTER_SECONDS = 7 * 86400   # an offline probe stays alerted for a week, then counts as retired
 
 
 def _keep_component(component: str, port_name: str) -> list[dict[str, Any]]:
@@ -127,8 +129,14 @@ def alert_rules(zookeeper_replicas: int) -> dict[str, Any]:
         {"name": "orchestrator-services", "rules": [
             _alert("ZooKeeperSyncLagHigh", f"max({ZK_SYNC_LAG}) > 0.5", "1m", "critical",
                    "ZooKeeper sync lag is above 500 ms: migration cutover is not safe."),
-            _alert("ProbeOffline",
-                   f"time() - max by (probe) (max_over_time({PROBE_LAST_REPORT}[1h])) > 300", "0m", "warning",
+            # Prometheus keeps each probe's last report time itself: the recording rule falls back to its own
+            # previous value when no API replica exports the probe any more (an API restart forgets offline
+            # probes; a range like max_over_time[1h] forgot them after an hour), so ProbeOffline keeps firing
+            # until the probe reports again or PROBE_RETIRE_AFTER has passed (a node removed for good).
+            {"record": PROBE_LAST_REPORT_KEPT,
+             "expr": f"max by (probe) ({PROBE_LAST_REPORT}) or ({PROBE_LAST_REPORT_KEPT}"
+                     f" and on (probe) (time() - {PROBE_LAST_REPORT_KEPT} < {PROBE_RETIRE_AFTER_SECONDS}))"},
+            _alert("ProbeOffline", f"time() - {PROBE_LAST_REPORT_KEPT} > 300", "0m", "warning",
                    "Probe {{ $labels.probe }} has not reported for more than 5 minutes."),
         ]},
     ]}

@@ -77,6 +77,13 @@ CASES = [
                              "values": "0+15x20"}], "11m", {"probe": "p1"}),
     silent("ProbeOffline", [{"series": 'orchestrator_probe_last_report_timestamp_seconds{probe="p1"}',
                              "values": "0+15x60"}], "11m"),
+    # Still firing hours later although no API replica exports the probe any more (API restarted: the series
+    # is gone), and from two replicas (pod label) as one alert per probe.
+    firing("ProbeOffline", [{"series": f'orchestrator_probe_last_report_timestamp_seconds{{pod="api-{i}",probe="p1"}}',
+                             "values": "0+15x20"} for i in range(2)], "3h", {"probe": "p1"}),
+    # A probe silent for a while that reports again: resolved.
+    silent("ProbeOffline", [{"series": 'orchestrator_probe_last_report_timestamp_seconds{probe="p1"}',
+                             "values": "0+15x20 _x40 900+15x40"}], "30m"),
 ]
 
 
