@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -33,14 +34,16 @@ class Engine:
     """The sync engine as the operator would run it, its /metrics on one fixed port across restarts."""
 
     def __init__(self, zk, port: int) -> None:
-        self.zk, self.port, self.engine, self.server = zk, port, None, None
+        self.zk, self.port = zk, port
+        self.engine: SyncEngine | None = None
+        self.server: Any = None
 
     def run(self, source: str, target: str) -> None:
         self.stop()
-        self.engine = SyncEngine(side(source), side(target), [self.zk.root], resync_interval=0)
-        self.server, _ = self.engine.metrics.serve("127.0.0.1", self.port)
-        self.engine.start()
-        assert self.engine.bootstrapped.wait(60)
+        engine = SyncEngine(side(source), side(target), [self.zk.root], resync_interval=0)
+        self.server, _ = engine.metrics.serve("127.0.0.1", self.port)
+        self.engine = engine.start()
+        assert engine.bootstrapped.wait(60)
 
     def stop(self) -> None:
         if self.engine is not None:

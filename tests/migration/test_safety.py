@@ -192,11 +192,14 @@ def test_a_bad_config_is_one_line(tmp_path, capsys, change, expected):
 def test_start_refuses_a_target_that_is_the_source_spelled_differently(world, capsys):
     w = world
     a = w.zk.a.connect_string
-    for target in (a.replace("127.0.0.1", "localhost"), a.split(",")[0]):
+    localhost = a.replace("127.0.0.1", "localhost")
+    # Another host name, one member of the list, and a chroot that puts B's tree inside A's.
+    for target in (localhost, a.split(",")[0], localhost + w.zk.root):
         assert migrate(w, "start", "--config", write_config(w, target=target)) == 6
         line = one_line(capsys.readouterr().err)
         assert "same ensemble" in line
         assert not w.state.exists()
+    assert w.zk.ca.get_children(w.zk.root) == ["state"]  # nothing was copied into A
 
 
 # -- F14: gates say what they compared and refuse an empty comparison --------------------------------------
