@@ -80,7 +80,7 @@ def _render(stack: str, project_dir: Path) -> RenderResult:
         return render_stack(stack, project_dir)
     except SettingsError as exc:
         # One line per bad key, each naming the stack file and the key.
-        raise InputError(f"{exc}\nnothing was rendered") from None
+        raise InputError(f"{exc} (nothing was rendered)") from None
 
 
 def _outputs(args: argparse.Namespace, stacks: list[str]) -> dict[str, Path]:
