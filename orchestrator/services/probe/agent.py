@@ -52,12 +52,12 @@ class ProbeMetrics:
 
     def observe(self, collection: Collection) -> None:
         self.collect_seconds.observe(collection.seconds)
-        self.rss.set(collection.report.cost.rss_bytes)
+        self.rss.set(collection.head.cost.rss_bytes)
         self.skipped.inc(collection.skipped)
-        report = collection.report
-        self.objects.labels("process").set(len(report.processes))
-        self.objects.labels("container").set(len(report.containers))
-        self.objects.labels("connection").set(len(report.connections))
+        head = collection.head
+        self.objects.labels("process").set(len(head.processes))
+        self.objects.labels("container").set(len(head.containers))
+        self.objects.labels("connection").set(len(collection.connections))
         self.last_collection = time.time()
 
 
@@ -110,7 +110,7 @@ def run(collector: ProbeCollector, publisher: Publisher | None, metrics: ProbeMe
         metrics.observe(collection)
         metrics.source_errors.labels("mesos").inc(collector.mesos.errors - mesos_errors_before)
         if publisher is not None:
-            stats = publisher.publish(collection.report)
+            stats = publisher.publish(collection.head, collection.connections)
             for result, count in stats.results.items():
                 metrics.reports.labels(result).inc(count)
             metrics.dropped.inc(stats.dropped)

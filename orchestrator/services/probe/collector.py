@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from orchestrator.clients.mesos import MesosClient, marathon_app_id
 from orchestrator.contracts.report import (
@@ -108,13 +108,31 @@ class Previous:
     host_total: float = 0.0
 
 
+ConnKey = tuple[Literal["listen", "established"], str, int, str | None, int | None]  # = report.connection_key
+
+
 @dataclass
 class Collection:
-    report: FullReport
+    """One interval. `head` is the report without its connections; `connections` maps each socket's key to
+    its owning pid. At 20,000 sockets a pydantic model per connection cost ~1 KB each (20 MB per report):
+    the publisher writes connections to JSON straight from this map, and `report` builds the models only
+    when asked (tests, `--once`)."""
+
+    head: FullReport
+    connections: dict[ConnKey, int | None]
     sockets: list[Socket]
     namespaces_read: int
     skipped: int
     seconds: float
+
+    @property
+    def report(self) -> FullReport:
+        return self.head.model_copy(update={"connections": connection_models(self.connections)})
+
+
+def connection_models(connections: dict[ConnKey, int | None]) -> list[Connection]:
+    return [Connection(state=k[0], local_ip=k[1], local_port=k[2], remote_ip=k[3], remote_port=k[4], pid=pid)
+            for k, pid in connections.items()]
 
 
 class Collector:
@@ -130,7 +148,6 @@ class Collector:
         self.interval, self.clock = interval, clock
         self.prev = Previous()
         self._last_container_cpu: dict[str, float] = {}
-        self._connection_cache: dict[tuple[str, str, int, str | None, int | None, int | None], Connection] = {}
 
     def collect(self, seq: int, cost: ProbeCost | None = None) -> Collection:
         started, wall = time.perf_counter(), self.clock()
@@ -163,11 +180,10 @@ class Collector:
         report_cost = base_cost.model_copy(update={
             "cpu_seconds": usage.ru_utime + usage.ru_stime, "rss_bytes": float(_self_rss()),
             "collect_seconds": round(seconds, 4), "skipped_processes": walk.skipped})
-        report = FullReport(schema_version=SCHEMA_VERSION, probe_id=self.probe_id, seq=seq, timestamp=wall,
-                            interval_seconds=self.interval, host=host, cost=report_cost,
-                            processes=processes[:MAX_PROCESSES], containers=containers[:MAX_CONTAINERS],
-                            connections=connections[:MAX_CONNECTIONS])
-        return Collection(report, sockets, namespaces, walk.skipped, seconds)
+        head = FullReport(schema_version=SCHEMA_VERSION, probe_id=self.probe_id, seq=seq, timestamp=wall,
+                          interval_seconds=self.interval, host=host, cost=report_cost,
+                          processes=processes[:MAX_PROCESSES], containers=containers[:MAX_CONTAINERS])
+        return Collection(head, connections, sockets, namespaces, walk.skipped, seconds)
 
     # -- parts ----------------------------------------------------------------------------------------
     def _processes(self, samples: dict[int, ProcSample], elapsed: float) -> list[Process]:
@@ -215,26 +231,20 @@ class Collector:
                                  memory_bytes=float(memory // 65536 * 65536) if memory is not None else 0.0))
         return out
 
-    def _connections(self, sockets: list[Socket], samples: dict[int, ProcSample]) -> list[Connection]:
+    @staticmethod
+    def _connections(sockets: list[Socket], samples: dict[int, ProcSample]) -> dict[ConnKey, int | None]:
         owner: dict[int, int] = {}
         for pid, p in samples.items():
             for inode in p.socket_inodes:
                 owner.setdefault(inode, pid)
-        out = []
-        cache: dict[tuple[str, str, int, str | None, int | None, int | None], Connection] = {}
-        previous = self._connection_cache
+        out: dict[ConnKey, int | None] = {}
         for s in sockets:
-            key = (s.state, s.local_ip, s.local_port, s.remote_ip, s.remote_port, owner.get(s.inode))
-            if key in cache:  # SO_REUSEPORT listeners and dual rows: one socket per key in the report
-                continue
-            # An unchanged socket keeps its object from the previous interval: no new model, and the delta's
-            # comparison is an identity check. Built without validation: the values come from the parser.
-            conn = previous.get(key) or Connection.model_construct(
-                state=s.state, local_ip=s.local_ip, local_port=s.local_port, remote_ip=s.remote_ip,
-                remote_port=s.remote_port, pid=key[5])
-            cache[key] = conn
-            out.append(conn)
-        self._connection_cache = cache
+            key = (s.state, s.local_ip, s.local_port, s.remote_ip, s.remote_port)
+            # SO_REUSEPORT listeners and dual rows: one socket per key, the first owner found.
+            if key not in out or out[key] is None:
+                out[key] = owner.get(s.inode) if s.inode else None
+            if len(out) >= MAX_CONNECTIONS:
+                break
         return out
 
 

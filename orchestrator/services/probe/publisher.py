@@ -18,14 +18,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
 
 from orchestrator.contracts.report import (
     REPORT_CONTENT_TYPE,
-    Connection,
     DeltaReport,
     FullReport,
     connection_key,
@@ -35,35 +34,85 @@ log = logging.getLogger("orchestrator.probe")
 REPORTS_PATH = "/api/v1/reports"
 
 
-def encode(report: FullReport | DeltaReport) -> bytes:
+ConnKey = tuple[Literal["listen", "established"], str, int, str | None, int | None]  # = connection_key
+Connections = dict[ConnKey, int | None]
+
+
+def connection_json(key: ConnKey, pid: int | None) -> str:
+    """One connection as JSON, written directly (20,000 of them per report; values are our parser's
+    addresses and integers, nothing to escape). Same fields and defaults rule as the schema's model."""
+    state, lip, lport, rip, rport = key
+    if state == "listen" or rip is None or rport is None:
+        text = f'{{"state":"{state}","local_ip":"{lip}","local_port":{lport}'
+    else:
+        text = f'{{"state":"{state}","local_ip":"{lip}","local_port":{lport},"remote_ip":"{rip}","remote_port":{rport}'
+    return text + (f',"pid":{pid}}}' if pid is not None else "}")
+
+
+def _with_lists(head: FullReport | DeltaReport, lists: dict[str, list[str]]) -> bytes:
     # Defaults are left out: the API fills them in (the schema's rule), and most fields are defaults.
+    text = head.model_dump_json(exclude_defaults=True)
+    parts = [f'"{name}":[{",".join(items)}]' for name, items in lists.items() if items]
+    if parts:
+        text = text[:-1] + ("," if text != "{}" else "") + ",".join(parts) + "}"
+    return gzip.compress(text.encode(), compresslevel=6)
+
+
+def split(report: FullReport) -> tuple[FullReport, Connections]:
+    """A report as the publisher keeps it: the head (no connections) and the connection map."""
+    conns: Connections = {connection_key(c): c.pid for c in report.connections}  # type: ignore[misc]
+    return report.model_copy(update={"connections": []}), conns
+
+
+def encode_full(head: FullReport, connections: Connections) -> bytes:
+    return _with_lists(head, {"connections": [connection_json(k, pid) for k, pid in connections.items()]})
+
+
+def encode(report: FullReport | DeltaReport) -> bytes:
+    """A whole report model (tests and one-off use)."""
     return gzip.compress(report.model_dump_json(exclude_defaults=True).encode(), compresslevel=6)
 
 
-def make_delta(base: FullReport, current: FullReport) -> DeltaReport:
-    """What changed from `base` to `current` (upserts by key, removed keys)."""
+def delta_head(base: FullReport, current: FullReport) -> DeltaReport:
+    """What changed from `base` to `current` in processes and containers (upserts by key, removed keys)."""
     old_procs = {p.pid: p for p in base.processes}
     new_procs = {p.pid: p for p in current.processes}
     old_conts = {c.id: c for c in base.containers}
     new_conts = {c.id: c for c in current.containers}
-    old_conns: dict[Any, Connection] = {connection_key(c): c for c in base.connections}
-    new_conns: dict[Any, Connection] = {connection_key(c): c for c in current.connections}
     return DeltaReport(
         kind="delta", base_seq=base.seq, schema_version=current.schema_version, probe_id=current.probe_id,
         seq=current.seq, timestamp=current.timestamp, interval_seconds=current.interval_seconds,
         host=current.host, cost=current.cost,
-        # `is` first: unchanged objects are shared between intervals, and equality of models is slower.
-        processes=[p for pid, p in new_procs.items() if not _same(old_procs.get(pid), p)],
+        processes=[p for pid, p in new_procs.items() if old_procs.get(pid) != p],
         removed_processes=[pid for pid in old_procs if pid not in new_procs],
-        containers=[c for cid, c in new_conts.items() if not _same(old_conts.get(cid), c)],
-        removed_containers=[cid for cid in old_conts if cid not in new_conts],
-        connections_added=[c for k, c in new_conns.items() if not _same(old_conns.get(k), c)],
-        connections_removed=[c for k, c in old_conns.items() if k not in new_conns],
-    )
+        containers=[c for cid, c in new_conts.items() if old_conts.get(cid) != c],
+        removed_containers=[cid for cid in old_conts if cid not in new_conts])
 
 
-def _same(old: Any, new: Any) -> bool:
-    return old is new or old == new
+def connection_changes(base: Connections, current: Connections) -> tuple[list[ConnKey], list[ConnKey]]:
+    """(added or changed owner, removed) socket keys."""
+    added = [k for k, pid in current.items() if k not in base or base[k] != pid]
+    removed = [k for k in base if k not in current]
+    return added, removed
+
+
+def encode_delta(base: tuple[FullReport, Connections], current: tuple[FullReport, Connections]) -> bytes:
+    head = delta_head(base[0], current[0])
+    added, removed = connection_changes(base[1], current[1])
+    return _with_lists(head, {"connections_added": [connection_json(k, current[1][k]) for k in added],
+                              # A removed socket is named by its key; its old owner is carried for clarity.
+                              "connections_removed": [connection_json(k, base[1][k]) for k in removed]})
+
+
+def make_delta(base: FullReport, current: FullReport) -> DeltaReport:
+    """The delta as a model (tests, one-off use); the publisher encodes the same content directly."""
+    (base_head, base_conns), (cur_head, cur_conns) = split(base), split(current)
+    added, removed = connection_changes(base_conns, cur_conns)
+    by_key = {connection_key(c): c for c in current.connections}
+    old_by_key = {connection_key(c): c for c in base.connections}
+    return delta_head(base_head, cur_head).model_copy(update={
+        "connections_added": [by_key[k] for k in added],  # type: ignore[index]
+        "connections_removed": [old_by_key[k] for k in removed]})  # type: ignore[index]
 
 
 @dataclass
@@ -104,7 +153,7 @@ class Publisher:
             headers["Authorization"] = f"Bearer {token}"
         self.http = httpx.Client(transport=transport, timeout=timeout, headers=headers)
         self.replicas: dict[str, Replica] = {}
-        self.previous: FullReport | None = None
+        self.previous: tuple[FullReport, Connections] | None = None
         self.publishes = 0
         self.dropped_total = 0
         self.last_sizes: dict[str, int] = {}
@@ -123,25 +172,28 @@ class Publisher:
         for address in addresses:
             self.replicas.setdefault(address, Replica(address))
 
-    def publish(self, report: FullReport) -> PublishStats:
+    def publish(self, report: FullReport, connections: Connections | None = None) -> PublishStats:
+        """Send this interval's report. `connections` given: `report` is the head without connections
+        (the probe's compact path); otherwise the report's own connection list is used."""
         stats = PublishStats()
         self._refresh_replicas()
+        current = (report, connections) if connections is not None else split(report)
         periodic_full = self.publishes % self.full_every == 0
         self.publishes += 1
         delta_body: bytes | None = None
         if self.previous is not None and not periodic_full:
-            delta_body = encode(make_delta(self.previous, report))
+            delta_body = encode_delta(self.previous, current)
             stats.bytes_delta = self.last_sizes["delta"] = len(delta_body)
         full_body: bytes | None = None  # encoded only if a replica needs it (2.5 MB of JSON at 20,000 sockets)
         now = self.clock()
         for replica in list(self.replicas.values()):
             in_sync = (delta_body is not None and not replica.buffer and replica.failures == 0
-                       and self.previous is not None and replica.acked_seq == self.previous.seq)
+                       and self.previous is not None and replica.acked_seq == self.previous[0].seq)
             if in_sync and delta_body is not None:
                 body = delta_body
             else:
                 if full_body is None:
-                    full_body = encode(report)
+                    full_body = encode_full(*current)
                     stats.bytes_full = self.last_sizes["full"] = len(full_body)
                 body = full_body
             replica.buffer.append((report.seq, body))
@@ -153,7 +205,7 @@ class Publisher:
             else:
                 stats.results["deferred"] = stats.results.get("deferred", 0) + 1
         self.dropped_total += stats.dropped
-        self.previous = report
+        self.previous = current
         return stats
 
     def _deliver(self, replica: Replica, now: float, stats: PublishStats) -> None:
