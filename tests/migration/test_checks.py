@@ -51,3 +51,18 @@ def test_zookeeper_quorum_through_four_letter_commands(ensembles):
     a, _ = ensembles
     assert C.zk_quorum("A", a.connect_string).ok
     assert not C.zk_quorum("A", a.connect_string + ",127.0.0.1:1").ok  # a listed server that is down
+
+
+def test_the_drain_gate_never_passes_for_agents_the_leader_does_not_know(mesos):
+    leader = mesos.add_master()
+    mesos.leader = leader
+    on_a = mesos.add_agent("agent-a1")
+    mesos.run_task(on_a)
+    state, error = C.leader_state([leader.url])
+    typo = C.agents_drained(["agent-al"], state, error)  # "l" for "1": the gate compared nothing
+    assert not typo.ok and "nothing to check" in typo.detail
+    busy = C.agents_drained(["agent-a1", "agent-a2"], state, error)
+    assert not busy.ok and busy.detail == "agent-a1: 1 live tasks (agent-a2 unknown to the leader)"
+    mesos.frameworks[0]["tasks"].clear()
+    drained = C.agents_drained(["agent-a1"], *C.leader_state([leader.url]))
+    assert drained.ok and drained.detail == "no live tasks on 1 of 1 agents"

@@ -113,6 +113,7 @@ def test_credentials_are_given_by_reference_only(world, capsys, monkeypatch):
 
 VALID_CONFIG = {"source": "127.0.0.1:2181", "target": "127.0.0.1:2182", "paths": ["/mesos"],
                 "masters_a": ["http://127.0.0.1:1"], "masters_b": ["http://127.0.0.1:2"],
+                "agents_a": ["agent-a1"], "agents_b": ["agent-b1"],
                 "marathon": ["http://127.0.0.1:3"], "sync_metrics": "http://127.0.0.1:4/metrics",
                 "archive": "s3://zk-archive/a"}
 VALID_STATE = {"version": 2, "config": VALID_CONFIG, "phase": 2, "pending": None, "baseline_task_failures": 0,
@@ -173,6 +174,7 @@ def test_a_bad_state_file_is_one_line_and_changes_nothing(tmp_path, capsys, text
     ({"max_lag_seconds": True}, "max_lag_seconds: Input should be a valid number"),
     ({"frameworks": []}, "frameworks: List should have at least 1 item"),
     ({"paths": []}, "paths: List should have at least 1 item"),
+    ({"agents_a": []}, "agents_a: List should have at least 1 item"),
     ({"archive": "s3://zk-archive/../x"}, "archive:"),
     ({"masters_a": ["a-host:5050"]}, "not an http(s) URL"),
     ({"source": "127.0.0.1:99999"}, "source: expected host:port"),

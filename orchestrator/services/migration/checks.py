@@ -188,14 +188,20 @@ def agents_drained(hosts: list[str], state: dict | None, error: str) -> Check:
     if state is None:
         return Check("agents drained", False, f"no master state: {error}")
     ids = {s["id"]: s.get("hostname") for s in state.get("slaves", []) if s.get("hostname") in hosts}
+    found = sorted({h for h in ids.values() if h})
+    if not found:  # a mistyped host name must not pass as "drained"
+        return Check("agents drained", False, f"none of the {len(hosts)} agents ({', '.join(hosts)}) is known "
+                                              "to the leader: nothing to check")
     live: dict[str, int] = {}
     for fw in state.get("frameworks", []):
         for task in fw.get("tasks", []):
             if task.get("slave_id") in ids and task.get("state") in LIVE_TASK_STATES:
                 live[ids[task["slave_id"]]] = live.get(ids[task["slave_id"]], 0) + 1
+    unknown = [h for h in hosts if h not in found]
+    note = f" ({', '.join(unknown)} unknown to the leader)" if unknown else ""
     return Check("agents drained", not live,
-                 ", ".join(f"{h}: {n} live tasks" for h, n in sorted(live.items())) if live
-                 else f"no live tasks on {len(hosts)} agents")
+                 (", ".join(f"{h}: {n} live tasks" for h, n in sorted(live.items())) if live
+                  else f"no live tasks on {len(found)} of {len(hosts)} agents") + note)
 
 
 def task_failures(master_urls: list[str], state: dict | None) -> int | None:

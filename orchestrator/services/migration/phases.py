@@ -104,9 +104,9 @@ class Migration:
                                         leader, error))
         if phase >= 3:
             checks.append(C.masters_stopped("A", cfg.masters_a))
-        if phase >= 4 and cfg.agents_b:
+        if phase >= 4:
             checks.append(C.agents_registered(cfg.agents_b, leader, error))
-        if phase >= 5 and cfg.agents_a:
+        if phase >= 5:
             checks.append(C.agents_drained(cfg.agents_a, leader, error))
         if phase == 6:
             checks.append(C.sync_stopped(cfg.sync_metrics))

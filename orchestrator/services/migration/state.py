@@ -60,8 +60,9 @@ class Config(BaseModel):
     marathon: list[str] = Field(min_length=1)
     sync_metrics: str
     archive: str
-    agents_a: list[str] = Field(default_factory=list)
-    agents_b: list[str] = Field(default_factory=list)
+    # Host names as Mesos reports them; required, or the agent gates of phases 4 and 5 would check nothing.
+    agents_a: list[str] = Field(min_length=1)
+    agents_b: list[str] = Field(min_length=1)
     # An empty list would make the "frameworks registered" gate pass vacuously.
     frameworks: list[str] = Field(default_factory=lambda: ["marathon"], min_length=1)
     auth: str | None = None  # env:NAME or file:/path, never the credential
