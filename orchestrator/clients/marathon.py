@@ -32,7 +32,6 @@ Example::
 from __future__ import annotations
 
 import json
-import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -42,10 +41,9 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.contracts.marathon_apps import normalize_app_id as _contract_app_id
 from orchestrator.errors import ExitCode, InputError, OrchestratorError, UnreachableError
 
-# One path segment of an app or group id (Marathon's PathId rule): lowercase letters, digits, dashes and dots.
-_SEGMENT = re.compile(r"^(([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])$")
 # Proxy errors of a standby during a leader election (502 since 1.5, 503 in 1.4): the leader never saw the call.
 _RETRY_STATUS = {502, 503}
 
@@ -196,14 +194,10 @@ class DeploymentResult(_Tolerant):
 # ---------------------------------------------------------------------------------------------- helpers
 def normalize_app_id(app_id: str) -> str:
     """`shop/web/` → `/shop/web`, each segment checked against Marathon's id rule (InputError otherwise)."""
-    segments = [s for s in app_id.strip().split("/") if s]
-    if not segments:
-        raise InputError(f"Marathon app id {app_id!r} is empty")
-    for segment in segments:
-        if not _SEGMENT.match(segment):
-            raise InputError(f"Marathon app id {app_id!r}: segment {segment!r} must be lowercase letters, digits, "
-                             "'-' and '.', starting and ending with a letter or digit")
-    return "/" + "/".join(segments)
+    try:
+        return _contract_app_id(app_id)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def app_path(app_id: str) -> str:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from orchestrator.clients.marathon import MarathonClient
+from orchestrator.contracts.marathon_scaler import NAMED_METRICS
 from orchestrator.fakes.marathon import FakeMarathon, SimClock
 from orchestrator.services.marathon.autoscale import Autoscaler
 from orchestrator.services.marathon.policy import AutoscalePolicy, ScalerConfig
@@ -15,7 +16,7 @@ from orchestrator.services.marathon.store import FileStore, MemoryStore, PolicyS
 from orchestrator.services.marathon.telemetry import Telemetry
 from tests.support.prometheus import PrometheusStub
 
-QUERY = 'avg(rate(marathon_task_cpu_seconds_total{app="/shop/web"}[1m]) / marathon_task_cpu_limit_cores{app="/shop/web"})'
+QUERY = NAMED_METRICS["cpu"].replace("$app", "/shop/web")
 LABELS = {"orchestrator.autoscale.min": "2", "orchestrator.autoscale.max": "12",
           "orchestrator.autoscale.metric": "cpu", "orchestrator.autoscale.target": "0.5"}
 

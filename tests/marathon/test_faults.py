@@ -9,10 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+from orchestrator.contracts.marathon_scaler import NAMED_METRICS
 from orchestrator.fakes.marathon import FakeMarathon
 from tests.support.prometheus import PrometheusStub
 
-QUERY = 'avg(rate(marathon_task_cpu_seconds_total{app="/shop/web"}[1m]) / marathon_task_cpu_limit_cores{app="/shop/web"})'
+QUERY = NAMED_METRICS["cpu"].replace("$app", "/shop/web")
 CONFIG = """
 policies:
   /shop/web:
