@@ -66,6 +66,7 @@ class FakeAgent:
     index: int
     active: bool = True
     connected: bool = True
+    hostname: str = "127.0.0.1"  # what the masters report; tests of many "hosts" give each its own name
 
 
 class _Server(ThreadingHTTPServer):
@@ -241,11 +242,11 @@ class FakeMesos:
                 self.leader, self.elected_at = None, None
 
     # -- cluster content ----------------------------------------------------------------------------
-    def add_agent(self) -> str:
+    def add_agent(self, hostname: str = "127.0.0.1") -> str:
         with self.lock:
             index = len(self.agents)
             agent_id = f"fake-agent-S{index}"
-            self.agents_meta.append(FakeAgent(agent_id, index))
+            self.agents_meta.append(FakeAgent(agent_id, index, hostname=hostname))
             self.agents.append(_Server(self, "agent", index))
             return agent_id
 
@@ -309,7 +310,7 @@ class FakeMesos:
         with self.lock:
             leader_pid = self.master_pid(self.leader) if self.leader is not None else ""
             slaves = [{"id": a.id, "pid": f"slave(1)@{self.agents[a.index].hostport}",
-                       "hostname": "127.0.0.1", "active": a.active, "registered_time": self.started_at,
+                       "hostname": a.hostname, "active": a.active, "registered_time": self.started_at,
                        "resources": {"cpus": 4, "mem": 8192, "disk": 10240, "ports": "[31000-32000]"}}
                       for a in self.agents_meta]
             frameworks = []
@@ -387,7 +388,7 @@ class FakeMesos:
             frameworks = [{"id": fid, "name": self.frameworks[fid].name, "executors": executors,
                            "completed_executors": []} for fid, executors in by_framework.items()]
             return {"version": self.version, "id": meta.id, "pid": f"slave(1)@{self.agents[index].hostport}",
-                    "hostname": "127.0.0.1", "frameworks": frameworks, "completed_frameworks": []}
+                    "hostname": meta.hostname, "frameworks": frameworks, "completed_frameworks": []}
 
     def agent_snapshot(self, index: int) -> dict[str, float]:
         with self.lock:
