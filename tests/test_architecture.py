@@ -127,10 +127,17 @@ def test_the_layer_check_catches_planted_violations(tmp_path):
     (root / "components/planted.py").write_text("from orchestrator.services.zk import cli\n")
     (root / "orchestrator/toolchain/cyc_a.py").write_text("from orchestrator.toolchain import cyc_b\n")
     (root / "orchestrator/toolchain/cyc_b.py").write_text("def f():\n    from orchestrator.toolchain.cyc_a import x\n")
+    (root / "orchestrator/toolchain/typed_a.py").write_text("from orchestrator.toolchain import typed_b\n")
+    (root / "orchestrator/toolchain/typed_b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from orchestrator.toolchain.typed_a import X\n")
+    (root / "orchestrator/services/typed.py").write_text(
+        "import typing\nif typing.TYPE_CHECKING:\n    import pulumi\n")
     new = set(problems(root)) - set(before)
     assert {p.split(":")[0] for p in new if not p.startswith("import cycle")} == {
         "orchestrator/services/planted.py", "orchestrator/services/planted_rel.py",
-        "orchestrator/contracts/planted.py", "orchestrator/contracts/planted_dep.py", "components/planted.py"}
+        "orchestrator/contracts/planted.py", "orchestrator/contracts/planted_dep.py", "components/planted.py",
+        "orchestrator/services/typed.py"}  # a type-only import still breaks the layer rule
+    assert not any("typed_a" in p for p in new)  # ... but makes no runtime cycle
     assert "import cycle: orchestrator.toolchain.cyc_a -> orchestrator.toolchain.cyc_b -> orchestrator.toolchain.cyc_a" \
         in new
     assert any("planted_rel" in p and "orchestrator.toolchain.render" in p for p in new)
@@ -194,3 +201,12 @@ def test_a_services_only_install_says_render_needs_the_platform_extra(tmp_path):
     assert "pip install 'orchestrator[platform]'" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_policy_config_of_each_stack_agrees_with_the_registry_and_settings(name):
+    config = json.loads((PROJECT_DIR / "policy" / f"{name}.json").read_text())
+    assert config["privileged-only-in-agent-namespaces"]["agent_namespace_suffix"] == tiers.AGENTS_NAMESPACE_SUFFIX
+    settings = stack_settings(name)
+    assert config["ha-replicas-and-budgets"]["production"] is settings.production
+    assert settings.agents_namespace == settings.namespace + tiers.AGENTS_NAMESPACE_SUFFIX

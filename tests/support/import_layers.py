@@ -4,7 +4,8 @@ a module, lazy ones included: a lazy import is still a dependency).
     contracts  ->  stdlib, pydantic, prometheus_client, other contracts modules; nothing else of ours
     services, clients, fakes  ->  never pulumi*, components, orchestrator.toolchain
     components ->  never orchestrator.services / clients / fakes / toolchain
-    and no import cycle between first-party modules.
+    and no import cycle between first-party modules (imports under `if TYPE_CHECKING:` never run, so
+    they make no cycle; the layer rules still apply to them).
 """
 from __future__ import annotations
 
@@ -58,13 +59,27 @@ def modules(root: Path) -> dict[str, Path]:
     return found
 
 
-def imports(name: str, path: Path) -> Iterator[tuple[str, int]]:
-    """(imported module, line) for every import statement of the module, relative ones resolved."""
+def _type_checking_only(tree: ast.Module) -> set[int]:
+    """ids of the import nodes under `if TYPE_CHECKING:` (annotations only: never run)."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ((isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING") or (
+                isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING")):
+            found |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return found
+
+
+def imports(name: str, path: Path) -> Iterator[tuple[str, int, bool]]:
+    """(imported module, line, runs) for every import statement of the module, relative ones resolved;
+    `runs` is False for imports under `if TYPE_CHECKING:`."""
     is_package = path.name == "__init__.py"
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    typing_only = _type_checking_only(tree)
+    for node in ast.walk(tree):
+        runs = id(node) not in typing_only
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield alias.name, node.lineno
+                yield alias.name, node.lineno, runs
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = name.split(".")
@@ -72,9 +87,9 @@ def imports(name: str, path: Path) -> Iterator[tuple[str, int]]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            yield target, node.lineno
+            yield target, node.lineno, runs
             for alias in node.names:  # `from pkg import module` imports pkg.module
-                yield f"{target}.{alias.name}", node.lineno
+                yield f"{target}.{alias.name}", node.lineno, runs
 
 
 def problems(root: Path) -> list[str]:
@@ -84,9 +99,9 @@ def problems(root: Path) -> list[str]:
     stdlib = sys.stdlib_module_names
     for name, path in mods.items():
         rel = path.relative_to(root)
-        for target, line in imports(name, path):
+        for target, line, runs in imports(name, path):
             top = target.split(".")[0]
-            if target in mods and target != name:
+            if target in mods and target != name and runs:  # a type-only import makes no runtime cycle
                 graph[name].add(target)
             for rule in RULES:
                 if _within(name, rule.layer) and any(_within(target, f) for f in rule.forbidden):
