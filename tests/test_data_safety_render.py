@@ -133,7 +133,16 @@ def _a_copied_marker(d: Path) -> Path:
     return d
 
 
+def _bare_manifests_tree(d: Path) -> Path:
+    # Looks like a render (tier/manifests.yaml) but is someone's own manifests: no outputs contract.
+    (d / "myapp").mkdir(parents=True)
+    (d / "myapp" / "manifests.yaml").write_text("kind: Deployment\n")
+    (d / "stack-outputs.json").write_text("{}\n")
+    return d
+
+
 NOT_OURS = {
+    "bare-manifests-tree": _bare_manifests_tree,
     "home-like": _home_like,
     "git-repo": _git_repo,
     "only-dot-git": _only_git,
@@ -193,7 +202,7 @@ def test_out_accepts_absent_empty_and_previous_renders(kind, tmp_path, project, 
         # A render written before the marker existed: only <tier>/manifests.yaml and stack-outputs.json.
         (out / "zookeeper").mkdir(parents=True)
         (out / "zookeeper" / "manifests.yaml").write_text("kind: ConfigMap\n")
-        (out / "stack-outputs.json").write_text("{}\n")
+        (out / "stack-outputs.json").write_text('{"contract_version": "1"}\n')
     elif kind == "symlink-to-render":
         real = tmp_path / "real"
         assert main(["render", "--stack", "dev", "--out", str(real), "--project-dir", str(project)]) == 0
@@ -512,6 +521,14 @@ def test_vetting_refuses_the_root_and_home_and_changes_nothing(tmp_path, monkeyp
     for path in (Path("/"), Path.home()):
         with pytest.raises(RefusedError):
             vet_out_dir(path)  # vetting only: nothing is written whatever it decides
+
+
+def test_out_where_nothing_may_be_written_is_input_error(tmp_path, project, capsys):
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("no sysfs here (a file system where even root cannot create a directory)")
+    code = main(["render", "--stack", "dev", "--out", "/sys/orchestrator-render-test", "--project-dir", str(project)])
+    assert code == ExitCode.INPUT
+    assert "cannot write in /sys" in one_error_line(capsys.readouterr().err)
 
 
 def test_out_below_a_file_is_input_error(tmp_path, project, capsys):

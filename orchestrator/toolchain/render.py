@@ -302,11 +302,24 @@ def _listed_in_marker(directory: Path) -> set[str] | None:
     return {line for line in lines[1:] if line and not line.startswith("#")} | {MARKER}
 
 
-def _legacy_render(entries: dict[str, Path]) -> bool:
-    """A render written before the marker existed: only `<tier>/manifests.yaml` and `stack-outputs.json`."""
-    return bool(entries) and all(rel == "stack-outputs.json" or (rel.count("/") == 1 and rel.endswith("/manifests.yaml"))
-                                 for rel, p in entries.items() if not p.is_dir() or p.is_symlink()) \
-        and all(rel.count("/") == 0 for rel, p in entries.items() if p.is_dir() and not p.is_symlink())
+def _legacy_render(root: Path, entries: dict[str, Path]) -> bool:
+    """A render written before the marker existed: only `<tier>/manifests.yaml` files and a
+    `stack-outputs.json` that holds our outputs contract (a bare manifests tree of someone else's is not)."""
+    for rel, p in entries.items():
+        if p.is_symlink():
+            return False
+        if p.is_dir() and "/" in rel:
+            return False
+        if not p.is_dir() and rel != "stack-outputs.json" and not (rel.count("/") == 1
+                                                                   and rel.endswith("/manifests.yaml")):
+            return False
+    outputs = root / "stack-outputs.json"
+    try:
+        with open(outputs, "rb") as f:
+            doc = json.loads(f.read(_MARKER_MAX_BYTES * 16))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and "contract_version" in doc
 
 
 def vet_out_dir(out_dir: Path) -> Path:
@@ -336,7 +349,7 @@ def vet_out_dir(out_dir: Path) -> Path:
         return target
     listed = _listed_in_marker(target)
     if listed is None:
-        if _legacy_render(entries):
+        if _legacy_render(target, entries):
             return target
         raise RefusedError(f"--out {out_dir}: {target} is not empty and is not a previous render (no {MARKER} "
                            "file); refusing to replace what it holds (choose a new or empty directory)")
