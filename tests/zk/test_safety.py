@@ -7,6 +7,7 @@ traceback.
 """
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -98,6 +99,20 @@ def test_deletes_need_allow_deletes_and_dry_run_changes_nothing(zk, capsys):
 
     assert main(base + ["--allow-deletes"]) == ExitCode.OK
     assert verify(zk.A, zk.B, [r]).identical
+
+
+def test_copy_of_the_whole_tree_does_not_wipe_the_target_s_other_subtrees(zk, capsys):
+    """F2 with `--path /`: every target subtree the source lacks (another application's data) would go."""
+    mine, theirs = zk.root + "-a", zk.root + "-other-app"
+    zk.extra_roots = [mine, theirs]
+    bulk_create(zk.ca, wide_tree(mine, 1, 2))
+    bulk_create(zk.cb, wide_tree(theirs, 2, 5))
+    rc = main(zk_cmd("copy", zk.a.connect_string, zk.b.connect_string, "/"))
+    out, err = capsys.readouterr()
+    assert rc == ExitCode.REFUSED, out + err
+    deletes = int(re.search(r"(\d+) deletes", out).group(1))
+    assert deletes >= 13  # the other application's subtree at least (the ensembles may hold more)
+    assert count(zk.cb, theirs) == 13 and zk.cb.exists(mine) is None
 
 
 def test_dry_run_of_a_fresh_copy_writes_nothing(zk, capsys):
