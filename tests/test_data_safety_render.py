@@ -405,10 +405,15 @@ def test_the_same_stack_twice_is_input_error(tmp_path, project, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_project_dir_that_is_not_a_directory(tmp_path, capsys):
-    code = main(["render", "--stack", "dev", "--project-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
-    assert code == ExitCode.INPUT
-    assert "--project-dir" in one_error_line(capsys.readouterr().err)
+@pytest.mark.parametrize("command", ["render", "check", "diff"])
+def test_project_dir_that_is_not_a_project(command, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    for bad in (tmp_path / "nope", tmp_path / "empty"):
+        code = main([command, "--stack", "dev", "--project-dir", str(bad)]
+                    + (["--out", str(tmp_path / "o")] if command != "diff" else []))
+        assert code == ExitCode.INPUT
+        assert "--project-dir" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()
 
 
 # --- F15: policy JSON and the policy pack --------------------------------------------------------
@@ -479,9 +484,15 @@ def test_backend_check_of_an_unreachable_endpoint_is_exit_5(capsys, monkeypatch)
     assert f"127.0.0.1:{port}" in err
 
 
-def test_backend_check_refuses_a_bad_endpoint_url(capsys):
-    assert main(["backend", "check", "--url", "s3://state-bucket", "--endpoint-url", "ftp://x"]) == ExitCode.INPUT
+@pytest.mark.parametrize("endpoint", ["ftp://x", "http://[::1", "http://127.0.0.1:99999", "http://h/path?q=1"])
+def test_backend_check_refuses_a_bad_endpoint_url(endpoint, capsys):
+    assert main(["backend", "check", "--url", "s3://state-bucket", "--endpoint-url", endpoint]) == ExitCode.INPUT
     assert "--endpoint-url" in one_error_line(capsys.readouterr().err)
+
+
+def test_backend_check_refuses_a_url_that_does_not_parse(capsys):
+    assert main(["backend", "check", "--url", "s3://[bucket/x"]) == ExitCode.INPUT
+    assert "--url" in one_error_line(capsys.readouterr().err)
 
 
 

@@ -55,7 +55,10 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     """`s3://bucket[/prefix][?query]` → (bucket, prefix). Query parameters (region, endpoint, …) are
     Pulumi's and are ignored here. Refuses what S3 or Pulumi would read differently than it looks:
     bad bucket names, empty, `.` or `..` segments, spaces and other unsafe characters, fragments."""
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+    except ValueError as exc:  # e.g. an unclosed '[' (IPv6 syntax)
+        raise BackendError(f"--url {url!r}: {exc}") from None
     if parsed.scheme != "s3" or not parsed.netloc:
         raise BackendError(f"--url {url!r} is not an S3 backend URL (expected s3://bucket[/prefix])")
     bucket, path = parsed.netloc, parsed.path
@@ -77,7 +80,10 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 def _endpoint(url: str | None) -> str | None:
     if url is None:
         return None
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+    except ValueError as exc:
+        raise InputError(f"--endpoint-url {url!r}: {exc}") from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/") \
             or parsed.query or parsed.fragment:
         raise InputError(f"--endpoint-url {url!r}: expected http(s)://host[:port]")

@@ -68,6 +68,8 @@ def _project_dir(args: argparse.Namespace) -> Path:
     if args.project_dir is not None:
         if not args.project_dir.is_dir():
             raise InputError(f"--project-dir {args.project_dir}: not a directory")
+        if not (args.project_dir / "Pulumi.yaml").is_file():
+            raise InputError(f"--project-dir {args.project_dir}: no Pulumi.yaml (not a Pulumi project)")
         return args.project_dir
     return Path.cwd() if (Path.cwd() / "Pulumi.yaml").is_file() else PROJECT_DIR
 
