@@ -44,7 +44,7 @@ def test_every_component_registers_outputs_and_has_a_module_token(name):
     # The Platform and one component per tier of the registry enabled for the stack (the render declares
     # the whole tree): prod adds the credentials' Secrets (authentication on).
     enabled = tiers.enabled_tiers(stack_settings(name))
-    assert len(components) == 1 + len(enabled) == (11 if name == "prod" else 10)
+    assert len(components) == 1 + len(enabled)
     assert {c.name for c in components} == {"orchestrator"} | {t.id for t in enabled}
     for comp in components:
         assert comp.urn in result.outputs_registered, f"{comp.type} never called register_outputs"
