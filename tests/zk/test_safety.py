@@ -270,6 +270,25 @@ def test_numeric_options_are_validated_before_connecting(zk, capsys, action, ext
     assert message in one_error_line(capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("argv", [
+    ("zk", "snapshot", "--source", "127.0.0.1:1", "--path", "/x", "--s3", "s3://bucket/p", "--connect-timeout", "-1"),
+    ("zk", "restore", "--target", "127.0.0.1:1", "--s3", "s3://bucket/p", "--session-timeout", "0"),
+])
+def test_snapshot_and_restore_timeouts_are_validated_too(capsys, argv):
+    assert main(list(argv)) == ExitCode.INPUT
+    assert f"{argv[-2]} {argv[-1]}" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("action", ["copy", "sync", "verify"])
+def test_an_unreachable_ensemble_is_one_line_and_exit_5(zk, action):
+    """F16: kazoo printed dozens of "Connection dropped" lines before the error."""
+    done = orchestrator(*zk_cmd(action, zk.a.connect_string, "127.0.0.1:1", zk.root,
+                                extra=("--connect-timeout", "2", "--metrics-port", "0") if action == "sync"
+                                else ("--connect-timeout", "2")), timeout=60)
+    assert done.returncode == ExitCode.UNREACHABLE
+    assert "cannot connect to the target ensemble '127.0.0.1:1'" in one_error_line(done.stderr)
+
+
 def test_metrics_port_in_use_is_one_line_and_nothing_is_written(zk):
     r = zk.root
     bulk_create(zk.ca, [(r, b""), (f"{r}/x", b"1")])

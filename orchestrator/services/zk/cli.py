@@ -154,10 +154,11 @@ def _check_options(args: Any) -> list[str]:
     return validate_paths(args.paths)
 
 
-def _quiet_kazoo() -> None:
-    # One-shot commands report connection trouble in their one error line; kazoo's per-retry warnings
-    # ("Connection dropped …") would bury it. The sync daemon keeps them: they belong in its log.
-    logging.getLogger("kazoo").setLevel(logging.CRITICAL)
+def _quiet_kazoo(quiet: bool = True) -> None:
+    # One-shot commands (and sync until its engine starts) report connection trouble in their one error
+    # line; kazoo's per-retry warnings ("Connection dropped …") would bury it. The running sync daemon
+    # keeps them: they belong in its log.
+    logging.getLogger("kazoo").setLevel(logging.CRITICAL if quiet else logging.NOTSET)
 
 
 @contextlib.contextmanager
@@ -311,6 +312,7 @@ def cmd_sync(args: Any) -> int:
     from orchestrator.services.zk.metrics import SyncMetrics
     from orchestrator.services.zk.tree import plan_copy
     paths = _check_options(args)
+    _quiet_kazoo()
     metrics = server = None
     if not args.dry_run:  # the port is taken first: a busy port must fail before anything is written
         metrics = SyncMetrics()
@@ -334,6 +336,7 @@ def cmd_sync(args: Any) -> int:
             if not _guard(plan, args, "the sync's initial copy"):
                 return ExitCode.OK
             del tree, plan
+            _quiet_kazoo(False)
             # run_sync owns the sessions from here and closes them when it stops.
             return run_sync(source, target, paths, ephemeral=args.ephemeral, metrics=metrics, server=server,
                             metrics_address=args.metrics_address, resync_interval=args.resync_interval)
@@ -344,9 +347,13 @@ def cmd_sync(args: Any) -> int:
 
 def cmd_snapshot(args: Any) -> int:
     from orchestrator.services.zk.archive import cli_snapshot
+    check_connection_options(args)
+    _quiet_kazoo()
     return cli_snapshot(args)
 
 
 def cmd_restore(args: Any) -> int:
     from orchestrator.services.zk.archive import cli_restore
+    check_connection_options(args)
+    _quiet_kazoo()
     return cli_restore(args)
