@@ -6,7 +6,8 @@ import stat
 
 import pytest
 
-from tests.migration.fakes import FakeMarathon, MesosCluster
+from orchestrator.fakes.marathon import FakeMarathon
+from orchestrator.fakes.mesos import FakeMesos
 from tests.migration.helpers import AUTH, AUTH_ENV, HOOK, Engine
 from tests.support.s3 import mocked_s3
 from tests.support.zk_ensemble import free_ports
@@ -15,19 +16,16 @@ from tests.zk.conftest import ensembles, zk  # noqa: F401  (fixtures)
 
 @pytest.fixture
 def mesos():
-    cluster = MesosCluster()
-    cluster.frameworks.append({"id": "20150101-000000-16777343-5050-1234-0000", "name": "marathon", "active": True,
-                               "tasks": []})
-    yield cluster
-    for m in cluster.masters:
-        m.stop()
+    """The one fake Mesos: masters 0 and 1 are A's (0 leads), master 2 is B's, no agents yet."""
+    with FakeMesos(masters=3, agents=0) as fake:
+        fake.marathon_framework()
+        yield fake
 
 
 @pytest.fixture
 def marathon():
-    m = FakeMarathon()
-    yield m
-    m.stop()
+    with FakeMarathon(instances=1) as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -40,24 +38,23 @@ def world(zk, mesos, marathon, s3, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.setenv(AUTH_ENV, AUTH)
     zk.ca.create(zk.root, b"")
     zk.ca.create(f"{zk.root}/state", b"framework state")
-    a1, a2 = mesos.add_master(), mesos.add_master()
-    mesos.leader = a1
-    agent_a = mesos.add_agent("agent-a1")
-    mesos.run_task(agent_a)
-    b_placeholder = mesos.add_master()  # B's master address before it runs: nothing answers there
-    b_placeholder.stop()
-    engine = Engine(zk, free_ports(1)[0])
+    a1, a2, b1 = mesos.master_urls
+    mesos.add_agent("agent-a1")
+    mesos.add_marathon_task("/app", agent=0)
+    engine_port, b_placeholder = free_ports(2)  # B's master address before it runs: nothing answers there
+    engine = Engine(zk, engine_port)
     calls = tmp_path / "hook-calls"
     hook = tmp_path / "hook.sh"
     hook.write_text(HOOK.format(calls=calls))
     hook.chmod(hook.stat().st_mode | stat.S_IEXEC)
     config = {"source": zk.a.connect_string, "target": zk.b.connect_string, "paths": [zk.root],
-              "auth": f"env:{AUTH_ENV}", "masters_a": [a1.url, a2.url], "masters_b": [b_placeholder.url],
-              "agents_a": ["agent-a1"], "agents_b": ["agent-b1"], "marathon": [marathon.url],
+              "auth": f"env:{AUTH_ENV}", "masters_a": [a1, a2],
+              "masters_b": [f"http://127.0.0.1:{b_placeholder}"],
+              "agents_a": ["agent-a1"], "agents_b": ["agent-b1"], "marathon": marathon.urls,
               "sync_metrics": f"http://127.0.0.1:{engine.port}/metrics", "archive": "s3://zk-archive/ensemble-a",
               "max_lag_seconds": 5.0}
     w = type("World", (), dict(zk=zk, mesos=mesos, marathon=marathon, s3=s3, engine=engine, config=config,
                                tmp=tmp_path, hook=hook, calls=calls, state=tmp_path / "state.json",
-                               a_masters=[a1, a2]))
+                               b_master=b1))
     yield w
     engine.stop()

@@ -1,8 +1,9 @@
-"""The gate checks on their own: Mesos redirects and leader detection, the sync engine's metrics."""
+"""The gate checks on their own, against the one fake Mesos: leader detection through a standby, master
+health, the drain gate; and the sync engine's metrics."""
 from __future__ import annotations
 
 from orchestrator.services.migration import checks as C
-from tests.migration.fakes import StaticHttp
+from tests.migration.helpers import StaticHttp
 
 ENGINE_METRICS = """# HELP orchestrator_zk_sync_up x
 orchestrator_zk_sync_up 1.0
@@ -12,24 +13,23 @@ orchestrator_zk_sync_info{{paths="/mesos",source="a1:2181,a2:2181",target="b1:21
 """
 
 
-def test_standby_redirect_is_followed_once_to_the_leader(mesos):
-    leader, standby = mesos.add_master(), mesos.add_master()
-    mesos.leader = leader
-    state = C.mesos_state(standby.url)
-    assert state["pid"] == leader.pid == state["leader"]
-    check = C.mesos_leader_in("A", [leader.url], *C.leader_state([standby.url]))
-    assert check.ok, check.detail
-    assert not C.mesos_leader_in("B", [standby.url], *C.leader_state([standby.url])).ok
-    mesos.leader = None  # no leader known: 503, reported as a failure rather than an exception
-    got, error = C.leader_state([standby.url, leader.url])
-    assert got is None and "HTTP 503" in error
+def test_the_leader_is_found_through_a_standby(mesos):
+    leader_url, standby_url = mesos.master_urls[0], mesos.master_urls[1]  # master 0 leads
+    state, error = C.leader_state([standby_url])
+    assert state is not None and state.pid == mesos.master_pid(0) == state.leader, error
+    assert C.mesos_leader_in("A", [leader_url], state, error).ok
+    assert not C.mesos_leader_in("B", [standby_url], state, error).ok
+    mesos.no_leader()  # none elected: 503, reported as a failing check rather than an exception
+    got, error = C.leader_state([standby_url, leader_url])
+    assert got is None and "503" in error
+    assert not C.mesos_leader_in("A", [leader_url], got, error).ok
 
 
 def test_masters_stopped_and_healthy(mesos):
-    m = mesos.add_master()
-    assert C.masters_healthy("A", [m.url]).ok and not C.masters_stopped("A", [m.url]).ok
-    m.stop()
-    assert C.masters_stopped("A", [m.url]).ok and not C.masters_healthy("A", [m.url]).ok
+    url = mesos.master_urls[2]
+    assert C.masters_healthy("B", [url]).ok and not C.masters_stopped("B", [url]).ok
+    mesos.stop_master(2)
+    assert C.masters_stopped("B", [url]).ok and not C.masters_healthy("B", [url]).ok
 
 
 def test_sync_gate_checks_direction_and_lag():
@@ -54,15 +54,24 @@ def test_zookeeper_quorum_through_four_letter_commands(ensembles):
 
 
 def test_the_drain_gate_never_passes_for_agents_the_leader_does_not_know(mesos):
-    leader = mesos.add_master()
-    mesos.leader = leader
-    on_a = mesos.add_agent("agent-a1")
-    mesos.run_task(on_a)
-    state, error = C.leader_state([leader.url])
+    mesos.add_agent("agent-a1")
+    task = mesos.add_marathon_task("/app", agent=0)
+    state, error = C.leader_state(mesos.master_urls)
     typo = C.agents_drained(["agent-al"], state, error)  # "l" for "1": the gate compared nothing
     assert not typo.ok and "nothing to check" in typo.detail
     busy = C.agents_drained(["agent-a1", "agent-a2"], state, error)
     assert not busy.ok and busy.detail == "agent-a1: 1 live tasks (agent-a2 unknown to the leader)"
-    mesos.frameworks[0]["tasks"].clear()
-    drained = C.agents_drained(["agent-a1"], *C.leader_state([leader.url]))
+    mesos.finish_task(task.id)
+    drained = C.agents_drained(["agent-a1"], *C.leader_state(mesos.master_urls))
     assert drained.ok and drained.detail == "no live tasks on 1 of 1 agents"
+
+
+def test_task_failures_come_from_the_leaders_counters(mesos):
+    mesos.add_agent("agent-a1")
+    state, _ = C.leader_state(mesos.master_urls)
+    assert C.task_failures(mesos.master_urls, state) == 0
+    for final in ("TASK_FAILED", "TASK_LOST", "TASK_FINISHED"):
+        mesos.finish_task(mesos.add_marathon_task("/app").id, final)
+    assert C.task_failures(mesos.master_urls, state) == 2  # a finished task is no failure
+    check = C.no_new_task_failures(0, C.task_failures(mesos.master_urls, state))
+    assert not check.ok and check.detail == "2 failed/lost since the migration began"

@@ -27,10 +27,9 @@ def test_six_phases_with_gates_refusals_rollback_and_archive(world, capsys):
     # Phase 2: masters on B must answer, while the leader stays on A.
     assert migrate(w, "advance") == 1
     assert "FAIL  mesos masters B healthy" in capsys.readouterr().out
-    b1 = w.mesos.add_master()
-    w.config["masters_b"] = [b1.url]
+    w.config["masters_b"] = [w.b_master]
     s = state(w)
-    s["config"]["masters_b"] = [b1.url]  # the operator's new master address
+    s["config"]["masters_b"] = [w.b_master]  # the operator's new master address
     w.state.write_text(json.dumps(s))
     assert migrate(w, "advance") == 0
     assert "PASS  mesos leader among masters A" in capsys.readouterr().out
@@ -38,9 +37,9 @@ def test_six_phases_with_gates_refusals_rollback_and_archive(world, capsys):
     # Phase 3: the hook is asked to stop A's masters; until that is done and the sync reversed, the gate fails.
     assert migrate(w, "advance") == 1
     assert "FAIL  mesos masters A stopped" in capsys.readouterr().out
-    for m in w.a_masters:
-        m.stop()
-    w.mesos.leader = b1
+    w.mesos.stop_master(0)
+    w.mesos.stop_master(1)
+    w.mesos.elect(2)
     assert migrate(w, "advance") == 1  # the engine still syncs A→B
     assert "not syncing" in capsys.readouterr().out
     w.engine.run(w.zk.b.connect_string, w.zk.a.connect_string)
@@ -59,7 +58,8 @@ def test_six_phases_with_gates_refusals_rollback_and_archive(world, capsys):
     # Phase 5: refused while agent-a1 still runs a task.
     assert migrate(w, "advance") == 1
     assert "agent-a1: 1 live tasks" in capsys.readouterr().out
-    w.mesos.frameworks[0]["tasks"][0]["slave_id"] = w.mesos.slaves[1]["id"]  # Marathon moved it to B
+    w.mesos.remove_task(next(iter(w.mesos.tasks)))  # Marathon moved it to B
+    w.mesos.add_marathon_task("/app", agent=1)
     assert migrate(w, "advance") == 0
 
     # Phase 6: no archive while the engine still writes A; then archive and done.
@@ -83,11 +83,11 @@ def test_six_phases_with_gates_refusals_rollback_and_archive(world, capsys):
 
 def test_start_refuses_an_unhealthy_platform_and_bad_config(world, capsys):
     w = world
-    w.marathon.leader = None
+    w.marathon.fail_over(None)
     assert migrate(w, "start", "--config", write_config(w)) == 1
-    assert "FAIL  marathon leader: " in (out := capsys.readouterr().out) and "There is no leader" in out
+    assert "FAIL  marathon leader: no leader elected (/v2/leader answered 404)" in capsys.readouterr().out
     assert not w.state.exists()
-    w.marathon.leader = "127.0.0.1:8080"
+    w.marathon.fail_over(0)
     assert migrate(w, "start", "--config", write_config(w, paths=["relative"])) == 2
     assert "invalid znode path" in capsys.readouterr().err
     assert migrate(w, "start", "--config", write_config(w, masters_a=["a-host:5050"])) == 2
@@ -126,10 +126,10 @@ def test_gates_fail_on_task_failures_and_zookeeper_quorum_loss(world, capsys):
     assert migrate(w, "advance") == 0
     assert "operator, please do phase 1:" in capsys.readouterr().out  # no hook: printed instructions
 
-    w.mesos.failed_tasks = 2
+    for _ in range(2):
+        w.mesos.finish_task(w.mesos.add_marathon_task("/app").id, "TASK_FAILED")
     assert migrate(w, "validate") == 1
     assert "FAIL  no task failures: 2 failed/lost since the migration began" in capsys.readouterr().out
-    w.mesos.failed_tasks = 0
 
     victim = next(n for n in w.zk.b.nodes if w.zk.b.mode(n) == "follower")
     w.zk.b.stop_node(victim)
@@ -148,11 +148,11 @@ def test_rollback_to_before_the_migration_resumes_after_a_failed_gate(world, cap
     assert migrate(w, "rollback", "--to", "5") == 2
     assert "can only roll back to a phase before 1" in capsys.readouterr().err
 
-    w.marathon.leader = None  # something else is wrong meanwhile: the rollback cannot complete
+    w.marathon.fail_over(None)  # something else is wrong meanwhile: the rollback cannot complete
     assert migrate(w, "rollback", "--to", "0") == 1
     assert state(w)["pending"] == {"action": "undo", "phase": 1, "to": 0, "hook_done": True}
     assert migrate(w, "advance") == 2  # no advancing while a rollback is unfinished
-    w.marathon.leader = "127.0.0.1:8080"
+    w.marathon.fail_over(0)
     assert migrate(w, "rollback", "--to", "0") == 0
     assert state(w)["phase"] == 0
     assert w.calls.read_text().splitlines() == ["1 apply 1", "1 undo 1"]  # the undo hook ran once

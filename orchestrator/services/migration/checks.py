@@ -1,18 +1,22 @@
 """Checks of the live system that the migration gates are made of.
 
 Each check returns a Check (ok + a one-line reason). They only read: ZooKeeper through the 4-letter
-commands, Mesos masters through /master/health, /master/state and /metrics/snapshot, Marathon through
-/v2/leader, the sync engine through its /metrics.
+commands, Mesos masters (/master/health, /master/state, /metrics/snapshot) and Marathon (/v2/leader)
+through the project's one client of each (orchestrator/clients), the sync engine through its /metrics.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.clients.marathon import MarathonClient
+from orchestrator.clients.mesos import MasterState, MesosClient
+from orchestrator.errors import OrchestratorError
 
 HTTP_TIMEOUT = 5.0
 # Task states that count as still running on an agent being drained.
@@ -73,10 +77,133 @@ def zk_quorum(name: str, connect: str) -> Check:
     return Check(f"zookeeper {name} quorum", ok, desc)
 
 
-# -- HTTP --------------------------------------------------------------------------------------------------
+# -- Mesos and Marathon, through the one client of each (orchestrator/clients) -------------------------------
+
+def leader_state(master_urls: list[str]) -> tuple[MasterState | None, str]:
+    """The leading master's /master/state (the client asks /master/redirect and follows one 307 hop from a
+    standby), or None and why not."""
+    try:
+        with MesosClient(master_urls, timeout=HTTP_TIMEOUT) as client:
+            return client.master_state(), ""
+    except OrchestratorError as exc:
+        return None, str(exc)
+
+
+def _address(pid_or_url: str) -> str:
+    """host:port of 'master@10.0.0.1:5050' or 'http://host:5050'."""
+    text = pid_or_url.split("@", 1)[-1]
+    parsed = urllib.parse.urlsplit(text if "//" in text else f"//{text}")
+    return f"{parsed.hostname}:{parsed.port}"
+
+
+def _leader_addresses(state: MasterState) -> set[str]:
+    out = {_address(state.leader)} if state.leader else set()
+    info = state.leader_info
+    if info is not None and info.hostname and info.port:
+        out.add(f"{info.hostname}:{info.port}")
+    return out
+
+
+def _healthy(urls: list[str]) -> dict[str, bool]:
+    """Whether each master answers /master/health with 200 (every running master does, leader or not)."""
+    with MesosClient(urls, timeout=HTTP_TIMEOUT) as client:
+        return {url: client.master_healthy(url) for url in urls}
+
+
+def masters_healthy(name: str, urls: list[str]) -> Check:
+    bad = [url for url, ok in _healthy(urls).items() if not ok]
+    return Check(f"mesos masters {name} healthy", not bad and bool(urls),
+                 f"not answering /master/health: {', '.join(bad)}" if bad else f"{len(urls)} answer /master/health")
+
+
+def masters_stopped(name: str, urls: list[str]) -> Check:
+    running = [url for url, ok in _healthy(urls).items() if ok]
+    return Check(f"mesos masters {name} stopped", not running,
+                 f"still answering: {', '.join(running)}" if running else f"none of {len(urls)} answers")
+
+
+def mesos_leader_in(name: str, urls: list[str], state: MasterState | None, error: str) -> Check:
+    label = f"mesos leader among masters {name}"
+    if state is None:
+        return Check(label, False, f"no master state: {error}")
+    leader = _leader_addresses(state)
+    ours = {_address(u) for u in urls}
+    return Check(label, bool(leader & ours), f"leader {state.leader or '?'}")
+
+
+def frameworks_registered(names: list[str], state: MasterState | None, error: str) -> Check:
+    if state is None:
+        return Check("frameworks registered", False, f"no master state: {error}")
+    active = {f.name for f in state.frameworks if f.active}
+    missing = [n for n in names if n not in active]
+    return Check("frameworks registered", not missing,
+                 f"missing: {', '.join(missing)}" if missing else f"active: {', '.join(sorted(n for n in active if n))}")
+
+
+def agents_registered(hosts: list[str], state: MasterState | None, error: str) -> Check:
+    if state is None:
+        return Check("agents registered", False, f"no master state: {error}")
+    active = {a.hostname for a in state.agents if a.active}
+    missing = [h for h in hosts if h not in active]
+    return Check("agents registered", not missing,
+                 f"missing: {', '.join(missing)}" if missing else f"{len(hosts)} agents active")
+
+
+def agents_drained(hosts: list[str], state: MasterState | None, error: str) -> Check:
+    if state is None:
+        return Check("agents drained", False, f"no master state: {error}")
+    ids = {a.id: a.hostname for a in state.agents if a.hostname in hosts}
+    found = sorted({h for h in ids.values() if h})
+    if not found:  # a mistyped host name must not pass as "drained"
+        return Check("agents drained", False, f"none of the {len(hosts)} agents ({', '.join(hosts)}) is known "
+                                              "to the leader: nothing to check")
+    live: dict[str, int] = {}
+    for fw in state.frameworks:
+        for task in fw.tasks + fw.unreachable_tasks:
+            if task.slave_id in ids and task.state in LIVE_TASK_STATES:
+                live[ids[task.slave_id]] = live.get(ids[task.slave_id], 0) + 1
+    unknown = [h for h in hosts if h not in found]
+    note = f" ({', '.join(unknown)} unknown to the leader)" if unknown else ""
+    return Check("agents drained", not live,
+                 (", ".join(f"{h}: {n} live tasks" for h, n in sorted(live.items())) if live
+                  else f"no live tasks on {len(found)} of {len(hosts)} agents") + note)
+
+
+def task_failures(master_urls: list[str], state: MasterState | None) -> int | None:
+    """Failed + lost + errored tasks according to the leader's /metrics/snapshot."""
+    if state is None or not _leader_addresses(state):
+        return None
+    leader = sorted(_leader_addresses(state))[0]
+    scheme = urllib.parse.urlsplit(master_urls[0]).scheme if master_urls else "http"
+    try:
+        with MesosClient(master_urls, timeout=HTTP_TIMEOUT) as client:
+            metrics = client.master_snapshot(f"{scheme}://{leader}")
+    except OrchestratorError:
+        return None
+    return int(sum(metrics.get(k, 0) for k in FAILURE_METRICS))
+
+
+def no_new_task_failures(baseline: int | None, now: int | None) -> Check:
+    if baseline is None or now is None:
+        return Check("no task failures", False, f"cannot read the counters (baseline {baseline}, now {now})")
+    return Check("no task failures", now <= baseline, f"{now - baseline} failed/lost since the migration began")
+
+
+def marathon_leader(urls: list[str]) -> Check:
+    try:
+        with MarathonClient(urls, timeout=HTTP_TIMEOUT, retries=0) as client:
+            leader = client.leader()
+    except OrchestratorError as exc:
+        return Check("marathon leader", False, str(exc))
+    if leader is None:
+        return Check("marathon leader", False, "no leader elected (/v2/leader answered 404)")
+    return Check("marathon leader", True, leader)
+
+
+# -- HTTP (the sync engine's /metrics) ---------------------------------------------------------------------
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
 
 
@@ -90,154 +217,6 @@ def http_get(url: str) -> tuple[int, dict, bytes]:
             return resp.status, dict(resp.headers), resp.read()
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers or {}), err.read() or b""
-
-
-def mesos_state(master_url: str) -> dict:
-    """/master/state of the leading master, asking `master_url` and following one redirect from a standby
-    (Mesos answers 307 with a protocol-relative Location)."""
-    url = master_url.rstrip("/") + "/master/state"
-    status, headers, body = http_get(url)
-    if status == 307:
-        location = headers.get("Location", "")
-        scheme = urllib.parse.urlsplit(master_url).scheme or "http"
-        url = f"{scheme}:{location}" if location.startswith("//") else location
-        status, headers, body = http_get(url)
-    if status != 200:
-        raise OSError(f"{url} answered HTTP {status}")
-    return json.loads(body)
-
-
-def leader_state(master_urls: list[str]) -> tuple[dict | None, str]:
-    errors = []
-    for url in master_urls:
-        try:
-            return mesos_state(url), url
-        except (OSError, ValueError) as exc:
-            errors.append(f"{url}: {exc}")
-    return None, "; ".join(errors) or "no master URL"
-
-
-def _address(pid_or_url: str) -> str:
-    """host:port of 'master@10.0.0.1:5050' or 'http://host:5050'."""
-    text = pid_or_url.split("@", 1)[-1]
-    parsed = urllib.parse.urlsplit(text if "//" in text else f"//{text}")
-    return f"{parsed.hostname}:{parsed.port}"
-
-
-def _leader_addresses(state: dict) -> set[str]:
-    out = {_address(state.get("leader", ""))}
-    info = state.get("leader_info") or {}
-    if info.get("hostname") and info.get("port"):
-        out.add(f"{info['hostname']}:{info['port']}")
-    return out
-
-
-def masters_healthy(name: str, urls: list[str]) -> Check:
-    bad = []
-    for url in urls:
-        try:
-            status, _, _ = http_get(url.rstrip("/") + "/master/health")
-            if status != 200:
-                bad.append(f"{url} HTTP {status}")
-        except OSError as exc:
-            bad.append(f"{url} unreachable ({exc.__class__.__name__})")
-    return Check(f"mesos masters {name} healthy", not bad and bool(urls),
-                 "; ".join(bad) if bad else f"{len(urls)} answer /master/health")
-
-
-def masters_stopped(name: str, urls: list[str]) -> Check:
-    running = []
-    for url in urls:
-        try:
-            http_get(url.rstrip("/") + "/master/health")
-            running.append(url)
-        except OSError:
-            pass
-    return Check(f"mesos masters {name} stopped", not running,
-                 f"still answering: {', '.join(running)}" if running else f"none of {len(urls)} answers")
-
-
-def mesos_leader_in(name: str, urls: list[str], state: dict | None, error: str) -> Check:
-    label = f"mesos leader among masters {name}"
-    if state is None:
-        return Check(label, False, f"no master state: {error}")
-    leader = _leader_addresses(state)
-    ours = {_address(u) for u in urls}
-    return Check(label, bool(leader & ours), f"leader {state.get('leader', '?')}")
-
-
-def frameworks_registered(names: list[str], state: dict | None, error: str) -> Check:
-    if state is None:
-        return Check("frameworks registered", False, f"no master state: {error}")
-    active = {f.get("name") for f in state.get("frameworks", []) if f.get("active", True)}
-    missing = [n for n in names if n not in active]
-    return Check("frameworks registered", not missing,
-                 f"missing: {', '.join(missing)}" if missing else f"active: {', '.join(sorted(n for n in active if n))}")
-
-
-def agents_registered(hosts: list[str], state: dict | None, error: str) -> Check:
-    if state is None:
-        return Check("agents registered", False, f"no master state: {error}")
-    active = {s.get("hostname") for s in state.get("slaves", []) if s.get("active", True)}
-    missing = [h for h in hosts if h not in active]
-    return Check("agents registered", not missing,
-                 f"missing: {', '.join(missing)}" if missing else f"{len(hosts)} agents active")
-
-
-def agents_drained(hosts: list[str], state: dict | None, error: str) -> Check:
-    if state is None:
-        return Check("agents drained", False, f"no master state: {error}")
-    ids = {s["id"]: s.get("hostname") for s in state.get("slaves", []) if s.get("hostname") in hosts}
-    found = sorted({h for h in ids.values() if h})
-    if not found:  # a mistyped host name must not pass as "drained"
-        return Check("agents drained", False, f"none of the {len(hosts)} agents ({', '.join(hosts)}) is known "
-                                              "to the leader: nothing to check")
-    live: dict[str, int] = {}
-    for fw in state.get("frameworks", []):
-        for task in fw.get("tasks", []):
-            if task.get("slave_id") in ids and task.get("state") in LIVE_TASK_STATES:
-                live[ids[task["slave_id"]]] = live.get(ids[task["slave_id"]], 0) + 1
-    unknown = [h for h in hosts if h not in found]
-    note = f" ({', '.join(unknown)} unknown to the leader)" if unknown else ""
-    return Check("agents drained", not live,
-                 (", ".join(f"{h}: {n} live tasks" for h, n in sorted(live.items())) if live
-                  else f"no live tasks on {len(found)} of {len(hosts)} agents") + note)
-
-
-def task_failures(master_urls: list[str], state: dict | None) -> int | None:
-    """Failed + lost + errored tasks according to the leader's /metrics/snapshot."""
-    if state is None:
-        return None
-    leader = next(iter(_leader_addresses(state)))
-    scheme = urllib.parse.urlsplit(master_urls[0]).scheme if master_urls else "http"
-    try:
-        status, _, body = http_get(f"{scheme}://{leader}/metrics/snapshot")
-        if status != 200:
-            return None
-        metrics = json.loads(body)
-    except (OSError, ValueError):
-        return None
-    return int(sum(metrics.get(k, 0) for k in FAILURE_METRICS))
-
-
-def no_new_task_failures(baseline: int | None, now: int | None) -> Check:
-    if baseline is None or now is None:
-        return Check("no task failures", False, f"cannot read the counters (baseline {baseline}, now {now})")
-    return Check("no task failures", now <= baseline, f"{now - baseline} failed/lost since the migration began")
-
-
-def marathon_leader(urls: list[str]) -> Check:
-    errors = []
-    for url in urls:
-        try:
-            status, _, body = http_get(url.rstrip("/") + "/v2/leader")
-        except OSError as exc:
-            errors.append(f"{url}: unreachable ({exc.__class__.__name__})")
-            continue
-        if status == 200:
-            return Check("marathon leader", True, json.loads(body).get("leader", "?"))
-        errors.append(f"{url}: HTTP {status} {body[:80].decode(errors='replace')}")
-    return Check("marathon leader", False, "; ".join(errors) or "no Marathon URL")
 
 
 # -- the sync engine ---------------------------------------------------------------------------------------
