@@ -76,3 +76,48 @@ def test_command_once_prints_the_exposition() -> None:
                               fake.urls[0], "--once"], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert 'marathon_app_instances{app="/shop/db"} 1.0' in out.stdout
+
+
+def test_old_and_partial_app_shapes() -> None:
+    """Old Marathon sent numbers as strings; partial bodies miss fields: counted as 0, never an error."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    apps = {"apps": [{"id": "/old", "instances": "2", "tasksRunning": "1", "tasksHealthy": None},
+                     {"instances": 3},                                   # no id: skipped
+                     {"id": "/bare"},                                    # only an id
+                     "not an app",
+                     {"id": "/deploying", "deployments": [{"id": "d-1"}, "junk"]}]}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path.startswith("/v2/leader"):
+                body, code = json.dumps({"leader": "127.0.0.1:8080"}).encode(), 200
+            else:
+                body, code = json.dumps(apps).encode(), 200
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = MarathonClient([f"http://127.0.0.1:{server.server_address[1]}"], retries=0)
+        _, s = scrape(MarathonCollector(client))  # type: ignore[arg-type]
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert value(s, "marathon_up") == 1.0 and value(s, "marathon_apps") == 3.0
+    assert value(s, "marathon_app_instances", app="/old") == 2.0
+    assert value(s, "marathon_app_tasks", app="/old", state="running") == 1.0
+    assert value(s, "marathon_app_tasks", app="/old", state="healthy") == 0.0
+    assert value(s, "marathon_app_instances", app="/bare") == 0.0
+    assert value(s, "marathon_app_deployments", app="/deploying") == 1.0
+    assert {lbl["app"] for lbl in series(s, "marathon_app_instances")} == {"/old", "/bare", "/deploying"}

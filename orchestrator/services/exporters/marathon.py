@@ -83,7 +83,7 @@ class MarathonCollector(Collector):
                 refs = [d for d in app.get("deployments") or [] if isinstance(d, dict)]
                 deploying.add_metric([app_id], float(len(refs)))
                 active.update(str(d.get("id")) for d in refs)
-            apps_total.add_metric([], float(len(apps)))
+            apps_total.add_metric([], float(len(instances.samples)))
             deployments.add_metric([], float(len(active)))
         up.add_metric([], 1.0 if apps is not None else 0.0)
         yield from (up, leader, instances, tasks, deploying, apps_total, deployments)
