@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components import k8s as kx
+from components import marathon_scaler
 from components import security as sec
 from components.settings import MonitoringSettings
 from orchestrator.contracts import tiers
@@ -139,6 +140,7 @@ def alert_rules(zookeeper_replicas: int) -> dict[str, Any]:
             _alert("ProbeOffline", f"time() - {PROBE_LAST_REPORT_KEPT} > 300", "0m", "warning",
                    "Probe {{ $labels.probe }} has not reported for more than 5 minutes."),
         ]},
+        marathon_scaler.alert_rule_group(),
     ]}
 
 

@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from components import k8s as kx
 from components.gitops import GitOps, GitOpsApplications, GitOpsApplicationsArgs, GitOpsArgs, Tier
 from components.marathon import Marathon, MarathonArgs
+from components.marathon_scaler import MarathonScaler, MarathonScalerArgs
 from components.mesos_agent import MesosAgents, MesosAgentsArgs
 from components.mesos_master import MesosMasters, MesosMastersArgs
 from components.monitoring import Monitoring, MonitoringArgs
@@ -119,10 +120,14 @@ class Platform(pulumi.ComponentResource):
         service = OrchestratorService(tiers.ORCHESTRATOR_SERVICE.id, OrchestratorServiceArgs(
             ctx, s.service, monitoring.url, s.monitoring.scrape_interval, s.security.rollouts_namespace), in_ns)
         built: list[ZooKeeperEnsemble | MesosMasters | MesosAgents | Marathon | Monitoring | OrchestratorService
-                    | ZkSync] = [zookeeper, masters, agents, marathon, monitoring, service]
+                    | ZkSync | MarathonScaler] = [zookeeper, masters, agents, marathon, monitoring, service]
         if tiers.ZK_SYNC.enabled(s):  # during a migration onto this platform's ensemble (docs/migration.md)
             built.append(ZkSync(tiers.ZK_SYNC.id, ZkSyncArgs(
                 ctx, s.zk_sync, s.service.image, zookeeper.connect_string, auth.get("zk-sync-auth")), in_ns))
+        if tiers.MARATHON_SCALER.enabled(s):  # autoscale, heal and reconcile Marathon apps (docs/marathon-scaler.md)
+            built.append(MarathonScaler(tiers.MARATHON_SCALER.id, MarathonScalerArgs(
+                ctx, s.marathon_scaler, s.service.image, marathon.url, monitoring.url, auth.get("marathon-auth")),
+                in_ns))
         peers: list[Peer] = [c.peer for c in built]
         flows: list[Flow] = [f for c in built for f in c.flows]
         disabled = frozenset(t for t in tiers.TIERS if not t.enabled(s))

@@ -11,7 +11,11 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.contracts.marathon_apps import normalize_app_id
+from orchestrator.contracts.marathon_scaler import METRICS_PORT as SCALER_METRICS_PORT
+from orchestrator.contracts.marathon_scaler import AutoscalePolicy, HealPolicy
 
 CONFIG_NAMESPACE = "orchestrator"
 
@@ -301,6 +305,47 @@ class ZkSyncSettings(_Settings):
         return self
 
 
+class MarathonScalerSettings(_Settings):
+    """The Marathon scaler (`orchestrator marathon run`: autoscale, heal, reconcile; docs/marathon-scaler.md).
+    One replica (Recreate) with its state on a volume of its own."""
+
+    enabled: bool = False
+    # Directory of Marathon app definitions in the repository (relative to the project), rendered into the
+    # scaler's ConfigMap and reconciled in the cluster; None: the scaler does not reconcile apps.
+    apps_dir: str | None = None
+    # Delete managed apps that are no longer declared (otherwise they are only reported).
+    allow_delete: bool = False
+    # Autoscaling and healing policies per app id; they win over the apps' `orchestrator.autoscale.*` labels.
+    policies: dict[str, AutoscalePolicy] = Field(default_factory=dict, max_length=2000)
+    heal: dict[str, HealPolicy] = Field(default_factory=dict, max_length=2000)
+    sync_seconds: float = Field(15.0, gt=0, le=600)
+    reconcile_seconds: float = Field(60.0, gt=0, le=3600)
+    metrics_port: Port = SCALER_METRICS_PORT
+    state_storage: Quantity = "1Gi"
+    storage_class: str | None = None
+    resources: Resources = Resources(cpu_request="50m", memory_request="128Mi", memory_limit="256Mi")
+
+    @field_validator("policies", "heal", mode="before")
+    @classmethod
+    def _app_ids(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {normalize_app_id(str(k)): v for k, v in value.items()}
+        return value
+
+    @field_validator("apps_dir")
+    @classmethod
+    def _apps_load(cls, value: str | None) -> str | None:
+        if value is not None:
+            from orchestrator.apps_as_code import load_apps
+            from orchestrator.errors import InputError
+
+            try:
+                load_apps(value)  # every definition checked at render time; the message names file and field
+            except InputError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
 class SecuritySettings(_Settings):
     # Authentication of ZooKeeper clients, Mesos frameworks/agents/HTTP and Marathon's API.
     # Unset means: on in production, off elsewhere.
@@ -329,6 +374,7 @@ class PlatformSettings(_Settings):
     monitoring: MonitoringSettings = MonitoringSettings()
     security: SecuritySettings = SecuritySettings()
     zk_sync: ZkSyncSettings = ZkSyncSettings()
+    marathon_scaler: MarathonScalerSettings = MarathonScalerSettings()
     # direct: `pulumi up` applies every tier; gitops: it applies only the Argo CD project and root
     # Application, and Argo CD syncs the rendered tree from the repository (docs/delivery.md).
     delivery: Delivery = "direct"

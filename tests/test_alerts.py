@@ -6,6 +6,7 @@ import subprocess
 import pytest
 import yaml
 
+from orchestrator.contracts import marathon_scaler as scaler
 from orchestrator.toolchain import checks
 from tests.support.harness import stack
 from tests.support.tools import require_tool
@@ -34,6 +35,8 @@ TASKS = "mesos_master_task_states_exit_total"
 AGENTS = 'mesos_master_slaves_state{job="mesos-master",pod="mesos-master-0",state="connected_active"}'
 FRAMEWORKS = 'mesos_master_frameworks_state{job="mesos-master",pod="mesos-master-0",state="connected_active"}'
 MARATHON_UP = 'up{job="marathon",pod="marathon-0"}'
+SCALER_ERRORS, SCALER_LAST = scaler.ERRORS_TOTAL, scaler.LAST_CYCLE_TIMESTAMP
+SCALER_BUDGET, SCALER_CIRCUIT = scaler.HEAL_BUDGET_EXHAUSTED_TOTAL, scaler.HEAL_CIRCUIT_OPEN
 
 # Prod renders a 3-server ensemble: quorum is 2.
 CASES = [
@@ -84,6 +87,20 @@ CASES = [
     # A probe silent for a while that reports again: resolved.
     silent("ProbeOffline", [{"series": 'orchestrator_probe_last_report_timestamp_seconds{probe="p1"}',
                              "values": "0+15x20 _x40 900+15x40"}], "30m"),
+    # The Marathon scaler (components/marathon_scaler.py): a failing loop, a stuck loop, heal guards.
+    firing("MarathonScalerErrors", [{"series": f'{SCALER_ERRORS}{{loop="autoscale",kind="MarathonUnreachable"}}',
+                                     "values": "0+1x40"}], "10m", {"loop": "autoscale"}),
+    silent("MarathonScalerErrors", [{"series": f'{SCALER_ERRORS}{{loop="autoscale",kind="MarathonUnreachable"}}',
+                                     "values": "0x20 1x20"}], "10m"),
+    firing("MarathonScalerStalled", [{"series": f'{SCALER_LAST}{{loop="heal"}}', "values": "0+15x20 300x60"}],
+           "20m", {"loop": "heal"}),
+    silent("MarathonScalerStalled", [{"series": f'{SCALER_LAST}{{loop="heal"}}', "values": "0+15x80"}], "20m"),
+    firing("MarathonHealBudgetExhausted", [{"series": f'{SCALER_BUDGET}{{scope="cluster"}}', "values": "0x10 1x30"}],
+           "8m", {"scope": "cluster"}),
+    silent("MarathonHealBudgetExhausted", [{"series": f'{SCALER_BUDGET}{{scope="cluster"}}', "values": "0x40"}],
+           "8m"),
+    firing("MarathonHealCircuitOpen", [{"series": SCALER_CIRCUIT, "values": "0x4 1x20"}], "5m"),
+    silent("MarathonHealCircuitOpen", [{"series": SCALER_CIRCUIT, "values": "0x4 1x4 0x20"}], "5m"),  # brief blip
 ]
 
 

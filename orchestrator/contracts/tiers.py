@@ -80,6 +80,8 @@ ZK_SYNC = TierSpec("zk-sync", "zk_sync", wave=1, enabled_when="zk_sync.enabled")
 MESOS_AGENT = TierSpec("mesos-agent", "mesos_agent", namespace="agents", wave=2, privileged=True)
 MARATHON = TierSpec("marathon", "marathon", wave=2, ha_min=2)
 ORCHESTRATOR_SERVICE = TierSpec("orchestrator-service", "service", wave=3)
+# One replica (Recreate): a second scaler would fight the first over instance counts.
+MARATHON_SCALER = TierSpec("marathon-scaler", "marathon_scaler", wave=3, enabled_when="marathon_scaler.enabled")
 # The credentials' Secrets: Pulumi applies them in both delivery modes (rendered redacted, never in git).
 AUTH = TierSpec("auth", "security", enabled_when="auth_enabled", component="security")
 # Argo CD's own objects: the projects and root Application (`pulumi up` applies them), and the child
@@ -88,7 +90,7 @@ ARGOCD = TierSpec("argocd", "gitops", app="gitops", component="gitops")
 ARGOCD_APPS = TierSpec("argocd-apps", "gitops", app="gitops", component="gitops")
 
 TIERS: tuple[TierSpec, ...] = (NETWORK_POLICY, ZOOKEEPER, PROMETHEUS, MESOS_MASTER, ZK_SYNC, MESOS_AGENT,
-                               MARATHON, ORCHESTRATOR_SERVICE, AUTH, ARGOCD, ARGOCD_APPS)
+                               MARATHON, ORCHESTRATOR_SERVICE, MARATHON_SCALER, AUTH, ARGOCD, ARGOCD_APPS)
 BY_ID: dict[str, TierSpec] = {t.id: t for t in TIERS}
 
 

@@ -1,0 +1,132 @@
+"""The Marathon scaler as a platform tier: one replica of `orchestrator marathon run` (reconcile, autoscale and
+heal loops; docs/marathon-scaler.md), its config and the declared app definitions in a ConfigMap, its state on a
+volume of its own, Marathon's HTTP credentials from the credentials tier, its flows and alert rules."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import k8s as kx
+from components import security as sec
+from components.settings import MarathonScalerSettings
+from orchestrator.apps_as_code import configmap_data, load_apps
+from orchestrator.contracts import marathon_scaler as contract
+from orchestrator.contracts import tiers
+
+TIER = tiers.MARATHON_SCALER
+UID = 10001  # the services image's unprivileged user
+CONFIG_DIR = "/etc/marathon-scaler"
+STATE_DIR = "/var/lib/marathon-scaler"
+AUTH_DIR = "/var/run/secrets/marathon-scaler"
+CONFIG_FILE, APPS_FILE = "scaler.yaml", "apps.json"
+RUNBOOK = "https://github.com/orchestrator/orchestrator/blob/main/docs/runbooks/marathon-scaler.md"
+
+
+def scaler_config(s: MarathonScalerSettings) -> dict[str, Any]:
+    """The scaler's config file (orchestrator.contracts.marathon_scaler.ScalerConfig) from the stack settings."""
+    return contract.ScalerConfig(policies=s.policies, heal=s.heal, sync_seconds=s.sync_seconds).model_dump(
+        mode="json", exclude_defaults=True)
+
+
+def run_args(s: MarathonScalerSettings, marathon_url: str, prometheus_url: str, auth: bool) -> list[str]:
+    args = ["marathon", "run", "--marathon", marathon_url, "--prometheus", prometheus_url,
+            "--config", f"{CONFIG_DIR}/{CONFIG_FILE}", "--state-dir", STATE_DIR,
+            "--metrics-listen", f"0.0.0.0:{s.metrics_port}", "--reconcile-interval", f"{s.reconcile_seconds:g}"]
+    if s.apps_dir is not None:
+        args += ["--apps-file", f"{CONFIG_DIR}/{APPS_FILE}"]
+    if s.allow_delete:
+        args.append("--allow-delete")
+    if auth:
+        args += ["--marathon-credentials-file", f"{AUTH_DIR}/http-credentials"]
+    return args
+
+
+def alert_rule_group() -> dict[str, Any]:
+    """The scaler's alerts (the monitoring tier includes this group), each with its runbook."""
+    def alert(name: str, expr: str, for_: str, severity: str, summary: str) -> dict[str, Any]:
+        return {"alert": name, "expr": expr, "for": for_, "labels": {"severity": severity},
+                "annotations": {"summary": summary, "runbook_url": f"{RUNBOOK}#{name.lower()}"}}
+
+    return {"name": "orchestrator-marathon-scaler", "rules": [
+        alert("MarathonScalerErrors", f"sum by (loop) (increase({contract.ERRORS_TOTAL}[10m])) > 3", "0m", "warning",
+              "The Marathon scaler's {{ $labels.loop }} loop failed more than 3 cycles in 10 minutes."),
+        alert("MarathonScalerStalled", f"time() - max by (loop) ({contract.LAST_CYCLE_TIMESTAMP}) > 300", "5m",
+              "warning", "The Marathon scaler's {{ $labels.loop }} loop has not completed a cycle for 5 minutes."),
+        alert("MarathonHealBudgetExhausted",
+              f"sum by (scope) (increase({contract.HEAL_BUDGET_EXHAUSTED_TOTAL}[15m])) > 0", "0m", "warning",
+              "The healer wanted to replace tasks but its {{ $labels.scope }} kill budget refused."),
+        alert("MarathonHealCircuitOpen", f"max({contract.HEAL_CIRCUIT_OPEN}) == 1", "2m", "critical",
+              "Many Marathon apps look unhealthy at once: the healer stopped killing (platform problem?)."),
+    ]}
+
+
+@dataclass(frozen=True)
+class MarathonScalerArgs:
+    platform: kx.PlatformContext
+    scaler: MarathonScalerSettings
+    image: str  # the services image (service.image)
+    marathon_url: pulumi.Input[str]
+    prometheus_url: pulumi.Input[str]
+    marathon_auth_secret: pulumi.Input[str] | None = None  # the Marathon tier's Secret (`http-credentials`)
+
+
+class MarathonScaler(pulumi.ComponentResource):
+    def __init__(self, name: str, args: MarathonScalerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("orchestrator:marathon_scaler:MarathonScaler", name, None, opts)
+        s = args.scaler
+        t = kx.TierContext.of(self, TIER, name, args.platform)
+        account = t.service_account()
+        self.peer = sec.Peer.of(t, {"metrics": s.metrics_port})
+        self.flows = [
+            sec.Flow(TIER, tiers.MARATHON, "http", "the scaler reads apps and deployments, scales, kills, reconciles"),
+            sec.Flow(TIER, tiers.PROMETHEUS, "http", "the scaler queries app metrics and heal signals"),
+            sec.Flow(tiers.PROMETHEUS, TIER, "metrics", "scrape the scaler (decisions, errors, heal circuit)"),
+        ]
+        data = {CONFIG_FILE: json.dumps(scaler_config(s), indent=2, sort_keys=True) + "\n"}
+        if s.apps_dir is not None:
+            data[APPS_FILE] = configmap_data(load_apps(s.apps_dir))[APPS_FILE]
+        config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=t.metadata(f"{name}-config"), data=data,
+                                       opts=t.opts)
+        claim = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-state", metadata=t.metadata(f"{name}-state"),
+            spec=kx.volume_claim(f"{name}-state", s.state_storage, s.storage_class)["spec"], opts=t.opts)
+        volumes: list[dict[str, Any]] = [
+            {"name": "config", "config_map": {"name": config.metadata["name"]}},
+            {"name": "state", "persistent_volume_claim": {"claim_name": claim.metadata["name"]}},
+        ]
+        mounts: list[dict[str, Any]] = [
+            {"name": "config", "mount_path": CONFIG_DIR, "read_only": True},
+            {"name": "state", "mount_path": STATE_DIR},
+        ]
+        auth = args.marathon_auth_secret is not None
+        if args.marathon_auth_secret is not None:
+            # Only Marathon's HTTP credentials: the scaler never sees the ZooKeeper or Mesos secrets.
+            volume, mount = kx.secret_volume("marathon-auth", args.marathon_auth_secret, ("http-credentials",),
+                                             AUTH_DIR)
+            volumes.append(volume)
+            mounts.append(mount)
+        command_args = pulumi.Output.all(args.marathon_url, args.prometheus_url).apply(
+            lambda urls: run_args(s, urls[0], urls[1], auth))
+        container = kx.container({
+            "name": "marathon-scaler",
+            "image": args.image,
+            "command": ["orchestrator"],
+            "args": command_args,
+            "ports": [{"name": "metrics", "container_port": s.metrics_port}],
+            "volume_mounts": mounts,
+            "liveness_probe": kx.http_probe("/metrics", "metrics", initial_delay=30),
+            "readiness_probe": kx.http_probe("/metrics", "metrics", initial_delay=5),
+        }, s.resources)
+        self.deployment = t.deployment(
+            1,
+            # Never two scalers: the old pod stops (and releases the volume) before the new one starts.
+            {"type": "Recreate"},
+            t.pod_spec(account, [container], uid=UID, spread=None, volumes=volumes),
+            annotations=kx.checkov_skips(s.resources),
+            template_annotations={**kx.scrape_annotations(s.metrics_port, "/metrics"),
+                                  "orchestrator.io/config-sha": kx.content_hash(json.dumps(data, sort_keys=True))})
+        self.register_outputs({"deployment": self.deployment.metadata["name"]})

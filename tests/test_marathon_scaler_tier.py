@@ -1,0 +1,120 @@
+"""The Marathon scaler as a platform tier: rendered only when enabled, its arguments are the CLI's own, its
+config and app definitions round-trip through the ConfigMap, it gets only Marathon's HTTP credentials, exactly its
+network flows, and bad app definitions fail the settings with the file and field."""
+import json
+
+import pytest
+import yaml
+
+from components.platform import Platform, PlatformArgs
+from components.settings import SettingsError, settings_from_config
+from orchestrator.toolchain import checks
+from tests.support.harness import run, settings
+from tests.support.netpol import allowed, workload_endpoints
+
+POLICY = {"min_instances": 2, "max_instances": 10, "metric": "cpu", "target": 0.65}
+APP = {"id": "/shop/web", "cmd": "serve", "instances": 2, "healthChecks": [{"protocol": "HTTP", "path": "/"}]}
+
+
+@pytest.fixture
+def apps_dir(tmp_path):
+    (tmp_path / "web.yaml").write_text(yaml.safe_dump(APP))
+    return str(tmp_path)
+
+
+def platform(apps_dir, **scaler):
+    s = settings(namespace="p", marathon_scaler={"enabled": True, "apps_dir": apps_dir,
+                                                 "policies": {"shop/web": POLICY}, **scaler})
+    return run(lambda: Platform("orchestrator", PlatformArgs(s, scope="tree"))).manifests
+
+
+def named(docs, kind, name):
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, (kind, name)
+    return found[0]
+
+
+def test_disabled_by_default():
+    docs = run(lambda: Platform("orchestrator", PlatformArgs(settings(namespace="p"), scope="tree"))).manifests
+    assert not [d for d in docs if d["metadata"]["name"].startswith("marathon-scaler")]
+
+
+def test_one_recreate_replica_running_the_cli_contract(apps_dir, tmp_path):
+    docs = platform(apps_dir)
+    dep = named(docs, "Deployment", "marathon-scaler")
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    from orchestrator.cli import build_parser
+
+    args = build_parser().parse_args(container["args"])  # spelled as the CLI accepts them
+    assert (args.command, args.marathon_command) == ("marathon", "run")
+    assert args.marathon == ["http://marathon.p.svc.cluster.local:8080"]
+    assert args.prometheus == "http://prometheus.p.svc.cluster.local:9090"
+    assert args.state_dir and args.apps_file and not args.allow_delete and not args.dry_run
+    assert args.marathon_credentials_file is None  # no auth in this stack: no credentials
+    assert dep["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9108"
+    claim = named(docs, "PersistentVolumeClaim", "marathon-scaler-state")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+
+    # The ConfigMap's files are what the daemon reads: the config and the declared apps round-trip.
+    data = named(docs, "ConfigMap", "marathon-scaler-config")["data"]
+    (tmp_path / "scaler.yaml").write_text(data["scaler.yaml"])
+    (tmp_path / "apps.json").write_text(data["apps.json"])
+    from orchestrator.services.marathon.apps import read_apps_file
+    from orchestrator.services.marathon.policy import load_config
+
+    assert load_config(str(tmp_path / "scaler.yaml")).policies["/shop/web"].max_instances == 10
+    assert read_apps_file(tmp_path / "apps.json") == [APP]
+    assert checks.reference_problems(docs) == []
+    assert checks.kubernetes_schema_problems([d for d in docs if d["metadata"]["name"].startswith(
+        "marathon-scaler")]) == []
+
+
+def test_marathon_credentials_only_when_auth_is_on(apps_dir):
+    from orchestrator.toolchain.render import SCOPE_CONFIG, build_manifests, run_program
+
+    config = {"orchestrator:namespace": "p", "orchestrator:security": '{"auth": true}',
+              "orchestrator:marathon_scaler": json.dumps({"enabled": True, "apps_dir": apps_dir}),
+              SCOPE_CONFIG: "tree"}
+    secrets = {f"orchestrator:{k}": "x" for k in ("zookeeper_mesos_password", "zookeeper_marathon_password",
+                                                  "mesos_marathon_secret", "mesos_agent_secret",
+                                                  "mesos_http_password", "marathon_http_password")}
+    docs = build_manifests(run_program("unit", {**config, **secrets}, list(secrets))).manifests
+    spec = named(docs, "Deployment", "marathon-scaler")["spec"]["template"]["spec"]
+    secret_volumes = [v for v in spec["volumes"] if "secret" in v]
+    assert secret_volumes == [{"name": "marathon-auth", "secret": {
+        "secretName": "marathon-auth", "defaultMode": 0o440,
+        "items": [{"key": "http-credentials", "path": "http-credentials"}]}}]  # nothing else of the Secret
+    args = spec["containers"][0]["args"]
+    assert args[args.index("--marathon-credentials-file") + 1].endswith("/http-credentials")
+    assert "x" not in args and not spec["containers"][0].get("env")  # never the password itself
+    assert checks.reference_problems(docs) == []
+
+
+def test_flows(apps_dir):
+    docs = platform(apps_dir)
+    eps = {e.name: e for e in workload_endpoints(docs, "10.1.2.3", "100.64.0.0/24")}
+    scaler, marathon, prom = eps["marathon-scaler"], eps["marathon"], eps["prometheus"]
+    assert allowed(docs, scaler, marathon, 8080) and allowed(docs, scaler, prom, 9090)
+    assert allowed(docs, prom, scaler, 9108)
+    assert not allowed(docs, scaler, eps["zookeeper"], 2181) and not allowed(docs, scaler, eps["mesos-master"], 5050)
+    assert not allowed(docs, marathon, scaler, 9108)
+
+
+def test_bad_app_definition_fails_the_settings_with_file_and_field(tmp_path):
+    (tmp_path / "web.yaml").write_text("id: /shop/web\ncmd: x\nhealthChecks:\n  - {protocol: HTTP, path: health}\n")
+    config = {"orchestrator:marathon_scaler": json.dumps({"enabled": True, "apps_dir": str(tmp_path)})}
+    with pytest.raises(SettingsError) as err:
+        settings_from_config(config, "Pulumi.x.yaml")
+    message = str(err.value)
+    assert "orchestrator:marathon_scaler.apps_dir" in message and "web.yaml" in message
+    assert "healthChecks[0].path: must start with '/'" in message
+
+
+def test_bad_policy_fails_the_settings_naming_the_key():
+    config = {"orchestrator:marathon_scaler": json.dumps(
+        {"enabled": True, "policies": {"/shop/web": {**POLICY, "min_instances": 20}}})}
+    with pytest.raises(SettingsError) as err:
+        settings_from_config(config, "Pulumi.x.yaml")
+    assert "orchestrator:marathon_scaler.policies" in str(err.value) and "min_instances 20 > max_instances 10" in \
+        str(err.value)
