@@ -234,3 +234,14 @@ def test_bad_s3_urls_are_refused_before_anything_is_written(zk, s3, capsys, url)
     with pytest.raises(Exception, match="NoSuchLifecycleConfiguration"):
         s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)
     assert restore(zk, url) == 2
+
+
+def test_a_path_missing_on_the_source_is_not_archived(zk, s3, capsys):
+    # A mistyped path used to write a snapshot of 0 znodes, which a later restore (with --replace) would
+    # have turned into deleting the target's subtree.
+    assert snapshot(zk) == 2
+    line = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(line) == 1 and f"{zk.root} does not exist on the source" in line[0]
+    assert keys(s3) == []
+    with pytest.raises(Exception, match="NoSuchLifecycleConfiguration"):
+        s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)
