@@ -245,3 +245,15 @@ def test_a_path_missing_on_the_source_is_not_archived(zk, s3, capsys):
     assert keys(s3) == []
     with pytest.raises(Exception, match="NoSuchLifecycleConfiguration"):
         s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)
+
+
+def test_a_snapshot_of_nothing_is_never_restored(zk, s3, capsys):
+    # What an older version wrote for a missing path: 0 znodes, a valid digest. With --replace it would
+    # have deleted the target's subtree.
+    key = "old/" + name(datetime(2026, 1, 1, tzinfo=UTC))
+    s3.put_object(Bucket=BUCKET, Key=key, Body=archive.encode({}, [zk.root], "old", datetime(2026, 1, 1, tzinfo=UTC)))
+    bulk_create(zk.cb, [(zk.root, b"live on B")])
+    assert restore(zk, f"s3://{BUCKET}/{key}", "--replace") == 6
+    assert_one_line(err := capsys.readouterr().err)
+    assert "holds no znode under" in err
+    assert zk.cb.get(zk.root)[0] == b"live on B"

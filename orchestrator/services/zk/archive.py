@@ -416,6 +416,11 @@ def select(doc: dict, tree: Tree, paths: list[str] | None) -> tuple[list[str], T
             if p not in tree:
                 raise InputError(f"--path {p}: the snapshot holds no znode there (nothing was changed)")
         roots = paths
+    empty = [r for r in roots if r not in tree]
+    if empty:
+        # Older versions archived a missing path as 0 znodes: "restoring" it could only delete.
+        raise RefusedError(f"the snapshot holds no znode under {', '.join(empty)} (the path was missing when it "
+                           "was taken): refusing to restore it (nothing was changed)")
     return roots, {p: n for p, n in tree.items() if any(under(p, r) for r in roots)}
 
 
