@@ -19,7 +19,7 @@ import math
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import (
     ExitCode,
@@ -29,7 +29,9 @@ from orchestrator.errors import (
     RefusedError,
     UnreachableError,
 )
-from orchestrator.services.zk.session import auth_from, close_client, open_client
+
+if TYPE_CHECKING:  # kazoo is imported by the commands, not by `--help`
+    from orchestrator.services.zk.tree import Ensemble, Plan, Tree
 
 MAX_TIMEOUT = 3600.0  # seconds; a longer connect or session timeout is a typo, not a wish
 MAX_RESYNC_INTERVAL = 7 * 86400.0
@@ -162,8 +164,9 @@ def _quiet_kazoo(quiet: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def _pair(args: Any) -> Iterator[tuple[Any, Any]]:
+def _pair(args: Any) -> Iterator[tuple[Ensemble, Ensemble]]:
     """Started source and target sessions, closed on the way out."""
+    from orchestrator.services.zk.session import auth_from, close_client, open_client
     auth = auth_from(args.auth)
     source = open_client(args.source, auth, timeout=args.connect_timeout, session_timeout=args.session_timeout,
                          label="source")
@@ -180,12 +183,12 @@ def _pair(args: Any) -> Iterator[tuple[Any, Any]]:
         close_client(source)
 
 
-def _ensure_distinct(source: Any, target: Any, paths: list[str]) -> None:
+def _ensure_distinct(source: Ensemble, target: Ensemble, paths: list[str]) -> None:
     from orchestrator.services.zk.identity import ensure_distinct
     ensure_distinct(source.client, paths, target.client, paths)
 
 
-def _read(side: Any, paths: list[str], name: str, hosts: str) -> Any:
+def _read(side: Ensemble, paths: list[str], name: str, hosts: str) -> Tree:
     """A side's trees; a read permission error or a lost connection becomes one line (nothing changed yet)."""
     try:
         return side.read(paths)
@@ -205,11 +208,11 @@ def _reraise_read_error(exc: Exception, name: str, hosts: str) -> None:
 
 
 def _lost(exc: BaseException) -> bool:
-    from orchestrator.services.zk.tree import _is_connection_error
-    return isinstance(exc, OSError) or (isinstance(exc, Exception) and _is_connection_error(exc))
+    from orchestrator.services.zk.tree import is_connection_error
+    return isinstance(exc, OSError) or (isinstance(exc, Exception) and is_connection_error(exc))
 
 
-def _check_source_roots(tree: Any, paths: list[str], source: str) -> None:
+def _check_source_roots(tree: Tree, paths: list[str], source: str) -> None:
     """A copy from nothing would delete everything: a missing or empty source root is an error."""
     for root in paths:
         if root not in tree:
@@ -220,14 +223,14 @@ def _check_source_roots(tree: Any, paths: list[str], source: str) -> None:
                              "empty tree over the target; nothing was changed")
 
 
-def _show_plan(plan: Any, paths: list[str], detail: bool) -> None:
+def _show_plan(plan: Plan, paths: list[str], detail: bool) -> None:
     print(f"plan for {', '.join(paths)} on the target: {plan.summary()}", flush=True)
     if detail:
         for line in plan.describe(PLAN_PATHS_SHOWN):
             print(line)
 
 
-def _guard(plan: Any, args: Any, what: str) -> bool:
+def _guard(plan: Plan, args: Any, what: str) -> bool:
     """Print the plan; True when the caller may write. Refuses deletes without --allow-deletes."""
     removals = plan.removals()
     _show_plan(plan, args.paths, detail=args.dry_run or bool(removals and not args.allow_deletes))

@@ -441,7 +441,7 @@ def succeeded(async_result) -> bool:
     try:
         outcome = async_result.get()
     except Exception as exc:
-        if _is_connection_error(exc):
+        if is_connection_error(exc):
             raise
         return False
     return not (isinstance(outcome, list) and any(isinstance(x, Exception) for x in outcome))
@@ -510,7 +510,7 @@ def _apply_one(client: KazooClient, op: Op, result: ApplyResult) -> None:
         log.warning("could not apply %s %s: %r", op.kind, op.path, exc)
         result.errors.append((op, exc))
     except Exception as exc:
-        if _is_connection_error(exc):
+        if is_connection_error(exc):
             raise
         log.warning("could not apply %s %s: %r", op.kind, op.path, exc)
         result.errors.append((op, exc))
@@ -533,7 +533,7 @@ def _replace_existing(client: KazooClient, op: Op) -> None:
         client.set_acls(op.path, acl_from_key(op.acl))
 
 
-def _is_connection_error(exc: Exception) -> bool:
+def is_connection_error(exc: Exception) -> bool:
     from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, SessionExpiredError
     from kazoo.handlers.threading import KazooTimeoutError
     return isinstance(exc, (ConnectionLoss, SessionExpiredError, ConnectionClosedError, KazooTimeoutError))
