@@ -118,3 +118,26 @@ def test_marathon_down_once_is_exit_5(tmp_path):
                            "http://127.0.0.1:9", "--prometheus", "http://127.0.0.1:9", "--dry-run", "--timeout", "1"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 5, proc.stderr
+
+
+def test_run_reconciles_the_declared_apps_then_autoscales_them(tmp_path):
+    (tmp_path / "scaler.yaml").write_text(CONFIG)
+    (tmp_path / "apps.json").write_text(json.dumps([{"id": "/shop/web", "cmd": "serve", "instances": 4}]))
+    prom = PrometheusStub()
+    prom.values[QUERY] = 1.0
+    fake = FakeMarathon(step_seconds=0.05, health_delay=0.05).start()
+    try:
+        cmd = [sys.executable, "-m", "orchestrator.cli", "marathon", "run", "--prometheus", prom.url, "--config",
+               str(tmp_path / "scaler.yaml"), "--state-dir", str(tmp_path / "state"), "--apps-file",
+               str(tmp_path / "apps.json"), "--interval", "0.5", "--max-cycles", "8", "--marathon", fake.urls[0]]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": os.getcwd()})
+    finally:
+        fake.stop()
+        prom.stop()
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert {"reconcile", "autoscale"} <= {e["loop"] for e in events}
+    assert (tmp_path / "state" / "heal.state").exists()  # the heal loop ran too (no policy: no event)
+    assert [e["action"] for e in events if e["loop"] == "reconcile" and e.get("action")] == ["create"]
+    assert fake.instances("/shop/web") == 5  # created with 4, then +1 (the policy allows one per 10 minutes)
