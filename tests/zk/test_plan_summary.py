@@ -45,3 +45,14 @@ def test_identical_trees_plan_nothing_and_long_lists_are_cut():
         "creates": 0, "sets": 0, "deletes": 0, "replaced": 0, "acls": 0}
     lines = plan_reconcile(source, target, ["/r"], "skip", MY_SESSION).describe(shown=10)
     assert len(lines) == 11 and lines[-1] == "  … and 15 more deletes"
+
+
+def test_a_persistent_node_turned_into_a_mirrored_ephemeral_counts_as_deleted():
+    """It would vanish from the target when the engine's session ends: the guard must see a delete."""
+    source = tree({"/r": (b"", "persistent", 0), "/r/registry": (b"r", "ephemeral", 555)})
+    target = tree({"/r": (b"", "persistent", 0), "/r/registry": (b"r", "persistent", 0)})
+    mirror = plan_reconcile(source, target, ["/r"], "mirror", MY_SESSION)
+    assert mirror.removals() == ["/r/registry"] and mirror.counts()["deletes"] == 1
+    assert "  delete /r/registry" in mirror.describe()
+    # with ephemeral nodes skipped, the target's persistent node is simply not wanted: a delete as well
+    assert plan_reconcile(source, target, ["/r"], "skip", MY_SESSION).removals() == ["/r/registry"]

@@ -301,6 +301,8 @@ class Plan:
     acls: list[Op] = field(default_factory=list)
     # parent path -> the cversion its sequence counter must reach on the target
     sequences: dict[str, int] = field(default_factory=dict)
+    # persistent target nodes replaced by mirrored ephemeral ones: gone once the engine's session ends
+    ephemeralized: set[str] = field(default_factory=set)
 
     @property
     def ops(self) -> list[Op]:
@@ -310,9 +312,10 @@ class Plan:
         return len(self.deletes) + len(self.upserts) + len(self.acls)
 
     def removals(self) -> list[str]:
-        """Target nodes the plan deletes for good (a delete not followed by a create of the same path)."""
+        """Target nodes the plan deletes for good: a delete not followed by a create of the same path, or a
+        persistent node replaced by an ephemeral one (it vanishes with the engine's session)."""
         created = {op.path for op in self.upserts if op.kind == "create"}
-        return [op.path for op in self.deletes if op.path not in created]
+        return [op.path for op in self.deletes if op.path not in created or op.path in self.ephemeralized]
 
     def counts(self) -> dict[str, int]:
         """creates (new paths), sets, deletes (for good), replaced (deleted and created again: kind or owner
@@ -331,9 +334,11 @@ class Plan:
     def describe(self, shown: int = 10) -> list[str]:
         """The first `shown` paths of each kind of write, deletes first (they are what an operator checks)."""
         removed = self.removals()
-        replaced = [op.path for op in self.deletes if op.path not in set(removed)]
+        gone = set(removed)
+        replaced = [op.path for op in self.deletes if op.path not in gone]
+        recreated = set(replaced)
         groups = [("delete", removed), ("replace", replaced),
-                  ("create", [op.path for op in self.upserts if op.kind == "create" and op.path not in replaced]),
+                  ("create", [op.path for op in self.upserts if op.kind == "create" and op.path not in recreated]),
                   ("set", [op.path for op in self.upserts if op.kind == "set"]),
                   ("acl", [op.path for op in self.acls])]
         out = []
@@ -371,6 +376,8 @@ def plan_reconcile(desired: Tree, target: Tree, roots: Iterable[str], ephemeral:
                 doomed.add(p)
             elif d.kind != t.kind or (t.kind == "ephemeral" and t.owner != my_session):
                 doomed.update(subtree(target, p))
+                if t.kind != "ephemeral" and d.kind == "ephemeral":
+                    plan.ephemeralized.add(p)
     for p in sorted(doomed, key=lambda x: (-depth(x), x)):
         plan.deletes.append(Op("delete", p))
     for root in roots:
