@@ -222,6 +222,18 @@ def test_sync_onto_its_own_source_leaves_a_live_leader_alone(zk):
     assert zk.ca.exists(leader).ephemeralOwner == holder.client_id[0]
 
 
+def test_moving_a_subtree_within_one_ensemble_through_chroots_is_allowed(zk, capsys):
+    """Disjoint roots on one ensemble are safe: `orchestrator diff` advises this copy before a zk_path change
+    (/marathon -> /marathon2), and the target chroot may not exist yet."""
+    r = zk.root
+    bulk_create(zk.ca, [(r, b""), *wide_tree(f"{r}/marathon", 2, 3)])
+    old, new = f"{zk.a.connect_string}{r}/marathon", f"localhost:{zk.a.nodes[0].client_port}{r}/marathon2"
+    assert main(zk_cmd("copy", old, new, "/")) == ExitCode.OK, capsys.readouterr()
+    assert main(zk_cmd("verify", old, new, "/")) == ExitCode.OK
+    assert "compared /: 9 znodes on the source, 9 on the target" in capsys.readouterr().out
+    assert count(zk.ca, f"{r}/marathon2") == 9 and count(zk.ca, f"{r}/marathon") == 9
+
+
 def test_verify_on_one_ensemble_is_refused(zk, capsys):
     bulk_create(zk.ca, [(zk.root, b"")])
     rc = main(zk_cmd("verify", zk.a.connect_string, f"localhost:{zk.a.nodes[1].client_port}", zk.root))
