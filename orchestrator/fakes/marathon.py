@@ -167,6 +167,7 @@ class _State:
         self.framework_id = str(uuid.uuid4()) + "-0000"
         self._wall0 = datetime.now(UTC)
         self._last_stamp = ""
+        self._iso_cache: dict[float, str] = {}
         self.stopping = False
 
     # -- time ---------------------------------------------------------------------------------------------
@@ -181,8 +182,14 @@ class _State:
         return text
 
     def iso(self, seconds: float) -> str:
-        when = self._wall0 + timedelta(seconds=seconds)
-        return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+        text = self._iso_cache.get(seconds)
+        if text is None:  # the same instants are formatted for every task on every request: keep them
+            when = self._wall0 + timedelta(seconds=seconds)
+            text = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+            if len(self._iso_cache) > 50_000:
+                self._iso_cache.clear()
+            self._iso_cache[seconds] = text
+        return text
 
     def emit(self, event_type: str, payload: dict[str, Any]) -> None:
         self.event_seq += 1
@@ -294,11 +301,12 @@ class _State:
         return deployment
 
     # -- views --------------------------------------------------------------------------------------------
-    def task_json(self, app: _App, task: _Task, now: float) -> dict[str, Any]:
+    def task_json(self, app: _App, task: _Task, now: float, index: int = 0) -> dict[str, Any]:
+        started = self.iso(task.started)
         data: dict[str, Any] = {
             "id": task.id, "appId": task.app_id, "host": task.host, "state": task.state, "version": task.version,
-            "stagedAt": self.iso(task.started), "startedAt": self.iso(task.started),
-            "slaveId": "agent-" + task.host.replace(".", "-"), "ports": [31000 + app.tasks.index(task) % 1000],
+            "stagedAt": started, "startedAt": started,
+            "slaveId": "agent-" + task.host.replace(".", "-"), "ports": [31000 + index % 1000],
             "ipAddresses": [{"ipAddress": task.host, "protocol": "IPv4"}],
         }
         checks = app.definition.get("healthChecks") or []
@@ -319,7 +327,7 @@ class _State:
         now = self.clock.now()
         running = [t for t in app.tasks if t.state == "TASK_RUNNING"]
         healthy = sum(1 for t in running if self.has_checks(app) and self.task_healthy(app, t, now))
-        data = copy.deepcopy(app.definition)
+        data = dict(app.definition)  # serialised right away: a shallow copy is enough
         data.update({
             "version": app.version,
             "versionInfo": {"lastScalingAt": app.scaling_version, "lastConfigChangeAt": app.config_version},
@@ -328,7 +336,7 @@ class _State:
             "deployments": [{"id": app.deployment.id}] if app.deployment else [],
         })
         if embed_tasks:
-            data["tasks"] = [self.task_json(app, t, now) for t in app.tasks]
+            data["tasks"] = [self.task_json(app, t, now, i) for i, t in enumerate(app.tasks)]
         return data
 
     def deployment_json(self, deployment: _Deployment) -> dict[str, Any]:
