@@ -19,6 +19,7 @@ from orchestrator.toolchain.diff import (
     EXIT_DANGEROUS,
     EXIT_ERROR,
     EXIT_NO_CHANGES,
+    QUORUM_FLAG,
     REMOVED,
     REPLACE_FLAG,
     REPLACED,
@@ -32,6 +33,7 @@ from orchestrator.toolchain.diff_cli import diff_stack
 from orchestrator.toolchain.render import PROJECT_DIR
 
 PROGRAM_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "__main__.py")
+STACK_INPUTS = ("deploy",)
 
 # A StatefulSet that only the base commit's program creates, from a module only the base has: if the
 # base side were rendered with the working tree's `components`, the import would fail.
@@ -65,6 +67,12 @@ def repo(tmp_path: Path) -> Path:
         shutil.copy(PROJECT_DIR / name, root / name)
     shutil.copytree(PROJECT_DIR / "components", root / "components",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "policy").mkdir()
+    for policy in (PROJECT_DIR / "policy").glob("*.json"):  # every stack has one (the diff requires it)
+        shutil.copy(policy, root / "policy" / policy.name)
+    for extra in STACK_INPUTS:  # files a stack's settings read (app definitions)
+        if (PROJECT_DIR / extra).is_dir():
+            shutil.copytree(PROJECT_DIR / extra, root / extra)
     git(root, "init", "-q", "-b", "main")
     git(root, "config", "user.email", "test@example.invalid")
     git(root, "config", "user.name", "test")
@@ -247,3 +255,114 @@ def test_markdown_stays_within_a_comment():
     assert len(md) < 65_536
     assert "diff(s) left out to fit a comment" in md
     assert md.count("| `~` | ConfigMap") == 60, "the table lists every change even when details are cut"
+
+
+# --- this domain's dangers (issue 14: quorum; issue 16 item 4: data loss the objects do not show) ---
+def test_quorum_change_of_zookeeper_and_masters_prints_the_procedure(repo, capsys):
+    edit_stack(repo, "dev", "zookeeper", "replicas", 3)
+    edit_stack(repo, "dev", "mesos_master", "replicas", 3)
+    diff = diff_stack("dev", repo)
+    changes = by_kind_name(diff)
+    zk, masters = changes[("StatefulSet", "zookeeper")], changes[("StatefulSet", "mesos-master")]
+    assert zk.flags == [QUORUM_FLAG] and zk.action == UPDATED, "in place for Kubernetes, but not safe"
+    assert "ZooKeeper servers 1 → 3 (majority 1 → 2)" in zk.quorum
+    assert QUORUM_FLAG in masters.flags
+    assert "Mesos masters 1 → 3" in masters.quorum and "--quorum 1 → 2 in the same roll" in masters.quorum
+    assert diff.quorum_tiers == ["zookeeper", "mesos-master"]
+    assert diff.exit_code == EXIT_DANGEROUS
+    code, out = run_diff(repo, capsys)
+    assert code == EXIT_DANGEROUS
+    assert "QUORUM CHANGE of ZooKeeper servers and Mesos masters" in out.splitlines()[0]
+    assert "StatefulSet orchestrator-dev/zookeeper  (zookeeper)  [QUORUM CHANGE]" in out
+    procedure = out[out.index("Safe procedure"):]
+    assert "orchestrator zk reconfig" in procedure and "--add" in procedure and "--remove" in procedure
+    assert "quorum_override" in procedure and "docs/quorum-changes.md" in procedure
+    code, md = run_diff(repo, capsys, "--format", "markdown")
+    assert code == EXIT_DANGEROUS and "**Safe procedure**" in md and "**QUORUM CHANGE**" in md
+
+
+def test_marathon_replicas_are_no_quorum(repo):
+    edit_stack(repo, "dev", "marathon", "replicas", 3)  # leader election through ZooKeeper, no vote of its own
+    assert diff_stack("dev", repo).quorum_tiers == []
+
+
+def test_zk_path_and_agent_work_dir_are_data_loss(repo, capsys):
+    edit_stack(repo, "dev", "marathon", "zk_path", "/marathon2")
+    edit_stack(repo, "dev", "mesos_agent", "work_dir", "/")
+    diff = diff_stack("dev", repo)
+    changes = by_kind_name(diff)
+    marathon, agents = changes[("Deployment", "marathon")], changes[("DaemonSet", "mesos-agent")]
+    assert marathon.action == UPDATED and marathon.flags == [DATA_LOSS_FLAG]
+    assert "ZooKeeper path /marathon, /mesos → /marathon2, /mesos" in marathon.data_loss
+    assert agents.flags == [DATA_LOSS_FLAG]
+    assert "Mesos work dir /var/lib/mesos/agent → /" in agents.data_loss
+    assert "host path of volume 'work' /var/lib/mesos/agent → /" in agents.data_loss
+    # The outputs contract says it too (with authentication on, the pods' zk URLs are in Secrets).
+    assert [r.subject for r in diff.risks] == ["marathon_zk_url path /marathon → /marathon2"]
+    assert diff.exit_code == EXIT_DANGEROUS
+    code, out = run_diff(repo, capsys)
+    assert code == EXIT_DANGEROUS
+    assert "!  [DATA-LOSS RISK] marathon_zk_url path /marathon → /marathon2" in out
+    assert "orchestrator zk copy" in out
+
+
+def test_mesos_zk_path_flags_every_workload_that_follows_it(repo):
+    edit_stack(repo, "dev", "mesos_master", "zk_path", "/mesos-b")
+    diff = diff_stack("dev", repo)
+    flagged = sorted(c.key.name for c in diff.changes if c.data_loss)
+    assert flagged == ["marathon", "mesos-agent", "mesos-master"]
+    assert [r.subject for r in diff.risks] == ["mesos_zk_url path /mesos → /mesos-b"]
+
+
+def test_namespace_and_cluster_domain_are_data_loss(repo, capsys):
+    path = repo / "Pulumi.dev.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["orchestrator:namespace"] = "orchestrator-next"
+    doc["config"]["orchestrator:cluster_domain"] = "corp.internal"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    diff = diff_stack("dev", repo)
+    subjects = [r.subject for r in diff.risks]
+    assert subjects == ["namespace orchestrator-dev → orchestrator-next",
+                        "agents_namespace orchestrator-dev-agents → orchestrator-next-agents",
+                        "cluster domain cluster.local → corp.internal"]
+    assert all(r.flag == DATA_LOSS_FLAG for r in diff.risks)
+    assert diff.exit_code == EXIT_DANGEROUS
+    code, out = run_diff(repo, capsys)
+    assert code == EXIT_DANGEROUS and "stack-wide risk" in out.splitlines()[0]
+    assert "claims (ZooKeeper's data" in out and "loses quorum" in out
+
+
+def test_a_stack_without_its_policy_file_is_an_error(repo, capsys):
+    shutil.copy(repo / "Pulumi.prod.yaml", repo / "Pulumi.staging.yaml")
+    assert main(["diff", "--stack", "staging", "--project-dir", str(repo)]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "policy/staging.json: stack 'staging' has no policy file" in err
+    assert main(["diff", "--stack", "dev", "--project-dir", str(repo)]) == EXIT_NO_CHANGES, \
+        "a stack with its policy file is unaffected"
+
+
+def test_host_path_and_quorum_flag_rules():
+    def daemonset(volumes, args=()):
+        return _obj("DaemonSet", {"template": {"spec": {"containers": [{"name": "c", "args": list(args)}],
+                                                        "volumes": volumes}}}, name="agent")
+    cgroup = {"name": "cgroup", "hostPath": {"path": "/sys/fs/cgroup"}}
+    added = _one(daemonset([cgroup]), daemonset([cgroup, {"name": "root", "hostPath": {"path": "/"}}]))
+    assert added.flags == [DATA_LOSS_FLAG] and "new host path / (volume 'root')" in added.data_loss
+    assert _one(daemonset([cgroup], ["--port=1"]), daemonset([cgroup], ["--port=2"])).flags == []
+    # A CronJob's pods count as well.
+    cron = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c", "namespace": "ns"},
+            "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [
+                {"name": "c", "args": ["zk://zk:2181/a"]}]}}}}}}
+    moved = yaml.safe_load(yaml.safe_dump(cron).replace("2181/a", "2181/b"))
+    assert "ZooKeeper path /a → /b" in _one(cron, moved).data_loss
+
+    def masters(replicas, quorum):
+        return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "m", "namespace": "ns"},
+                "spec": {"replicas": replicas, "template": {"spec": {"containers": [
+                    {"name": "m", "args": [f"--quorum={quorum}"]}]}}}}
+    step1 = compare("s", {"mesos-master": [masters(3, 2)]}, {"mesos-master": [masters(3, 3)]}).changes[0]
+    assert step1.flags == [QUORUM_FLAG] and step1.quorum.startswith("--quorum 2 → 3 with 3 masters")
+    step2 = compare("s", {"mesos-master": [masters(3, 3)]}, {"mesos-master": [masters(5, 3)]}).changes[0]
+    assert "--quorum stays 3: safe only as the second change" in step2.quorum
+    other_tier = compare("s", {"cache": [masters(3, 2)]}, {"cache": [masters(5, 3)]}).changes[0]
+    assert other_tier.flags == [], "a StatefulSet of another tier holds no quorum of ours"

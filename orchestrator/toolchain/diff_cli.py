@@ -8,8 +8,9 @@ that package cannot share one interpreter. The base ref's files come from `git a
 temporary directory (read-only for the repository: no worktree, no checkout). Both sides run with the
 render engine of this installation, so only the program and the stack files differ.
 
-Exit codes: 0 no changes, 3 changes that apply in place, 4 dangerous changes (REPLACE or
-DATA-LOSS RISK), 1 an error (nothing rendered or compared), 2 bad usage.
+Exit codes: 0 no changes, 3 changes that apply in place, 4 dangerous changes (REPLACE, DATA-LOSS
+RISK or QUORUM CHANGE, which also prints the safe procedure), 1 an error (nothing rendered or
+compared; also a stack without its policy/<stack>.json), 2 bad usage.
 """
 from __future__ import annotations
 
@@ -156,6 +157,11 @@ def diff_stack(stack: str, project_dir: Path, base_ref: str | None = None):
     project_dir = project_dir.resolve()
     if not (project_dir / f"Pulumi.{stack}.yaml").is_file():
         raise DiffError(f"Pulumi.{stack}.yaml: no such stack file in {project_dir}")
+    # Without it the policy pack would run with its non-production defaults, silently (a new prod stack
+    # would skip the HA rules): every stack states its policy config, reviewed with the stack.
+    if not (project_dir / "policy" / f"{stack}.json").is_file():
+        raise DiffError(f"policy/{stack}.json: stack {stack!r} has no policy file; add one next to "
+                        f"Pulumi.{stack}.yaml (copy policy/prod.json for a production stack)")
     label, commit = resolve_base(project_dir, base_ref)
     base_label = f"{label}@{commit[:12]}" if label != commit else commit[:12]
     with tempfile.TemporaryDirectory(prefix="orchestrator-diff-") as tmp:
