@@ -22,6 +22,7 @@ def test_a_policy_finding_fails_the_check_and_writes_nothing(tmp_path, capsys, m
     for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py"):
         shutil.copy(PROJECT_DIR / name, tmp_path / name)
     shutil.copytree(PROJECT_DIR / "policy", tmp_path / "policy")
+    shutil.copytree(PROJECT_DIR / "deploy" / "marathon-apps", tmp_path / "deploy" / "marathon-apps")  # dev's apps_dir
     # The dev stack judged by production's rules: single replicas and no HA.
     (tmp_path / "policy" / "dev.json").write_text(json.dumps({"ha-replicas-and-budgets": {"production": True}}))
     monkeypatch.chdir(tmp_path)

@@ -63,6 +63,7 @@ def project(tmp_path):
     proj.mkdir()
     for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "__main__.py"):
         shutil.copy(PROJECT_DIR / name, proj / name)
+    shutil.copytree(PROJECT_DIR / "deploy" / "marathon-apps", proj / "deploy" / "marathon-apps")  # dev's apps_dir
     return proj
 
 
@@ -244,7 +245,9 @@ def _start_render(project: Path, out: Path, stack: str, pause_at: str | None) ->
     env.pop("ORCHESTRATOR_TEST_PAUSE", None)
     if pause_at:
         env["ORCHESTRATOR_TEST_PAUSE"] = pause_at
-        env["ORCHESTRATOR_TEST_PAUSE_S"] = "3"
+        # A signal cuts the pause at "written" short; at "swapped" signals wait for the pause to end, so it
+        # is only as long as a loaded machine may need between our reading the line and the signal landing.
+        env["ORCHESTRATOR_TEST_PAUSE_S"] = "60" if pause_at == "written" else "8"
     return subprocess.Popen([str(EXE), "render", "--stack", stack, "--out", str(out), "--project-dir", str(project)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=_limit_memory)

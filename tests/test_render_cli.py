@@ -25,6 +25,7 @@ def project(tmp_path):
     """A project directory with the real program and stacks, where tests may add stack files."""
     for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "__main__.py"):
         shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    shutil.copytree(PROJECT_DIR / "deploy" / "marathon-apps", tmp_path / "deploy" / "marathon-apps")  # dev's apps_dir
     return tmp_path
 
 

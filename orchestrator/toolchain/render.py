@@ -244,15 +244,21 @@ def build_manifests(result: RenderResult) -> RenderResult:
 
 def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> RenderResult:
     """Load the stack's config and render it. Raises RenderError or SettingsError; writes nothing."""
+    project_dir = project_dir.resolve()
     config, secret_keys, _ = load_stack_config(stack, project_dir)
     # The render is the whole tree Argo CD syncs, whatever the stack's delivery: every tier and the
     # Argo CD objects (components/platform.py, "scope"). `pulumi up` runs with the default scope.
     config[SCOPE_CONFIG] = "tree"
     previous = os.environ.get(LEGACY_SCOPE_ENV)
     os.environ[LEGACY_SCOPE_ENV] = "tree"
+    # The Pulumi CLI runs a program in its project directory: paths in the stack file (e.g.
+    # marathon_scaler.apps_dir) are the project's, whichever directory `orchestrator render` runs in.
+    cwd = os.getcwd()
+    os.chdir(project_dir)
     try:
         return build_manifests(run_program(stack, config, secret_keys, project_dir / "__main__.py"))
     finally:
+        os.chdir(cwd)
         if previous is None:
             del os.environ[LEGACY_SCOPE_ENV]
         else:
