@@ -468,10 +468,9 @@ def create_app(state: ApiState, *, ui_dir: str | None = None) -> FastAPI:
         now = time.monotonic()
         # One render per view, search and grouping per tick, like the WebSocket (reports arrive every 15 s).
         if hit is None or (hit[0] != state.topology.version and now - hit[1] >= 1.0):
-            nodes, edges, total = state.topology.render(view, query, group_by)
-            text = json.dumps({"view": view, "generated_at": time.time(), "search": search, "group_by": group_by,
-                               "nodes": nodes, "edges": edges, "total_nodes": total},
-                              separators=(",", ":")).encode()
+            result = state.topology.render(view, query, group_by)
+            text = result.body(view=view, generated_at=time.time(), search=search, group_by=group_by,
+                               total_nodes=result.total).encode()
             if len(cache) > 256:
                 cache.clear()
             hit = cache[key] = (state.topology.version, now, text)

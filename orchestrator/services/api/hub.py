@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 
 from orchestrator.contracts.search import parse
 from orchestrator.contracts.ws import TICK_SECONDS
-from orchestrator.services.api.topology import Topology
+from orchestrator.services.api.topology import Topology, dumps
 
 MAX_QUEUED = 32
 Key = tuple[str, str, str | None]
@@ -40,8 +39,8 @@ class Subscriber:
 class Channel:
     key: Key
     subscribers: set[Subscriber] = field(default_factory=set)
-    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    edges: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)                  # id -> JSON text
+    edges: dict[tuple[str, str], str] = field(default_factory=dict)
     total: int = 0
     seq: int = 0
     version: int = -1
@@ -71,10 +70,10 @@ class Hub:
             self._render(channel, query)
         channel.subscribers.add(sub)
         sub.key = key
-        return json.dumps({"type": "snapshot", "seq": channel.seq, "view": view, "filter": filter_text,
-                           "group_by": group_by, "generated_at": channel.generated_at,
-                           "nodes": list(channel.nodes.values()), "edges": list(channel.edges.values()),
-                           "total_nodes": channel.total}, separators=(",", ":"))
+        head = dumps({"type": "snapshot", "seq": channel.seq, "view": view, "filter": filter_text,
+                      "group_by": group_by, "generated_at": channel.generated_at, "total_nodes": channel.total})
+        return (f'{head[:-1]},"nodes":[{",".join(channel.nodes.values())}],'
+                f'"edges":[{",".join(channel.edges.values())}]}}')
 
     def unsubscribe(self, sub: Subscriber) -> None:
         if sub.key is None:
@@ -91,25 +90,28 @@ class Hub:
         return sum(len(c.subscribers) for c in self.channels.values())
 
     # -- rendering --------------------------------------------------------------------------------------
-    def _render(self, channel: Channel, query: Any) -> dict[str, Any] | None:
+    def _render(self, channel: Channel, query: Any) -> str | None:
+        """Render the channel's view; returns the delta's fields as JSON text (no braces), or None."""
         view, _, group_by = channel.key
-        nodes, edges, total = self.topology.render(view, query, group_by)
+        result = self.topology.render(view, query, group_by)
         self.on_render(view)
-        new_nodes = {n["id"]: n for n in nodes}
-        new_edges = {(e["source"], e["target"]): e for e in edges}
+        # Nodes and edges are compared by their JSON text: cached per probe, so unchanged ones are equal.
+        new_nodes = {n["id"]: t for n, t in zip(result.nodes, result.texts, strict=True)}
+        new_edges = {(e["source"], e["target"]): dumps(e) for e in result.edges}
         old_nodes, old_edges = channel.nodes, channel.edges
-        delta: dict[str, Any] = {
-            "add": [n for i, n in new_nodes.items() if i not in old_nodes],
-            "update": [n for i, n in new_nodes.items() if i in old_nodes and old_nodes[i] != n],
-            "remove": [i for i in old_nodes if i not in new_nodes],
-            # An edge whose connection count changed is re-sent in edges_add (it replaces the old one).
-            "edges_add": [e for k, e in new_edges.items() if old_edges.get(k) != e],
-            "edges_remove": [e for k, e in old_edges.items() if k not in new_edges],
-        }
-        channel.nodes, channel.edges, channel.total = new_nodes, new_edges, total
+        add = [t for i, t in new_nodes.items() if i not in old_nodes]
+        update = [t for i, t in new_nodes.items() if i in old_nodes and old_nodes[i] != t]
+        remove = [i for i in old_nodes if i not in new_nodes]
+        # An edge whose connection count changed is re-sent in edges_add (it replaces the old one).
+        edges_add = [t for k, t in new_edges.items() if old_edges.get(k) != t]
+        edges_remove = [t for k, t in old_edges.items() if k not in new_edges]
+        channel.nodes, channel.edges, channel.total = new_nodes, new_edges, result.total
         channel.version = self.topology.version
         channel.generated_at = time.time()
-        return delta if any(delta.values()) else None
+        if not (add or update or remove or edges_add or edges_remove):
+            return None
+        return (f'"add":[{",".join(add)}],"update":[{",".join(update)}],"remove":{dumps(remove)},'
+                f'"edges_add":[{",".join(edges_add)}],"edges_remove":[{",".join(edges_remove)}]')
 
     def tick_once(self) -> int:
         """Render every channel whose data changed and queue its delta; returns the number of renders."""
@@ -122,8 +124,9 @@ class Hub:
             if delta is None:
                 continue
             channel.seq += 1
-            text = json.dumps({"type": "delta", "seq": channel.seq, "generated_at": channel.generated_at,
-                               "total_nodes": channel.total, **delta}, separators=(",", ":"))
+            head = dumps({"type": "delta", "seq": channel.seq, "generated_at": channel.generated_at,
+                          "total_nodes": channel.total})
+            text = f"{head[:-1]},{delta}}}"
             for sub in list(channel.subscribers):
                 sub.offer(text)
         return renders

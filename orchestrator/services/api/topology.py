@@ -2,7 +2,9 @@
 
 Everything here runs on the API's event-loop thread (ingest, renders, WebSocket ticks), so nothing locks.
 Views are rendered as plain dicts (the `Node`/`Edge` shapes of contracts/api.py) rather than pydantic
-objects: building 10,000 models per render would cost more than the render itself.
+objects, each with its JSON text built once: a host's, container's and process's nodes are cached per probe
+until that probe's next report, so a render of 10,000 containers re-serialises only the hosts that reported
+since the last render, and responses and WebSocket deltas are joined from the cached texts.
 
 History: each host and container keeps its last hour of 15 s samples (cpu, memory, connections) in a fixed
 ring of compact arrays (`Series`). Processes keep none: a few hundred per host would multiply the memory by
@@ -10,7 +12,7 @@ twenty for a graph people look at on the container or the host.
 """
 from __future__ import annotations
 
-import ipaddress
+import json
 import time
 from array import array
 from collections import Counter
@@ -39,6 +41,25 @@ SERVICE_LABELS = ("app.kubernetes.io/name", "app", "k8s-app")
 
 NodeDict = dict[str, Any]
 EdgeDict = dict[str, Any]
+Rendered = tuple[NodeDict, str]          # a node and its JSON text
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+@dataclass
+class Render:
+    nodes: list[NodeDict]
+    texts: list[str]                     # JSON of each node, same order
+    edges: list[EdgeDict]
+    total: int                           # nodes before the search
+
+    def body(self, **fields: Any) -> str:
+        """A JSON object with `fields`, then "nodes" and "edges" joined from the cached texts."""
+        head = dumps(fields)[:-1]
+        sep = "," if fields else ""
+        return f'{head}{sep}"nodes":[{",".join(self.texts)}],"edges":{dumps(self.edges)}}}'
 
 
 class Series:
@@ -85,6 +106,11 @@ class ProbeState:
     connections: dict[tuple[Any, ...], Connection] = field(default_factory=dict)
     host_series: Series = field(default_factory=Series)
     container_series: dict[str, Series] = field(default_factory=dict)
+    version: int = 0
+    listeners: list[tuple[tuple[str, str, int], int | None]] = field(default_factory=list)
+    outgoing: list[tuple[tuple[str, str, int], int | None]] = field(default_factory=list)
+    # view -> ((version, status), [(node, its JSON text)])
+    cache: dict[str, tuple[tuple[int, str], list[Rendered]]] = field(default_factory=dict)
 
     def state(self, now: float) -> str:
         age = now - self.received
@@ -96,10 +122,30 @@ class DeltaBaseMismatch(Exception):
 
 
 def _is_loopback(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
+    # A prefix test, not ipaddress.ip_address(): this runs for every socket of every report.
+    return ip.startswith(("127.", "::ffff:127.")) or ip == "::1"
+
+
+def _endpoints(state: ProbeState) -> None:
+    """The probe's sockets as edge endpoints, computed once per report: listeners by the address peers dial,
+    established sockets by the address they dialled. Loopback addresses are scoped to their host."""
+    listeners: list[tuple[tuple[str, str, int], int | None]] = []
+    outgoing: list[tuple[tuple[str, str, int], int | None]] = []
+    probe = state.probe_id
+    for conn in state.connections.values():
+        if conn.state == "listen":
+            if conn.local_ip in ("0.0.0.0", "::"):
+                # A wildcard listener answers on every address of its host, loopback included.
+                for address in state.host.addresses:
+                    listeners.append((("", address, conn.local_port), conn.pid))
+                listeners.append(((probe, "127.0.0.1", conn.local_port), conn.pid))
+            else:
+                scope = probe if _is_loopback(conn.local_ip) else ""
+                listeners.append(((scope, conn.local_ip, conn.local_port), conn.pid))
+        elif conn.remote_ip is not None and conn.remote_port is not None:
+            scope = probe if _is_loopback(conn.remote_ip) else ""
+            outgoing.append(((scope, conn.remote_ip, conn.remote_port), conn.pid))
+    state.listeners, state.outgoing = listeners, outgoing
 
 
 class Topology:
@@ -110,6 +156,8 @@ class Topology:
         self._edges_version = -1
         self._process_edges: Counter[tuple[tuple[str, int | None], tuple[str, int | None]]] = Counter()
         self.marathon_apps: dict[str, dict[str, Any]] = {}   # from Marathon, merged into marathon-apps
+        self._aggregates: dict[str, tuple[tuple[int, int], list[Rendered]]] = {}
+        self._view_edges: dict[str, tuple[int, list[EdgeDict]]] = {}
 
     # ------------------------------------------------------------------------------------------ ingest
     def ingest(self, report: FullReport | DeltaReport) -> ProbeState:
@@ -149,7 +197,10 @@ class Topology:
                                            if cid in state.containers}
             self.probes[report.probe_id] = state
         self._sample(state)
+        _endpoints(state)
         self.version += 1
+        state.version = self.version
+        state.cache.clear()
         return state
 
     def _forget_oldest(self) -> None:
@@ -188,24 +239,13 @@ class Topology:
             return self._process_edges
         listeners: dict[tuple[str, str, int], tuple[str, int | None]] = {}
         for state in self.probes.values():
-            for conn in state.connections.values():
-                if conn.state == "listen":
-                    scope = state.probe_id if _is_loopback(conn.local_ip) or conn.local_ip in ("0.0.0.0", "::") \
-                        else ""
-                    listeners[(scope, conn.local_ip, conn.local_port)] = (state.probe_id, conn.pid)
-                    if conn.local_ip in ("0.0.0.0", "::"):
-                        # A wildcard listener answers on every address of its host.
-                        for address in state.host.addresses:
-                            listeners[("", address, conn.local_port)] = (state.probe_id, conn.pid)
-                        listeners[(state.probe_id, "127.0.0.1", conn.local_port)] = (state.probe_id, conn.pid)
+            for key, pid in state.listeners:
+                listeners[key] = (state.probe_id, pid)
         edges: Counter[tuple[tuple[str, int | None], tuple[str, int | None]]] = Counter()
         for state in self.probes.values():
-            for conn in state.connections.values():
-                if conn.state != "established" or conn.remote_ip is None or conn.remote_port is None:
-                    continue
-                scope = state.probe_id if _is_loopback(conn.remote_ip) else ""
-                target = listeners.get((scope, conn.remote_ip, conn.remote_port))
-                source = (state.probe_id, conn.pid)
+            for key, pid in state.outgoing:
+                target = listeners.get(key)
+                source = (state.probe_id, pid)
                 if target is not None and target != source:
                     edges[(source, target)] += 1
         self._process_edges, self._edges_version = edges, self.version
@@ -216,35 +256,38 @@ class Topology:
         counts = {v: len(self._nodes(v, self._clock())) for v in VIEWS}
         return [{"view": v, "nodes": counts[v], "group_by": list(GROUP_BY[v])} for v in VIEWS]
 
-    def render(self, view: str, query: Query, group_by: str | None) -> tuple[list[NodeDict], list[EdgeDict], int]:
-        """(nodes, edges, total nodes before the search) of a view."""
+    def render(self, view: str, query: Query, group_by: str | None) -> Render:
         now = self._clock()
         members = self._nodes(view, now)
         total = len(members)
         if query.terms:
-            members = [n for n in members if query.matches(n)]
-        ids = {n["id"] for n in members}
+            members = [m for m in members if query.matches(m[0])]
+        ids = {n["id"] for n, _ in members}
         edges = [e for e in self._edges(view) if e["source"] in ids and e["target"] in ids]
-        if group_by:
-            groups: dict[str, NodeDict] = {}
-            for n in members:
-                value = n["metadata"].get(group_by) or "(none)"
-                gid = f"group:{group_by}:{value}"
-                g = groups.get(gid)
-                if g is None:
-                    g = groups[gid] = {"id": gid, "label": value, "kind": "group", "parent": None,
-                                       "metadata": {group_by: value}, "metrics": {"cpu": 0.0, "memory": 0.0},
-                                       "status": "ok", "count": 0}
-                g["count"] += 1
-                g["metrics"]["cpu"] += n["metrics"].get("cpu", 0.0)
-                g["metrics"]["memory"] += n["metrics"].get("memory", 0.0)
-            members = [{**n, "parent": f"group:{group_by}:{n['metadata'].get(group_by) or '(none)'}"}
-                       for n in members]
-            members = list(groups.values()) + members
-        return members, edges, total
+        if not group_by:
+            return Render([n for n, _ in members], [t for _, t in members], edges, total)
+        groups: dict[str, NodeDict] = {}
+        nodes, texts = [], []
+        for n, text in members:
+            value = n["metadata"].get(group_by) or "(none)"
+            gid = f"group:{group_by}:{value}"
+            g = groups.get(gid)
+            if g is None:
+                g = groups[gid] = {"id": gid, "label": value, "kind": "group", "parent": None,
+                                   "metadata": {group_by: value}, "metrics": {"cpu": 0.0, "memory": 0.0},
+                                   "status": "ok", "count": 0}
+            g["count"] += 1
+            g["metrics"]["cpu"] += n["metrics"].get("cpu", 0.0)
+            g["metrics"]["memory"] += n["metrics"].get("memory", 0.0)
+            nodes.append({**n, "parent": gid})
+            # Every cached text has "parent":null right after its label and kind (the dict's key order).
+            texts.append(text.replace('"parent":null', f'"parent":{dumps(gid)}', 1))
+        for g in groups.values():
+            g["metrics"] = {k: round(v, 2) for k, v in g["metrics"].items()}
+        return Render(list(groups.values()) + nodes, [dumps(g) for g in groups.values()] + texts, edges, total)
 
     def node(self, view: str, node_id: str) -> NodeDict | None:
-        return next((n for n in self._nodes(view, self._clock()) if n["id"] == node_id), None)
+        return next((n for n, _ in self._nodes(view, self._clock()) if n["id"] == node_id), None)
 
     def details(self, view: str, node_id: str) -> dict[str, Any] | None:
         node = self.node(view, node_id)
@@ -267,7 +310,7 @@ class Topology:
                 neighbour_ids.add(e["target"])
             elif e["target"] == node_id:
                 neighbour_ids.add(e["source"])
-        neighbours = [n for n in self._nodes(view, self._clock()) if n["id"] in neighbour_ids][:200]
+        neighbours = [n for n, _ in self._nodes(view, self._clock()) if n["id"] in neighbour_ids][:200]
         return {"node": node, "interval_seconds": SAMPLE_INTERVAL_SECONDS, "samples": samples,
                 "neighbours": neighbours}
 
@@ -289,14 +332,38 @@ class Topology:
             for c in p.containers.values():
                 yield p, status, c
 
-    def _nodes(self, view: str, now: float) -> list[NodeDict]:
+    def _per_probe(self, view: str, p: ProbeState, status: str) -> list[Rendered]:
+        key = (p.version, status)
+        cached = p.cache.get(view)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         if view == "hosts":
-            return [self._host_node(p, s) for p, s in self._visible(now)]
-        if view == "containers":
-            return [self._container_node(p, s, c) for p, s, c in self._containers(now)]
-        if view == "processes":
-            return [self._process_node(p, s, proc) for p, s in self._visible(now) if s != "offline"
-                    for proc in p.processes.values()]
+            nodes = [self._host_node(p, status)]
+        elif status == "offline":
+            nodes = []   # an offline host's containers and processes are unknown; its host node shows it
+        elif view == "containers":
+            nodes = [self._container_node(p, status, c) for c in p.containers.values()]
+        else:
+            nodes = [self._process_node(p, status, proc) for proc in p.processes.values()]
+        rendered = [(n, dumps(n)) for n in nodes]
+        p.cache[view] = (key, rendered)
+        return rendered
+
+    def _nodes(self, view: str, now: float) -> list[Rendered]:
+        if view in ("hosts", "containers", "processes"):
+            out: list[Rendered] = []
+            for p, status in self._visible(now):
+                out.extend(self._per_probe(view, p, status))
+            return out
+        cached = self._aggregates.get(view)
+        if cached is not None and cached[0] == (self.version, int(now // 15)):
+            return cached[1]
+        nodes = self._aggregate_view(view, now)
+        rendered = [(n, dumps(n)) for n in nodes]
+        self._aggregates[view] = ((self.version, int(now // 15)), rendered)
+        return rendered
+
+    def _aggregate_view(self, view: str, now: float) -> list[NodeDict]:
         if view == "pods":
             return self._aggregate(now, lambda c: (f"pod:{c.pod_uid}", c.pod_name or c.pod_uid or "")
                                    if c.pod_uid else None, "pod")
@@ -327,25 +394,25 @@ class Topology:
         return {"id": f"host:{p.probe_id}", "label": h.hostname, "kind": "host", "parent": None,
                 "metadata": {"host": h.hostname, "kernel": h.kernel, "addresses": ",".join(h.addresses),
                              "probe": p.probe_id},
-                "metrics": {"cpu": h.cpu_percent, "memory": h.memory_used_bytes, "memory_total": h.memory_total_bytes,
-                            "load1": h.load1, "processes": float(len(p.processes)),
+                "metrics": {"cpu": round(h.cpu_percent, 2), "memory": float(round(h.memory_used_bytes)),
+                            "memory_total": float(round(h.memory_total_bytes)), "load1": round(h.load1, 2), "processes": float(len(p.processes)),
                             "containers": float(len(p.containers)), "connections": float(established)},
                 "status": status, "count": None}
 
     @staticmethod
     def _container_node(p: ProbeState, status: str, c: Container) -> NodeDict:
-        metadata = {k: v for k, v in c.labels.items()}
-        metadata.update({"host": p.host.hostname, "runtime": c.runtime, "image": c.image,
-                         "container_id": c.id})
-        for key, value in (("namespace", c.namespace), ("pod", c.pod_name), ("pod_uid", c.pod_uid),
-                           ("marathon_app", c.marathon_app_id), ("mesos_task", c.mesos_task_id)):
+        # Labels, then the fields the views group and search by (the full container id is the node id).
+        metadata = dict(c.labels)
+        metadata.update({"host": p.host.hostname, "runtime": c.runtime, "image": c.image})
+        for key, value in (("namespace", c.namespace), ("pod", c.pod_name), ("marathon_app", c.marathon_app_id)):
             if value:
                 metadata[key] = value
         series = p.container_series.get(c.id)
         conns = float(series.conns[(series.head - 1) % SAMPLES]) if series and series.size else 0.0
         return {"id": f"container:{c.id}", "label": c.name or c.pod_name or c.id[:12], "kind": "container",
                 "parent": None, "metadata": metadata,
-                "metrics": {"cpu": c.cpu_percent, "memory": c.memory_bytes, "connections": conns},
+                "metrics": {"cpu": round(c.cpu_percent, 2), "memory": float(round(c.memory_bytes)),
+                            "connections": conns},
                 "status": status, "count": None}
 
     @staticmethod
@@ -356,7 +423,8 @@ class Topology:
             metadata["container"] = proc.container_id
         return {"id": f"process:{p.probe_id}:{proc.pid}", "label": proc.name, "kind": "process", "parent": None,
                 "metadata": metadata,
-                "metrics": {"cpu": proc.cpu_percent, "memory": proc.rss_bytes, "threads": float(proc.threads),
+                "metrics": {"cpu": round(proc.cpu_percent, 2), "memory": float(round(proc.rss_bytes)),
+                            "threads": float(proc.threads),
                             "fds": float(proc.fds)},
                 "status": status, "count": None}
 
@@ -384,6 +452,14 @@ class Topology:
         return list(nodes.values())
 
     def _edges(self, view: str) -> list[EdgeDict]:
+        cached = self._view_edges.get(view)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        edges = self._map_edges(view)
+        self._view_edges[view] = (self.version, edges)
+        return edges
+
+    def _map_edges(self, view: str) -> list[EdgeDict]:
         mapping = self._endpoint_mapper(view)
         counts: Counter[tuple[str, str]] = Counter()
         for (src, dst), n in self.process_edges().items():
