@@ -70,6 +70,21 @@ def duration_seconds(value: str) -> float:
     return sum(int(n) * _UNIT_SECONDS[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", value))
 
 
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+
+
+def quantity_bytes(value: str) -> float:
+    """A memory quantity ('512Mi', '1G', '1048576') in bytes (validated by `_bytes` first)."""
+    number, unit = re.match(r"^([\d.]+)([A-Za-z]*)$", value).groups()  # type: ignore[union-attr]
+    return float(number) * (_BINARY.get(unit) or _DECIMAL.get(unit) or 1)
+
+
+def cpu_millis(value: str) -> float:
+    """A CPU quantity ('500m', '2') in millicores."""
+    return float(value[:-1]) if value.endswith("m") else float(value) * 1000
+
+
 Cpu = Annotated[str, AfterValidator(_cpu)]
 Quantity = Annotated[str, AfterValidator(_bytes)]
 Image = Annotated[str, AfterValidator(_image)]
@@ -128,6 +143,9 @@ class MesosMasterSettings(_Settings):
     resources: Resources = Resources(cpu_request="500m", memory_request="1Gi", memory_limit="2Gi")
     cluster_name: str = "orchestrator"
     zk_path: str = Field("/mesos", pattern=r"^/[A-Za-z0-9_\-/]*[A-Za-z0-9_\-]$")
+    # --quorum other than the majority, only for the two-step change of the number of masters
+    # (docs/quorum-changes.md): majority ≤ quorum_override ≤ replicas (checked below).
+    quorum_override: int | None = Field(None, ge=1, le=MAX_MESOS_MASTERS)
     # Sidecar translating /metrics/snapshot to Prometheus (github.com/mesos/mesos_exporter, v1.1.2).
     exporter_image: Image = "mesos/mesos-exporter:v1.1.2"
     exporter_resources: Resources = Resources(cpu_request="50m", memory_request="32Mi", memory_limit="64Mi")
@@ -135,10 +153,15 @@ class MesosMasterSettings(_Settings):
     @property
     def quorum(self) -> int:
         # Mesos: "quorum > (number of masters)/2".
-        return self.replicas // 2 + 1
+        return self.quorum_override or self.replicas // 2 + 1
 
 
 Containerizer = Literal["docker", "mesos"]
+# Host directories never mounted as the agent's work dir or Docker socket: the root, the system trees and
+# their parents (a mount of /var exposes /var/run/docker.sock and every other service's state).
+HOST_SYSTEM_TREES = ("/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/usr", "/bin", "/sbin", "/lib",
+                     "/lib64", "/home", "/var/lib/kubelet", "/var/lib/containerd", "/run/containerd")
+HOST_SYSTEM_DIRS = {"/", "/var", "/var/lib", "/run", "/var/run", "/opt", "/srv", "/tmp", "/mnt", *HOST_SYSTEM_TREES}
 
 
 class MesosAgentSettings(_Settings):
@@ -152,6 +175,18 @@ class MesosAgentSettings(_Settings):
     docker_socket: str = "/var/run/docker.sock"
     resources: Resources = Resources(cpu_request="500m", memory_request="512Mi", memory_limit="1Gi")
     node_selector: dict[str, str] = Field(default_factory=dict, max_length=MAX_LIST)
+
+    @field_validator("work_dir", "docker_socket")
+    @classmethod
+    def _not_a_system_path(cls, value: str) -> str:
+        # Both are hostPath mounts into a privileged pod: a system directory would hand the node to it.
+        if ".." in value.split("/"):
+            raise ValueError(f"{value!r}: no '..' in a host path")
+        norm = "/" + "/".join(p for p in value.split("/") if p)
+        if norm in HOST_SYSTEM_DIRS or any(norm.startswith(d + "/") for d in HOST_SYSTEM_TREES):
+            raise ValueError(f"{value!r} is a system directory of the node: mounted into the privileged agent, "
+                             "it would expose the node (use a directory of its own, e.g. /var/lib/mesos/agent)")
+        return value
 
     @model_validator(mode="after")
     def _unique_containerizers(self) -> MesosAgentSettings:
@@ -399,6 +434,27 @@ class PlatformSettings(_Settings):
         return self
 
     @model_validator(mode="after")
+    def _cross_field(self) -> PlatformSettings:
+        """Rules the API server or a runtime would otherwise enforce later, mid-deploy (issue 14)."""
+        problems = [*_resource_problems(self), *_heap_problems(self), *_port_problems(self)]
+        m = self.mesos_master
+        if m.quorum_override is not None and not m.replicas // 2 + 1 <= m.quorum_override <= m.replicas:
+            problems.append(_KeyError("mesos_master.quorum_override",
+                                      f"{m.quorum_override} with {CONFIG_NAMESPACE}:mesos_master.replicas "
+                                      f"{m.replicas}: must be between the majority ({m.replicas // 2 + 1}) and "
+                                      "the number of masters"))
+        if self.zk_sync.enabled:
+            ports = {int(p) for p in re.findall(r":(\d+)", self.zk_sync.source.split("/", 1)[0])}
+            if ports - {self.zk_sync.source_port}:
+                problems.append(_KeyError("zk_sync.source",
+                                          f"ports {sorted(ports)} differ from {CONFIG_NAMESPACE}:zk_sync.source_port "
+                                          f"{self.zk_sync.source_port}: the egress NetworkPolicy opens only "
+                                          "source_port, so the engine could not connect"))
+        if problems:
+            raise _KeyErrors(problems)
+        return self
+
+    @model_validator(mode="after")
     def _analysis_sees_fresh_samples(self) -> PlatformSettings:
         interval, scrape = duration_seconds(self.service.canary.analysis_interval), \
             duration_seconds(self.monitoring.scrape_interval)
@@ -428,6 +484,94 @@ class _KeyError(ValueError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
         self.key = key
+
+
+class _KeyErrors(ValueError):
+    """Several cross-field rules broken at once: each is reported on its own line."""
+
+    def __init__(self, errors: list[_KeyError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
+# JVM memory beyond the heap (metaspace, code cache, thread stacks, GC structures, direct buffers):
+# a container whose limit leaves less is OOM-killed under load. At least a quarter of the limit and at
+# least 256 MiB: Marathon alone (Scala, Akka, Jetty: ~150 threads, ~100 MiB of metaspace) needs about
+# that beyond its heap at idle.
+JVM_HEADROOM_FRACTION = 0.25
+JVM_HEADROOM_MIN_MB = 256
+# `*_port` fields that are not ports of the section's own pod.
+REMOTE_PORT_FIELDS = {"source_port"}
+
+
+def _sections(model: BaseModel, path: str = "") -> list[tuple[str, BaseModel]]:
+    """Every settings section (dotted path, model), nested ones included, in declaration order."""
+    out: list[tuple[str, BaseModel]] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, _Settings):
+            sub = f"{path}.{name}" if path else name
+            out += [(sub, value), *_sections(value, sub)]
+    return out
+
+
+def _resource_problems(s: PlatformSettings) -> list[_KeyError]:
+    """requests ≤ limits for every Resources block: the API server rejects a pod otherwise."""
+    problems = []
+    for path, res in _sections(s):
+        if not isinstance(res, Resources):
+            continue
+        if quantity_bytes(res.memory_request) > quantity_bytes(res.memory_limit):
+            problems.append(_KeyError(f"{path}.memory_request",
+                                      f"{res.memory_request} is above {CONFIG_NAMESPACE}:{path}.memory_limit "
+                                      f"{res.memory_limit}: the API server rejects a request above its limit"))
+        if res.cpu_limit is not None and cpu_millis(res.cpu_request) > cpu_millis(res.cpu_limit):
+            problems.append(_KeyError(f"{path}.cpu_request",
+                                      f"{res.cpu_request} is above {CONFIG_NAMESPACE}:{path}.cpu_limit "
+                                      f"{res.cpu_limit}: the API server rejects a request above its limit"))
+    return problems
+
+
+def _heap_problems(s: PlatformSettings) -> list[_KeyError]:
+    problems = []
+    for section, heap_mb, limit in (("zookeeper", s.zookeeper.heap_mb, s.zookeeper.resources.memory_limit),
+                                    ("marathon", s.marathon.heap_mb, s.marathon.resources.memory_limit)):
+        limit_mb = quantity_bytes(limit) / 2**20
+        headroom = max(JVM_HEADROOM_FRACTION * limit_mb, JVM_HEADROOM_MIN_MB)
+        if heap_mb + headroom > limit_mb:
+            problems.append(_KeyError(
+                f"{section}.heap_mb",
+                f"{heap_mb} MiB leaves {max(limit_mb - heap_mb, 0):.0f} MiB of {CONFIG_NAMESPACE}:{section}."
+                f"resources.memory_limit {limit}; the JVM needs at least {headroom:.0f} MiB beyond its heap (a "
+                f"quarter of the limit, at least {JVM_HEADROOM_MIN_MB} MiB: metaspace, thread stacks, code "
+                f"cache, GC): lower heap_mb to {max(int(limit_mb - headroom), 0)} or raise memory_limit to "
+                f"{_limit_for(heap_mb)}Mi"))
+    return problems
+
+
+def _limit_for(heap_mb: int) -> int:
+    """The smallest memory limit (MiB) that leaves the JVM its headroom above `heap_mb`."""
+    return int(max(heap_mb / (1 - JVM_HEADROOM_FRACTION), heap_mb + JVM_HEADROOM_MIN_MB) + 0.999)
+
+
+def _port_problems(s: PlatformSettings) -> list[_KeyError]:
+    """The ports of one section are the ports of one pod and of its Services: each must be distinct
+    (the API server rejects two Service ports with one number; two containers cannot bind one port)."""
+    problems = []
+    for path, section in _sections(s):
+        seen: dict[int, str] = {}
+        for name in type(section).model_fields:
+            value = getattr(section, name)
+            if not (name == "port" or name.endswith("_port")) or name in REMOTE_PORT_FIELDS \
+                    or not isinstance(value, int):
+                continue
+            if value in seen:
+                problems.append(_KeyError(f"{path}.{name}",
+                                          f"{value} is also {CONFIG_NAMESPACE}:{path}.{seen[value]}: the ports of "
+                                          "one pod and of its Services must be distinct"))
+            else:
+                seen[value] = name
+    return problems
 
 
 class SettingsError(Exception):
@@ -476,6 +620,8 @@ def settings_from_config(config: Mapping[str, str], source: str,
             ctx_error = (err.get("ctx") or {}).get("error")
             if isinstance(ctx_error, _KeyError):
                 problems.append(f"{CONFIG_NAMESPACE}:{ctx_error}")
+            elif isinstance(ctx_error, _KeyErrors):
+                problems += [f"{CONFIG_NAMESPACE}:{e}" for e in ctx_error.errors]
             elif err["type"] == "extra_forbidden":
                 problems.append(f"{_key(err['loc'])}: unknown key (not a setting of this program)")
             else:
