@@ -171,6 +171,28 @@ def test_copy_interrupted_says_the_target_is_partial_then_rerun_finishes(zk, sig
     assert report.identical and report.target_count == total
 
 
+def test_sync_stopped_during_its_initial_copy_says_the_target_is_partial(zk):
+    r = zk.root
+    bulk_create(zk.ca, wide_tree(r, 100, 100, size=512))
+    total = 1 + 100 + 100 * 100
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli",
+                             *zk_cmd("sync", zk.a.connect_string, zk.b.connect_string, r,
+                                     extra=("--metrics-port", "0", "--metrics-address", "127.0.0.1"))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: zk.cb.exists(r), timeout=60, interval=0.005, what="first writes on the target")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == ExitCode.INTERRUPTED, out + err
+    assert "target is partial, re-run to finish" in one_error_line(err)
+    assert "bootstrapped" not in out
+    assert verify(zk.A, zk.B, [r]).target_count < total
+
+
 # -- F3, F12: the same ensemble under another spelling ------------------------------------------------------
 
 SPELLINGS = ["reordered list", "localhost", "one member", "alias on a forward", "IPv6 loopback"]

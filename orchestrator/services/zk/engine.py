@@ -54,13 +54,15 @@ class CopyStats:
 
 
 def bootstrap(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "skip",
-              source_tree: Tree | None = None, plan: Plan | None = None) -> CopyStats:
+              source_tree: Tree | None = None, plan: Plan | None = None,
+              stop: threading.Event | None = None) -> CopyStats:
     """One reconciliation pass: read the source, compare with the target, write the differences.
-    `plan`: the writes already planned (plan_copy) against `source_tree`, e.g. after a dry run's checks."""
+    `plan`: the writes already planned (plan_copy) against `source_tree`, e.g. after a dry run's checks.
+    `stop`: once set, no more writes are sent (the target is then partial)."""
     tree = source_tree if source_tree is not None else source.read(roots)
     if plan is None:
         plan = plan_copy(tree, target, roots, ephemeral)
-    result = apply_copy(tree, target, roots, plan)
+    result = apply_copy(tree, target, roots, plan, stop)
     stats = CopyStats(source_nodes=len(tree), errors=result.errors)
     if ephemeral == "skip":
         stats.skipped_ephemeral = sum(1 for n in tree.values() if n.kind == "ephemeral")
@@ -209,7 +211,10 @@ class SyncEngine:
             tree = read_tree(reader, self.roots)
         arm_watches(self.source.client, self._on_watch, zxid, data=list(tree), child=list(tree),
                     exist=[r for r in self.roots if r not in tree])
-        stats = bootstrap(self.source, self.target, self.roots, self.ephemeral, source_tree=tree)
+        stats = bootstrap(self.source, self.target, self.roots, self.ephemeral, source_tree=tree,
+                          stop=self._stopping)
+        if self._stopping.is_set():
+            return  # stopped mid-pass: the target is partial, and not bootstrapped
         self.model = tree
         self.last_stats = stats
         self._needs_resync = False
@@ -371,7 +376,8 @@ def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: st
              metrics_port: int = 9143, metrics_address: str = "0.0.0.0", resync_interval: float = 300.0,
              metrics: Any = None, server: Any = None) -> int:
     """`orchestrator zk sync`: serve /metrics (or use the `metrics` already served by `server`), bootstrap,
-    follow changes until SIGTERM or SIGINT."""
+    follow changes until SIGTERM or SIGINT. A signal before the bootstrap completed stops its writes and
+    ends in Interrupted (exit 130): the target is partial."""
     from orchestrator.services.zk.metrics import SyncMetrics
     if metrics is None or server is None:
         metrics = SyncMetrics()
@@ -394,5 +400,8 @@ def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: st
         server.shutdown()
         source.close()
         target.close()
+    if not engine.bootstrapped.is_set():
+        from orchestrator.errors import Interrupted
+        raise Interrupted("stopped during the initial copy: the target is partial, re-run to finish")
     print("stopped", flush=True)
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -454,10 +455,11 @@ def succeeded(async_result) -> bool:
     return not (isinstance(outcome, list) and any(isinstance(x, Exception) for x in outcome))
 
 
-def apply_plan(client: KazooClient, plan: Plan) -> ApplyResult:
+def apply_plan(client: KazooClient, plan: Plan, stop: threading.Event | None = None) -> ApplyResult:
     """Send the plan pipelined, in multi batches; a batch that fails is retried op by op, repairing
     what it can (existing node → made to match, missing parent → created, non-empty → subtree removed).
-    Each path occurs at most once per plan, so retrying a batch late cannot reorder writes to a path."""
+    Each path occurs at most once per plan, so retrying a batch late cannot reorder writes to a path.
+    When `stop` is set, no further batch is sent (those in flight are settled): the target is partial."""
     result = ApplyResult()
     inflight: deque = deque()
     failed: list[list[Op]] = []
@@ -471,11 +473,15 @@ def apply_plan(client: KazooClient, plan: Plan) -> ApplyResult:
             failed.append(unit)
 
     for unit in units(plan.deletes + plan.upserts):
+        if stop is not None and stop.is_set():
+            break
         if len(inflight) >= MAX_INFLIGHT:
             settle_one()
         inflight.append((unit, send_unit(client, unit)))
     while inflight:
         settle_one()
+    if stop is not None and stop.is_set():
+        return result
     for unit in failed:
         for op in unit:
             _apply_one(client, op, result)
@@ -579,12 +585,13 @@ def plan_copy(desired: Tree, target: Ensemble, roots: list[str], ephemeral: str 
     return plan_reconcile(desired, target.read(roots), roots, ephemeral, target.session_id)
 
 
-def apply_copy(desired: Tree, target: Ensemble, roots: list[str], plan: Plan) -> ApplyResult:
+def apply_copy(desired: Tree, target: Ensemble, roots: list[str], plan: Plan,
+               stop: threading.Event | None = None) -> ApplyResult:
     """Write a plan from plan_copy, creating the roots' missing parents first."""
     for root in roots:
         if root in desired and parent_of(root) != "/":
             target.client.ensure_path(parent_of(root))
-    return apply_plan(target.client, plan)
+    return apply_plan(target.client, plan, stop)
 
 
 def reconcile(desired: Tree, target: Ensemble, roots: list[str], ephemeral: str = "mirror"
