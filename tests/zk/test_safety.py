@@ -338,12 +338,13 @@ def test_metrics_port_in_use_is_one_line_and_nothing_is_written(zk):
     assert zk.cb.exists(r) is None
 
 
-def test_copy_without_the_credentials_the_source_needs(zk, capsys, monkeypatch):
+@pytest.mark.parametrize("action", ["copy", "verify"])
+def test_without_the_credentials_the_source_needs(zk, capsys, monkeypatch, action):
     monkeypatch.delenv("ORCHESTRATOR_ZK_AUTH", raising=False)
     r = zk.root
     bulk_create(zk.ca, [(r, b"")])
     zk.ca.create(f"{r}/secret", b"s", acl=ORCH_ACL)
-    rc = main(["zk", "copy", "--source", zk.a.connect_string, "--target", zk.b.connect_string, "--path", r])
+    rc = main(["zk", action, "--source", zk.a.connect_string, "--target", zk.b.connect_string, "--path", r])
     assert rc == ExitCode.INPUT
     line = one_error_line(capsys.readouterr().err)
     assert "no permission" in line and f"{r}/secret" in line and "ORCHESTRATOR_ZK_AUTH" in line
