@@ -81,3 +81,19 @@ def test_probe_falls_back_below_a_root_that_refuses_creates(zk):
     finally:
         zk.ca.set_acls("/", original or OPEN_ACL_UNSAFE)
     assert zk.ca.get_children(r) == []
+
+
+def test_the_probe_is_written_on_the_target_not_on_a_live_source(zk, spellings):
+    """ZooKeeper counts child creates and deletes in the parent's cversion: / of the source must not move."""
+    def top_cversion(client) -> int:
+        client.sync("/")
+        return client.exists("/").cversion
+
+    before = top_cversion(zk.ca)
+    ensure_distinct(zk.ca, zk.root, zk.cb, zk.root)  # two ensembles
+    assert top_cversion(zk.ca) == before
+    # the control: on one ensemble the probe comes and goes under /, which moves it by 2 (create + delete)
+    ensure_distinct(zk.ca, f"{zk.root}/a", zk.client_for(spellings["localhost"]), f"{zk.root}/b")  # disjoint: no probe
+    assert top_cversion(zk.ca) == before
+    assert same_ensemble(zk.client_for(spellings["localhost"]), zk.ca)
+    assert top_cversion(zk.ca) == before + 2

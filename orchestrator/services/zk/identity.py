@@ -128,7 +128,8 @@ def ensure_distinct(source: KazooClient, source_root: str | Sequence[str], targe
     overlapping = [(s, d) for s in src_abs for d in dst_abs if _overlap(s, d)]
     if not overlapping:
         return  # nothing to ask: even on one ensemble, disjoint subtrees are safe
-    if not same_ensemble(source, target, probe_parents=src_abs + dst_abs):
+    # The probe is written through the target first: the side the command writes anyway, not a live source.
+    if not same_ensemble(target, source, probe_parents=dst_abs + src_abs):
         return
     s, d = overlapping[0]
     how = "is" if s == d else ("is under" if d.startswith(s.rstrip("/") + "/") or s == "/" else "contains")
