@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "orchestrator.services.zk.cli",
     "orchestrator.services.migration.cli",
     "orchestrator.toolchain.diff_cli",
+    "orchestrator.toolchain.diff_trees",
     "orchestrator.toolchain.compose",
     "orchestrator.toolchain.backend",
     "orchestrator.services.probe.cli",

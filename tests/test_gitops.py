@@ -81,8 +81,9 @@ def test_children_sync_policy(name):
         assert policy["retry"] == {"limit": 5, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "3m"}}
         assert policy["syncOptions"] == ["CreateNamespace=true", "PruneLast=true"]
         src = app["spec"]["source"]
+        # dev follows main; prod follows the release branch only the approved deploy job moves (F5).
         assert (src["repoURL"], src["targetRevision"]) == (
-            "https://github.com/orchestrator/orchestrator.git", "main")
+            "https://github.com/orchestrator/orchestrator.git", {"dev": "main", "prod": "release"}[name])
 
 
 @pytest.mark.parametrize("name", STACKS)

@@ -105,21 +105,168 @@ def test_ci_runs_lint_typecheck_tests_and_checks_both_stacks():
     assert ci["jobs"]["render-check"]["strategy"]["matrix"]["stack"] == ["dev", "prod"]
 
 
-def test_pr_preview_works_without_secrets_and_comments_from_a_trusted_run():
+def test_pr_preview_works_without_secrets_and_the_comment_is_computed_by_the_base_branch():
     preview = load("pr-preview.yml")
     assert list(preview["on"]) == ["pull_request"], "never pull_request_target: PR code runs read-only"
-    offline = preview["jobs"]["offline-diff"]
-    assert offline["permissions"] == {"contents": "read"}
-    script = "\n".join(s.get("run", "") for s in offline["steps"])
-    assert "orchestrator diff --stack" in script and "--format markdown" in script
-    assert "secrets." not in yaml.safe_dump(offline), "the offline diff uses no secrets"
-    assert preview["jobs"]["pulumi-preview"]["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    render = preview["jobs"]["render"]
+    assert render["permissions"] == {"contents": "read"}
+    assert render["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    script = "\n".join(s.get("run", "") for s in render["steps"])
+    assert "orchestrator render --stack" in script
+    # The PR's job supplies only its rendered tree: it never computes the diff the bot posts (F16).
+    assert "orchestrator diff" not in (WORKFLOWS / "pr-preview.yml").read_text()
+    assert "secrets." not in yaml.safe_dump(render), "the render uses no secrets"
 
     comment = load("pr-comment.yml")
     assert comment["on"]["workflow_run"]["workflows"] == ["pr-preview"]
+    diff, post = comment["jobs"]["diff"], comment["jobs"]["comment"]
+    assert not {v for v in diff["permissions"].values()} - {"read"}, "the job that runs code only reads"
+    checkout = next(s for s in diff["steps"] if "actions/checkout" in s.get("uses", ""))
+    assert checkout["with"]["ref"] == "${{ steps.pr.outputs.base-sha }}", "the base's code, never the PR's"
+    runs = "\n".join(s.get("run", "") for s in diff["steps"])
+    assert "merge-base --is-ancestor" in runs, "the base commit must be on the base branch"
+    assert "pip install -q -e './base[platform]'" in runs
+    assert "orchestrator diff-trees" in runs and "--head pr/tree" in runs and "--format markdown" in runs
+    # The write-token job checks out nothing and runs no repository code.
+    assert post["permissions"] == {"pull-requests": "write"}
+    assert not any("actions/checkout" in s.get("uses", "") or "run" in s for s in post["steps"])
     text = (WORKFLOWS / "pr-comment.yml").read_text()
-    assert "actions/checkout" not in text, "the write-token job never checks out PR code"
     assert "orchestrator-diff stack=" in text and "updateComment" in text and "pr.head.sha" in text
+
+
+def _calls(doc: dict) -> dict[str, dict]:
+    return {name: job for name, job in doc["jobs"].items() if job.get("uses") == "./.github/workflows/pulumi.yml"}
+
+
+def test_no_job_inherits_or_is_passed_secrets():
+    for path in FILES:
+        for name, job in load(path.name)["jobs"].items():
+            assert job.get("secrets") != "inherit", f"{path.name}: {name}: secrets: inherit"
+        for name, job in _calls(load(path.name)).items():
+            assert "secrets" not in job, f"{path.name}: {name} passes secrets; they come from its environment"
+    # The reusable job runs in the environment its caller names (no default, so no unprotected job).
+    pulumi = load("pulumi.yml")
+    env_input = pulumi["on"]["workflow_call"]["inputs"]["environment"]
+    assert env_input["required"] is True and "default" not in env_input
+    assert pulumi["jobs"]["pulumi"]["environment"] == "${{ inputs.environment }}"
+
+
+# What each caller of pulumi.yml may do, per workflow, job and stack: command, environment, permissions.
+# Branches (pull_request) get dev only, in dev-preview (dev's secrets, a read-only identity); prod's
+# credentials exist only in `prod` (approval) and `prod-drift` (branch main), never on a PR.
+EXPECTED_CALLS = {
+    ("pr-preview.yml", "pulumi-preview-dev"): ("dev", "preview", "dev-preview"),
+    ("deploy.yml", "dev"): ("dev", "up", "dev"),
+    ("deploy.yml", "prod"): ("prod", "up", "prod"),
+    ("deploy.yml", "drift-dev"): ("dev", "preview", "dev"),
+    ("deploy.yml", "drift-prod"): ("prod", "preview", "prod-drift"),
+}
+CALL_PERMISSIONS = {"contents": "read", "id-token": "write", "pull-requests": "write"}
+
+
+@pytest.mark.parametrize("workflow,job", sorted(EXPECTED_CALLS))
+def test_each_pulumi_job_has_its_stack_environment_and_permissions(workflow, job):
+    call = _calls(load(workflow))[job]
+    stack, command, environment = EXPECTED_CALLS[(workflow, job)]
+    assert "matrix" not in yaml.safe_dump(call), "one stack per job, stated literally"
+    assert (call["with"]["stack"], call["with"]["command"], call["with"]["environment"]) == (stack, command, environment)
+    assert call["permissions"] == CALL_PERMISSIONS
+    assert "secrets" not in call
+
+
+def test_every_call_of_the_pulumi_workflow_is_reviewed():
+    found = {(p.name, name) for p in FILES for name in _calls(load(p.name))}
+    assert found == set(EXPECTED_CALLS)
+
+
+def test_pull_requests_never_reach_prod_credentials():
+    preview = load("pr-preview.yml")
+    for name, job in preview["jobs"].items():
+        text = yaml.safe_dump(job)
+        if "prod" in text:  # the offline render of prod: no identity, no environment, no secrets
+            assert job["permissions"] == {"contents": "read"} and "environment" not in job, name
+            assert "secrets." not in text and "id-token" not in text, name
+    for name, job in _calls(preview).items():
+        assert job["with"]["stack"] == "dev" and job["with"]["environment"] == "dev-preview", name
+
+
+def test_prod_follows_a_release_branch_that_only_the_approved_job_moves():
+    deploy = load("deploy.yml")
+    prod = deploy["jobs"]["prod"]
+    assert prod["with"]["release-branch"] == "release" and prod["with"]["environment"] == "prod"
+    assert "services-image" not in prod["with"], "prod's image is the one Pulumi.prod.yaml names at the tag"
+    pulumi = load("pulumi.yml")["jobs"]["pulumi"]
+    move = next(s for s in pulumi["steps"] if "release-branch" in s.get("if", "") and "run" in s)
+    assert "inputs.command == 'up'" in move["if"]
+    assert "secrets.RELEASE_DEPLOY_KEY" in move["env"]["DEPLOY_KEY"]
+    assert "HEAD:refs/heads/${BRANCH}" in move["run"] and "+HEAD" not in move["run"], "fast-forward only"
+    # The cluster follows what the stack file says; prod's is the release branch (F5).
+    import yaml as _yaml
+    stack = _yaml.safe_load((PROJECT_DIR / "Pulumi.prod.yaml").read_text())["config"]
+    assert stack["orchestrator:gitops"]["revision"] == "release"
+    assert stack["orchestrator:delivery"] == "gitops"
+    # The drift check compares prod at the release branch (what Argo CD follows), refusing a release
+    # branch that sits on no release tag.
+    refs = "\n".join(s.get("run", "") for s in deploy["jobs"]["deployed-refs"]["steps"])
+    assert 'origin/$RELEASE_BRANCH' in refs and "git tag --points-at" in refs
+    assert "git tag --list 'v*' --sort" not in refs, "not the newest tag: the branch the cluster follows"
+    assert deploy["jobs"]["drift-prod"]["with"]["ref"] == "${{ needs.deployed-refs.outputs.prod }}"
+
+
+def test_release_tags_publish_the_image_prod_names():
+    image = load("deploy.yml")["jobs"]["image"]
+    naming = next(s for s in image["steps"] if s.get("id") == "name")["run"]
+    assert '"$repo:$REF_NAME"' in naming and 'REF_TYPE" = tag' in naming
+
+
+# ../shared/pins.md: the Node 24 release of every action, verified against its upstream repository.
+NODE24_PINS = {
+    "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
+    "actions/download-artifact": ("3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c", "v8.0.1"),
+    "actions/github-script": ("ed597411d8f924073f98dfc5c65a23a2325f34cd", "v8.0.0"),
+    "actions/setup-node": ("820762786026740c76f36085b0efc47a31fe5020", "v7.0.0"),
+    "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
+    "actions/upload-artifact": ("bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "v7.0.0"),
+    "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
+    "docker/build-push-action": ("53b7df96c91f9c12dcc8a07bcb9ccacbed38856a", "v7.3.0"),
+    "docker/login-action": ("4907a6ddec9925e35a0a9e82d7399ccc52663121", "v4.1.0"),
+    "docker/setup-buildx-action": ("37fe631027851001ddb9b187196cc803df7f5f0e", "v4.3.0"),
+    "docker/setup-qemu-action": ("96fe6ef7f33517b61c61be40b68a1882f3264fb8", "v4.2.0"),
+    "pulumi/actions": ("8e5e406f4007fca908480587cb9893c07090f58d", "v7.0.0"),
+}
+
+
+def test_every_action_runs_on_node_24():
+    used = set()
+    for path in FILES:
+        for ref, rest in USES.findall(path.read_text()):
+            if ref.startswith("./"):
+                continue
+            action, _, sha = ref.partition("@")
+            assert action in NODE24_PINS, f"{path.name}: {action} has no verified Node 24 pin"
+            assert (sha, re.search(r"v\d+\.\d+\.\d+", rest).group(0)) == NODE24_PINS[action], f"{path.name}: {ref}"
+            used.add(action)
+    assert used == set(NODE24_PINS)
+
+
+def test_inputs_follow_the_breaking_changes_of_the_new_majors():
+    for path in FILES:
+        doc = load(path.name)
+        for name, job in doc["jobs"].items():
+            for step in job.get("steps", []):
+                uses, given = step.get("uses", ""), step.get("with", {}) or {}
+                if uses.startswith("actions/checkout@"):
+                    assert given.get("persist-credentials") is False, f"{path.name}: {name}: persist-credentials"
+                    assert "allow-unsafe-pr-checkout" not in given, f"{path.name}: {name}"
+                if uses.startswith("actions/setup-node@"):
+                    assert given.get("package-manager-cache") is False, f"{path.name}: {name}: lockfile cache"
+                if uses.startswith("actions/setup-python@"):
+                    assert "pip-install" not in given
+                if uses.startswith("docker/setup-buildx-action@"):
+                    assert not {"config", "config-inline", "install"} & set(given)
+                if uses.startswith("aws-actions/configure-aws-credentials@"):
+                    session = given.get("role-session-name", "")
+                    assert re.fullmatch(r"[\w+=,.@${}\-\s]*", session) and session, "v6 session-name pattern"
 
 
 def test_deploy_dev_on_main_prod_on_tag_with_approval_and_drift_check():
