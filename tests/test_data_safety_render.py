@@ -600,18 +600,21 @@ def test_strict_yaml_measures_an_alias_bomb_without_expanding_it():
 
 
 # --- count bounds in settings -------------------------------------------------------------------------
-BOUNDS = [("zookeeper", "replicas", 9, 11), ("mesos_master", "replicas", 7, 9), ("marathon", "replicas", 100, 101),
-          ("service", "replicas", 100, 101), ("zookeeper", "heap_mb", 65536, 65537),
-          ("zookeeper", "init_limit", 1000, 1001), ("service.canary", "analysis_count", 100, 101)]
+# The largest heap also needs a memory limit that leaves the JVM room (a cross-field rule of its own).
+_BIG_MEMORY = {"resources": {"memory_request": "1Gi", "memory_limit": "100Gi"}}
+BOUNDS = [("zookeeper", "replicas", 9, 11, {}), ("mesos_master", "replicas", 7, 9, {}),
+          ("marathon", "replicas", 100, 101, {}), ("service", "replicas", 100, 101, {}),
+          ("zookeeper", "heap_mb", 65536, 65537, _BIG_MEMORY), ("marathon", "heap_mb", 65536, 65537, _BIG_MEMORY),
+          ("zookeeper", "init_limit", 1000, 1001, {}), ("service.canary", "analysis_count", 100, 101, {})]
 
 
-@pytest.mark.parametrize("section,key,ok,bad", BOUNDS)
-def test_every_count_has_an_upper_bound(section, key, ok, bad):
+@pytest.mark.parametrize("section,key,ok,bad,extra", BOUNDS)
+def test_every_count_has_an_upper_bound(section, key, ok, bad, extra):
     from components.settings import SettingsError, settings_from_config
 
     def config(value: int) -> dict[str, str]:
         head, *rest = section.split(".")
-        inner: dict[str, object] = {key: value}
+        inner: dict[str, object] = {key: value, **(extra if not rest else {})}
         for part in reversed(rest):
             inner = {part: inner}
         return {f"orchestrator:{head}": json.dumps(inner)}
