@@ -5,6 +5,7 @@
 //   node scripts/bench_ui.mjs [--runs 10] [--soak-seconds 60] [--soak-interval 15]
 // Needs `npm --prefix ui ci && npm --prefix ui run build` and /usr/bin/chromium.
 import { existsSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launch } from '../ui/e2e/browser.mjs';
@@ -159,14 +160,18 @@ async function soak() {
 }
 
 try {
-  console.log(`Chromium ${browser.version()}, headless, canvas renderer, ${RUNS} runs per case`);
+  // The machine is shared: the load average says how much of the figures is other work.
+  const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+  console.log(`Chromium ${browser.version()}, headless, canvas renderer, ${RUNS} runs per case; ${cpus().length} CPUs, load average ${load()}`);
   const want = (k) => !only || only.has(k);
   if (want('1k')) await firstFrame('1,000 nodes / 1,500 edges, flat', { hosts: 100, perHost: 10, edges: 1500 }, false);
   if (want('10k-grouped')) await firstFrame('10,000 containers grouped by host (1,000 hosts)', { hosts: 1000, perHost: 10, edges: 15000 }, true);
   if (want('10k-flat')) await firstFrame('10,000 nodes flat', { hosts: 1000, perHost: 10, edges: 15000 }, false);
   if (want('update')) await updates('1,000 nodes flat, 5 added / 5 removed / 20 changed', { hosts: 100, perHost: 10, edges: 1500 }, false);
+  if (want('update-10k')) await updates('10,000 containers grouped by host, same delta', { hosts: 1000, perHost: 10, edges: 15000 }, true);
   if (want('list')) await listScroll();
   if (want('soak')) await soak();
+  console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 } finally {
   await browser.close();
   server.close();

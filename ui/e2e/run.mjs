@@ -257,7 +257,7 @@ try {
     await shot(vpage, '06-viewer-platform');
   });
   await step('the API refuses the viewer anyway (403)', async () => {
-    const r = await api('/marathon/apps/shop%2Fweb/scale', await tokenFor(viewer), { method: 'POST', body: JSON.stringify({ instances: 3 }) });
+    const r = await api('/marathon/apps/shop/web/scale', await tokenFor(viewer), { method: 'POST', body: JSON.stringify({ instances: 3 }) });
     assert(r.status === 403, `viewer scale answered ${r.status}`);
   });
   await step('a dropped WebSocket shows "Reconnecting…" and comes back live', async () => {
@@ -268,6 +268,23 @@ try {
     await vpage.getByTestId('connection').filter({ hasText: 'Reconnecting' }).waitFor({ timeout: T });
     await shot(vpage, '07-reconnecting');
     await vpage.getByTestId('connection').filter({ hasText: 'Live' }).waitFor({ timeout: T });
+  });
+  await step('a token about to expire is renewed silently (no login, the stream stays live)', async () => {
+    const old = await vpage.evaluate(() => {
+      const s = JSON.parse(sessionStorage.getItem('orchestrator.session'));
+      // One minute left: inside the renewal window (two minutes), as after 13 minutes of use.
+      s.accessExpiresAt = Date.now() + 60_000;
+      sessionStorage.setItem('orchestrator.session', JSON.stringify(s));
+      return s.accessToken;
+    });
+    await vpage.reload();
+    await vpage.waitForFunction((t) => JSON.parse(sessionStorage.getItem('orchestrator.session') ?? '{}').accessToken !== t, old, { timeout: T, polling: 100 });
+    const s = await vpage.evaluate(() => JSON.parse(sessionStorage.getItem('orchestrator.session')));
+    assert(s.accessExpiresAt - Date.now() > 5 * 60_000, 'the renewed token does not live longer');
+    await vpage.getByTestId('who').waitFor({ timeout: T });
+    await vpage.getByTestId('connection').filter({ hasText: 'Live' }).waitFor({ timeout: T });
+    const who = await api('/whoami', s.accessToken);
+    assert(who.status === 200 && who.body.account === viewer.account, `the renewed token is not accepted: ${who.status}`);
   });
   await step('an expired or revoked session ends cleanly with a way back in', async () => {
     await vpage.evaluate(() => {

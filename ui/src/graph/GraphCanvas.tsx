@@ -46,7 +46,8 @@ const STYLE: cytoscape.StylesheetJson = [
       height: 44,
       'border-width': 3,
       'background-color': '#e8edf2',
-      'font-size': 12,
+      // Larger than members' labels so hosts stay named at the zoom that fits a whole cluster.
+      'font-size': 18,
       'font-weight': 'bold',
     },
   },
@@ -113,17 +114,12 @@ export function GraphCanvas() {
     let highlighted = '';
     let lastGraph: AppState['graph'] | null = null;
     let selected: string | null = null;
-    const t = (label: string, t0: number) => (window as unknown as { __trace?: string[] }).__trace?.push(`${label} ${(performance.now() - t0).toFixed(1)}`);
 
     const render = (s: AppState) => {
       const pending = takePending();
-      const t0 = performance.now();
       layout.sync(s.graph);
-      t('layout', t0);
       const next = computeVisible(s.graph, { grouped: s.grouped && s.view !== 'hosts', expanded: s.expanded });
-      t('visible', t0);
       const diff = diffVisible(shown, next);
-      t('diff', t0);
       const first = shown.nodes.size === 0 && next.nodes.size > 0;
       if (!isEmptyDiff(diff)) {
         cy.batch(() => {
@@ -156,7 +152,6 @@ export function GraphCanvas() {
           }
         });
       }
-      t('cy', t0);
       shown = next;
       if (s.search !== highlighted || s.graph !== lastGraph) highlight(cy, s, next, highlighted.trim() !== '');
       highlighted = s.search;
@@ -167,13 +162,9 @@ export function GraphCanvas() {
         selected = s.selected;
       }
       if (first) fitTo(cy, next, layout);
-      t('fit', t0);
       if (pending && (!isEmptyDiff(diff) || first)) {
         const counts = { nodes: cy.nodes().length, edges: cy.edges().length };
-        cy.one('render', () => {
-          t('render', t0);
-          record({ name: pending.name, ...counts, ms: performance.now() - pending.t0 });
-        });
+        cy.one('render', () => record({ name: pending.name, ...counts, ms: performance.now() - pending.t0 }));
       }
     };
 
@@ -183,6 +174,9 @@ export function GraphCanvas() {
       else act.select(id);
     });
 
+    // Cytoscape only watches the window; the canvas also changes size with the page's layout.
+    const resize = new ResizeObserver(() => cy.resize());
+    if (container.current) resize.observe(container.current);
     render(appStore.getState());
     const unsubscribe = appStore.subscribe((s, prev) => {
       if (
@@ -200,6 +194,7 @@ export function GraphCanvas() {
     (window as unknown as { __orchestratorCy?: Core }).__orchestratorCy = cy;
     return () => {
       unsubscribe();
+      resize.disconnect();
       cy.destroy();
     };
   }, []);
@@ -220,7 +215,8 @@ function fitTo(cy: Core, vis: Visible, layout: SlotLayout): void {
     maxX = Math.max(maxX, p.x);
     maxY = Math.max(maxY, p.y);
   }
-  const pad = 60;
+  // Half a cell around the outermost centres: an expanded host at the edge stays in view.
+  const pad = layout.cellExtent / 2 + 20;
   const w = cy.width();
   const h = cy.height();
   const zoom = Math.max(cy.minZoom(), Math.min(1.5, w / (maxX - minX + 2 * pad), h / (maxY - minY + 2 * pad)));
@@ -238,14 +234,22 @@ function highlight(cy: Core, s: AppState, vis: Visible, wasOn: boolean): void {
     cy.elements().removeClass('match dim');
     if (ids === null) return;
     const hit = new Set<string>();
+    // An expanded group holding a match must not fade: a compound's opacity multiplies into its members.
+    const holds = new Set<string>();
     for (const id of ids) {
+      const shown = vis.nodes.get(id);
       const n = s.graph.nodes.get(id);
-      // A match inside a collapsed group lights the group.
-      if (vis.nodes.has(id)) hit.add(id);
-      else if (n?.host !== undefined) hit.add(GROUP_PREFIX + n.host);
+      if (shown) {
+        hit.add(id);
+        if (shown.parent) holds.add(shown.parent);
+      } else if (n?.host !== undefined) {
+        hit.add(GROUP_PREFIX + n.host); // a match inside a collapsed group lights the group
+      }
     }
     cy.nodes().forEach((n) => {
-      n.addClass(hit.has(n.id()) ? 'match' : 'dim');
+      const id = n.id();
+      if (hit.has(id)) n.addClass('match');
+      else if (!holds.has(id)) n.addClass('dim');
     });
     cy.edges().addClass('dim');
   });

@@ -122,6 +122,11 @@ export class SlotLayout {
     };
   }
 
+  /** Width of a cell's member grid (px): how far an expanded host reaches from its centre, times two. */
+  get cellExtent(): number {
+    return this.memberCols * MEMBER_SPACING;
+  }
+
   get cellCount(): number {
     return this.cellPool.size;
   }

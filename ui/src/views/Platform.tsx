@@ -19,8 +19,8 @@ export async function loadPlatform(): Promise<void> {
 }
 
 function appPath(id: string): string {
-  // Marathon ids are absolute (/group/app); the route takes the id as one path segment.
-  return encodeURIComponent(id.replace(/^\//, ''));
+  // Marathon ids are absolute (/group/app); in the route the groups stay path segments (docs/api.md).
+  return id.replace(/^\//, '').split('/').map(encodeURIComponent).join('/');
 }
 
 function Part({ title, health, summary, children }: { title: string; health: Health; summary: string; children?: React.ReactNode }) {
@@ -87,7 +87,7 @@ export function Platform() {
             <tbody>
               {zk.servers.map((s) => (
                 <tr key={s.address}>
-                  <td>{s.address}</td>
+                  <td className="addr">{s.address}</td>
                   <td>{s.reachable ? (s.mode ?? '?') : `unreachable${s.error ? `: ${s.error}` : ''}`}</td>
                   <td>{s.latency_avg_ms ?? '–'}</td>
                   <td>{s.znode_count ?? '–'}</td>
