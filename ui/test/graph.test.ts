@@ -3,7 +3,7 @@ import { toNode } from '../src/api/adapt';
 import { diffVisible } from '../src/graph/diff';
 import { SlotLayout, type Point } from '../src/graph/layout';
 import { applyDelta, fromSnapshot, type GraphData, type TopoNode } from '../src/graph/model';
-import { computeVisible, type VisNode } from '../src/graph/visible';
+import { computeVisible, highlightSets, type VisNode } from '../src/graph/visible';
 import { apiNode } from './fixtures';
 
 const n = (id: string, host?: string, status: 'ok' | 'stale' | 'offline' = 'ok'): TopoNode => toNode(apiNode(id, host, status));
@@ -147,5 +147,23 @@ describe('slot layout: positions computed once and kept', () => {
     layout.sync(g);
     expect(layout.position(vis(g, false).nodes.get('d')!)).toEqual(pb);
     expect(layout.cellCount).toBe(3);
+  });
+});
+
+describe('search highlight', () => {
+  const g = graph([n('a1', 'A'), n('a2', 'A'), n('b1', 'B'), n('svc')]);
+
+  it('a match inside a collapsed host lights the host', () => {
+    const v = computeVisible(g, { grouped: true, expanded: new Set() });
+    const { hit, holds } = highlightSets(g, v, ['b1', 'svc']);
+    expect([...hit].sort()).toEqual(['group:B', 'svc']);
+    expect(holds.size).toBe(0);
+  });
+
+  it('a match inside an expanded host lights the member and keeps its host from fading', () => {
+    const v = computeVisible(g, { grouped: true, expanded: new Set(['group:A']) });
+    const { hit, holds } = highlightSets(g, v, ['a2']);
+    expect([...hit]).toEqual(['a2']);
+    expect([...holds]).toEqual(['group:A']);
   });
 });

@@ -7,7 +7,7 @@ import { matchingIds } from '../selectors';
 import { act, appStore, type AppState } from '../store';
 import { diffVisible, isEmptyDiff } from './diff';
 import { SlotLayout } from './layout';
-import { computeVisible, GROUP_PREFIX, type VisEdge, type VisNode, type Visible } from './visible';
+import { computeVisible, GROUP_PREFIX, highlightSets, type VisEdge, type VisNode, type Visible } from './visible';
 
 // Colours meet 4.5:1 against white labels' background (the label is drawn dark under the node).
 const HEALTH_COLOUR = { healthy: '#1b6e34', warning: '#8a5300', critical: '#b3261e', unknown: '#4f5b66' };
@@ -233,19 +233,7 @@ function highlight(cy: Core, s: AppState, vis: Visible, wasOn: boolean): void {
   cy.batch(() => {
     cy.elements().removeClass('match dim');
     if (ids === null) return;
-    const hit = new Set<string>();
-    // An expanded group holding a match must not fade: a compound's opacity multiplies into its members.
-    const holds = new Set<string>();
-    for (const id of ids) {
-      const shown = vis.nodes.get(id);
-      const n = s.graph.nodes.get(id);
-      if (shown) {
-        hit.add(id);
-        if (shown.parent) holds.add(shown.parent);
-      } else if (n?.host !== undefined) {
-        hit.add(GROUP_PREFIX + n.host); // a match inside a collapsed group lights the group
-      }
-    }
+    const { hit, holds } = highlightSets(s.graph, vis, ids);
     cy.nodes().forEach((n) => {
       const id = n.id();
       if (hit.has(id)) n.addClass('match');

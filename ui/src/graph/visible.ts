@@ -87,3 +87,24 @@ export function computeVisible(graph: GraphData, opts: GroupingOptions): Visible
   }
   return { nodes, edges };
 }
+
+/**
+ * What a search lights up on the canvas: `hit` gets the match outline (a matching node, or the collapsed
+ * group hiding it); `holds` are expanded groups holding a match, which must not fade (a compound's opacity
+ * multiplies into its members). Everything else fades.
+ */
+export function highlightSets(graph: GraphData, vis: Visible, ids: Iterable<string>): { hit: Set<string>; holds: Set<string> } {
+  const hit = new Set<string>();
+  const holds = new Set<string>();
+  for (const id of ids) {
+    const shown = vis.nodes.get(id);
+    if (shown) {
+      hit.add(id);
+      if (shown.parent) holds.add(shown.parent);
+    } else {
+      const host = graph.nodes.get(id)?.host;
+      if (host !== undefined) hit.add(groupId(host));
+    }
+  }
+  return { hit, holds };
+}
