@@ -1,7 +1,13 @@
-"""ZooKeeper ensemble: StatefulSet with numeric myids, FQDN server list, PDB, metrics on port 7000."""
+"""ZooKeeper ensemble: StatefulSet with numeric myids, FQDN server list, PDB, metrics on port 7000.
+
+Membership changes go through ZooKeeper's dynamic reconfiguration (docs/quorum-changes.md): the rendered
+server list only seeds a member's first start; afterwards ZooKeeper's own view (its dynamic config file
+on the member's volume) wins, so rolling a new list can never give two groups two different majorities.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -14,7 +20,12 @@ from orchestrator.contracts import tiers
 TIER = tiers.ZOOKEEPER
 UID = 1000  # the `zookeeper` user of the official image
 DATA_DIR = "/data"
-CONF_DIR = "/conf"
+CONF_DIR = "/conf"  # the image's own (logback.xml)
+TEMPLATE_DIR = "/conf-template"  # the ConfigMap: the rendered zoo.cfg
+# The zoo.cfg the server runs, on the member's volume: ZooKeeper rewrites it (and writes its dynamic
+# config files next to it) on every reconfiguration.
+LIVE_CONF = f"{DATA_DIR}/conf/zoo.cfg"
+SUPERUSER_DIR = "/etc/zookeeper-superuser"
 
 
 def server_hosts(platform: kx.PlatformContext, replicas: int, statefulset: str, headless: str) -> list[str]:
@@ -26,17 +37,23 @@ def connect_string(hosts: list[str], port: int, chroot: str = "") -> str:
     return ",".join(f"{h}:{port}" for h in hosts) + chroot
 
 
-def zoo_cfg(zk: ZooKeeperSettings, hosts: list[str], data_dir: str = DATA_DIR) -> str:
-    """The complete zoo.cfg. Pure: the tests start a real ensemble from this text (remapped to loopback).
+def server_line(myid: int, host: str, zk: ZooKeeperSettings) -> str:
+    """One member in ZooKeeper's dynamic-config form (what `orchestrator zk reconfig --add` takes)."""
+    return f"server.{myid}={host}:{zk.peer_port}:{zk.election_port}:participant;{zk.client_port}"
 
-    `server.N` uses myid N = ordinal + 1 (ZooKeeper ids are numeric and must be ≥ 1).
+
+def zoo_cfg(zk: ZooKeeperSettings, hosts: list[str], data_dir: str = DATA_DIR) -> str:
+    """The complete zoo.cfg a member starts from. Pure: the tests start real ensembles from this text
+    (remapped to loopback).
+
+    `server.N` uses myid N = ordinal + 1 (ZooKeeper ids are numeric and must be ≥ 1). The client port is
+    part of each server line (the dynamic-config form), not a static `clientPort`.
     """
     lines = [
         f"tickTime={zk.tick_time_ms}",
         f"initLimit={zk.init_limit}",
         f"syncLimit={zk.sync_limit}",
         f"dataDir={data_dir}",
-        f"clientPort={zk.client_port}",
         f"maxClientCnxns={zk.max_client_cnxns}",
         f"autopurge.snapRetainCount={zk.autopurge_snap_retain_count}",
         f"autopurge.purgeInterval={zk.autopurge_purge_interval_hours}",
@@ -44,19 +61,44 @@ def zoo_cfg(zk: ZooKeeperSettings, hosts: list[str], data_dir: str = DATA_DIR) -
         "4lw.commands.whitelist=ruok,srvr,mntr",
         # The Jetty admin server would listen on 8080 on every interface; nothing here uses it.
         "admin.enableServer=false",
-        "reconfigEnabled=false",
+        # Membership changes one server at a time through the reconfig API, by the superuser only
+        # (`orchestrator zk reconfig`); a rolled static list could elect two leaders (tests/test_zk_quorum_roll.py).
+        "reconfigEnabled=true",
+        # A single server runs as a one-member quorum, so the dev ensemble can grow by reconfig too.
+        "standaloneEnabled=false",
         # A pod's own FQDN only resolves once it is published; bind quorum ports on all addresses.
         "quorumListenOnAllIPs=true",
         "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider",
         f"metricsProvider.httpPort={zk.metrics_port}",
         "metricsProvider.exportJvmInfo=true",
     ]
-    lines += [f"server.{i + 1}={h}:{zk.peer_port}:{zk.election_port};{zk.client_port}" for i, h in enumerate(hosts)]
+    lines += [server_line(i + 1, h, zk) for i, h in enumerate(hosts)]
     return "\n".join(lines) + "\n"
 
 
 # myid = ordinal + 1, taken from the pod's hostname `<sts>-<ordinal>`.
 MYID_SCRIPT = 'ordinal="${HOSTNAME##*-}"; echo $((ordinal + 1)) > "$ZOO_DATA_DIR/myid"'
+# The live zoo.cfg ($ZK_LIVE_CONF) from the rendered one ($ZK_TEMPLATE), at every start. A member that
+# already has a dynamic config file (ZooKeeper wrote it: the member has run before) keeps it and takes
+# only the static settings from the template, so a rendered server list never overrides the ensemble's
+# own view. The superuser digest (only the hash, from the Secret's file; never a JVM flag) becomes a
+# config line, which ZooKeeper turns into its system property.
+PREPARE_SCRIPT = r"""set -eu
+mkdir -p "$(dirname "$ZK_LIVE_CONF")"
+umask 077
+dyn=""
+if [ -f "$ZK_LIVE_CONF" ]; then dyn=$(sed -n 's/^dynamicConfigFile=//p' "$ZK_LIVE_CONF" | tail -n 1); fi
+if [ -n "$dyn" ] && [ -s "$dyn" ]; then
+  grep -v -e '^server\.' -e '^dynamicConfigFile=' "$ZK_TEMPLATE" > "$ZK_LIVE_CONF.next"
+  echo "dynamicConfigFile=$dyn" >> "$ZK_LIVE_CONF.next"
+else
+  cp "$ZK_TEMPLATE" "$ZK_LIVE_CONF.next"
+fi
+if [ -n "${ZK_SUPER_DIGEST_FILE:-}" ]; then
+  printf 'DigestAuthenticationProvider.superDigest=%s\n' "$(cat "$ZK_SUPER_DIGEST_FILE")" >> "$ZK_LIVE_CONF.next"
+fi
+mv "$ZK_LIVE_CONF.next" "$ZK_LIVE_CONF"
+"""
 # 4-letter word over bash's /dev/tcp, read until the server closes: no netcat needed in the image, and
 # no race where the client exits before the reply arrives (seen with `echo srvr | nc`).
 _FOUR_LETTER = "exec 3<>/dev/tcp/127.0.0.1/{port} && printf %s >&3 && timeout 3 cat <&3"
@@ -65,10 +107,18 @@ RUOK_SCRIPT = 'test "$(' + _FOUR_LETTER % "ruok" + ')" = imok'
 SRVR_SCRIPT = _FOUR_LETTER % "srvr" + ' | grep -qE "^Mode: (leader|follower|standalone)"'
 
 
+# What the container runs before the server (the loopback harness runs exactly this too).
+START_SCRIPT = MYID_SCRIPT + "\n" + PREPARE_SCRIPT
+SUPER_DIGEST_KEY = "super-digest"  # `super:<base64 sha1>` (what the server needs: a hash, not the password)
+
+
 @dataclass(frozen=True)
 class ZooKeeperEnsembleArgs:
     platform: kx.PlatformContext
     zookeeper: ZooKeeperSettings
+    # The credentials tier's Secret with the superuser digest (SUPER_DIGEST_KEY), which reconfig needs.
+    # None: no superuser, and ZooKeeper refuses every reconfiguration (NoAuth).
+    superuser_secret: pulumi.Input[str] | None = None
 
 
 class ZooKeeperEnsemble(pulumi.ComponentResource):
@@ -101,15 +151,31 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
             Flow(tiers.PROMETHEUS, TIER, "metrics", "scrape ZooKeeper"),
         ]
 
+        env = [{"name": "ZOO_DATA_DIR", "value": DATA_DIR},
+               {"name": "ZOO_CONF_DIR", "value": CONF_DIR},
+               {"name": "ZOOCFGDIR", "value": CONF_DIR},
+               {"name": "ZOO_LOG_DIR", "value": "/logs"},
+               {"name": "ZK_SERVER_HEAP", "value": str(zk.heap_mb)},
+               {"name": "ZK_TEMPLATE", "value": f"{TEMPLATE_DIR}/zoo.cfg"},
+               {"name": "ZK_LIVE_CONF", "value": LIVE_CONF}]
+        volumes: list[dict[str, Any]] = [{"name": "config", "config_map": {"name": config.metadata["name"]}},
+                                         {"name": "logs", "empty_dir": {}},
+                                         {"name": "tmp", "empty_dir": {}}]
+        mounts = [{"name": "data", "mount_path": DATA_DIR},
+                  {"name": "config", "mount_path": TEMPLATE_DIR, "read_only": True},
+                  {"name": "logs", "mount_path": "/logs"},
+                  {"name": "tmp", "mount_path": "/tmp"}]
+        if args.superuser_secret is not None:
+            volume, mount = kx.secret_volume("superuser", args.superuser_secret, (SUPER_DIGEST_KEY,), SUPERUSER_DIR)
+            volumes.append(volume)
+            mounts.append(mount)
+            env.append({"name": "ZK_SUPER_DIGEST_FILE", "value": f"{SUPERUSER_DIR}/{SUPER_DIGEST_KEY}"})
         container = kx.container({
             "name": "zookeeper",
             "image": zk.image,
-            "command": ["sh", "-c", f"{MYID_SCRIPT} && exec zkServer.sh start-foreground"],
-            "env": [{"name": "ZOO_DATA_DIR", "value": DATA_DIR},
-                    {"name": "ZOO_CONF_DIR", "value": CONF_DIR},
-                    {"name": "ZOOCFGDIR", "value": CONF_DIR},
-                    {"name": "ZOO_LOG_DIR", "value": "/logs"},
-                    {"name": "ZK_SERVER_HEAP", "value": str(zk.heap_mb)}],
+            # The live config is on the member's volume; the image's /conf keeps its logback.xml.
+            "command": ["sh", "-c", f"{START_SCRIPT}exec zkServer.sh start-foreground {LIVE_CONF}\n"],
+            "env": env,
             "ports": [{"name": "client", "container_port": zk.client_port},
                       {"name": "peer", "container_port": zk.peer_port},
                       {"name": "election", "container_port": zk.election_port},
@@ -118,16 +184,10 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
                                             shell="bash"),
             "readiness_probe": kx.exec_probe(SRVR_SCRIPT.format(port=zk.client_port), initial_delay=5,
                                              shell="bash"),
-            # Only zoo.cfg is replaced: the image's logback.xml stays next to it in /conf.
-            "volume_mounts": [{"name": "data", "mount_path": DATA_DIR},
-                              {"name": "config", "mount_path": f"{CONF_DIR}/zoo.cfg", "sub_path": "zoo.cfg"},
-                              {"name": "logs", "mount_path": "/logs"},
-                              {"name": "tmp", "mount_path": "/tmp"}],
+            "volume_mounts": mounts,
         }, zk.resources)
         pod = t.pod_spec(account, [container], uid=UID, spread=True, termination_grace_period_seconds=30,
-                         volumes=[{"name": "config", "config_map": {"name": config.metadata["name"]}},
-                                  {"name": "logs", "empty_dir": {}},
-                                  {"name": "tmp", "empty_dir": {}}])
+                         volumes=volumes)
         self.statefulset = t.quorum_statefulset(
             self.headless, zk.replicas, pod, [kx.volume_claim("data", zk.storage, zk.storage_class)],
             kx.checkov_skips(zk.resources, CKV_K8S_40=f"runs as the official image's zookeeper user (uid {UID}), "

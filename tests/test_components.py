@@ -82,7 +82,7 @@ def test_zookeeper_ensemble(production):
     cfg = one(result, "ConfigMap")["data"]["zoo.cfg"]
     hosts = [f"zk-{i}.zk-headless.ns.svc.cluster.local" for i in range(3)]
     for i, host in enumerate(hosts):
-        assert f"server.{i + 1}={host}:2888:3888;2181" in cfg
+        assert f"server.{i + 1}={host}:2888:3888:participant;2181" in cfg
     assert "4lw.commands.whitelist=ruok,srvr,mntr" in cfg
     assert "metricsProvider.httpPort=7000" in cfg and "autopurge.purgeInterval=1" in cfg
     assert out["connect"] == ",".join(f"{h}:2181" for h in hosts)

@@ -14,7 +14,7 @@ from tests.support.zk_ensemble import LocalEnsemble
 # Lines the loopback ensemble must set per node (its own ports and directories), the metrics
 # provider (Debian's ZooKeeper build does not ship its jar) and quorumListenOnAllIPs (tests listen on
 # 127.0.0.1 only). Everything else is used verbatim.
-REMAPPED = re.compile(r"^(server\.\d+|clientPort|dataDir|metricsProvider\.[\w.]+|quorumListenOnAllIPs)=")
+REMAPPED = re.compile(r"^(server\.\d+|dataDir|metricsProvider\.[\w.]+|quorumListenOnAllIPs)=")
 
 
 def generated_cfg():
@@ -36,7 +36,7 @@ def ensemble(tmp_path_factory):
     base, remapped = loopback_base(generated_cfg())
     # Exactly the node-specific lines were remapped: three servers, ports, dataDir, metrics provider.
     assert sorted(line.split("=")[0] for line in remapped) == [
-        "clientPort", "dataDir", "metricsProvider.className", "metricsProvider.exportJvmInfo",
+        "dataDir", "metricsProvider.className", "metricsProvider.exportJvmInfo",
         "metricsProvider.httpPort", "quorumListenOnAllIPs", "server.1", "server.2", "server.3"]
     with LocalEnsemble(tmp_path_factory.mktemp("zk"), size=3, base_cfg=base) as ens:
         yield ens

@@ -127,6 +127,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--endpoint-url", default=None, help="S3 endpoint (S3-compatible stores)")
     p.set_defaults(func=cmd_restore)
 
+    from orchestrator.services.zk import reconfig  # membership changes (docs/quorum-changes.md)
+
+    reconfig.register(sub)
+
 
 # ---------------------------------------------------------------------------------------------------
 # Input checks: every number before any connection, one line naming the option.
