@@ -226,6 +226,39 @@ def measure_trivial(server: Server, rate: float = 200.0, seconds: float = 10.0) 
             "trivial_p99_ms": pct(latencies, 99) * 1000}
 
 
+def render_cpu_run() -> None:
+    """In this process: CPU time (not wall time: the machine is shared) of one ingest and one render of the
+    containers and hosts views at 1,000 hosts / 10,000 containers, a 15th of the hosts having reported since
+    the previous render (one second of reports)."""
+    from orchestrator.contracts.search import parse
+    from orchestrator.services.api.topology import Topology
+
+    clock = [1.9e9]
+    topo = Topology(clock=lambda: clock[0])
+    demo = DemoTopology(HOSTS, PER_HOST, seed=5)
+    for i in range(HOSTS):
+        topo.ingest(demo.full_report(i, clock[0]))
+    figures: dict[str, list[float]] = {"ingest_ms": [], "containers_render_ms": [], "hosts_render_ms": [],
+                                       "containers_render_search_ms": []}
+    everything, hot = parse(""), parse("cpu>50 namespace:prod")
+    for view in ("containers", "hosts"):
+        topo.render(view, everything, None)
+    for second in range(20):
+        clock[0] += 1
+        reports = [demo.delta_report(i, clock[0]) for i in range(second % 15, HOSTS, 15)]
+        t = time.process_time()
+        for report in reports:
+            topo.ingest(report)
+        figures["ingest_ms"].append((time.process_time() - t) / len(reports) * 1000)
+        for view, query, name in (("containers", everything, "containers_render_ms"),
+                                  ("hosts", everything, "hosts_render_ms"),
+                                  ("containers", hot, "containers_render_search_ms")):
+            t = time.process_time()
+            topo.render(view, query, None).body(view=view)
+            figures[name].append((time.process_time() - t) * 1000)
+    print(json.dumps({k: round(statistics.median(v), 2) for k, v in figures.items()}))
+
+
 def memory_run() -> None:
     """In this process: 1,000 hosts / 10,000 containers and an hour of reports; RSS before and after."""
     from orchestrator.services.api.topology import Topology
@@ -255,9 +288,14 @@ def main() -> None:
     parser.add_argument("--ingest-seconds", type=float, default=30.0, help="length of each ingest measure")
     parser.add_argument("--memory", action="store_true", help="also measure memory (a separate process, ~2 min)")
     parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--render-cpu", action="store_true",
+                        help="only the in-process CPU cost of an ingest and of renders (load-independent)")
     args = parser.parse_args()
     if args.memory_only:
         memory_run()
+        return
+    if args.render_cpu:
+        render_cpu_run()
         return
     print(f"load average before: {os.getloadavg()}")
     runs: list[dict[str, float]] = []

@@ -109,6 +109,7 @@ class ProbeState:
     version: int = 0
     listeners: list[tuple[tuple[str, str, int], int | None]] = field(default_factory=list)
     outgoing: list[tuple[tuple[str, str, int], int | None]] = field(default_factory=list)
+    pid_nodes: dict[int, tuple[str, str | None, str | None, str | None]] = field(default_factory=dict)
     # view -> ((version, status), [(node, its JSON text)])
     cache: dict[str, tuple[tuple[int, str], list[Rendered]]] = field(default_factory=dict)
 
@@ -146,6 +147,16 @@ def _endpoints(state: ProbeState) -> None:
             scope = probe if _is_loopback(conn.remote_ip) else ""
             outgoing.append(((scope, conn.remote_ip, conn.remote_port), conn.pid))
     state.listeners, state.outgoing = listeners, outgoing
+    # The view nodes each containerised process belongs to: container, pod, service, Marathon app.
+    pid_nodes: dict[int, tuple[str, str | None, str | None, str | None]] = {}
+    for proc in state.processes.values():
+        c = state.containers.get(proc.container_id) if proc.container_id else None
+        if c is not None:
+            service = _service_of(c)
+            pid_nodes[proc.pid] = (f"container:{c.id}", f"pod:{c.pod_uid}" if c.pod_uid else None,
+                                   service[0] if service else None,
+                                   f"marathon-app:{c.marathon_app_id}" if c.marathon_app_id else None)
+    state.pid_nodes = pid_nodes
 
 
 class Topology:
@@ -470,35 +481,18 @@ class Topology:
 
     def _endpoint_mapper(self, view: str) -> Any:
         probes = self.probes
-
-        def container_of(ep: tuple[str, int | None]) -> Container | None:
-            probe, pid = ep
-            state = probes.get(probe)
-            if state is None or pid is None:
-                return None
-            proc = state.processes.get(pid)
-            if proc is None or not proc.container_id:
-                return None
-            return state.containers.get(proc.container_id)
-
         if view == "hosts":
             return lambda ep: f"host:{ep[0]}"
         if view == "processes":
             return lambda ep: f"process:{ep[0]}:{ep[1]}" if ep[1] is not None else None
-        if view == "containers":
-            return lambda ep: f"container:{c.id}" if (c := container_of(ep)) else None
-        if view == "pods":
-            return lambda ep: f"pod:{c.pod_uid}" if (c := container_of(ep)) and c.pod_uid else None
-        if view == "services":
-            def service(ep: tuple[str, int | None]) -> str | None:
-                c = container_of(ep)
-                k = _service_of(c) if c else None
-                return k[0] if k else None
-            return service
-        if view == "marathon-apps":
-            return lambda ep: (f"marathon-app:{c.marathon_app_id}"
-                               if (c := container_of(ep)) and c.marathon_app_id else None)
-        raise KeyError(view)
+        index = {"containers": 0, "pods": 1, "services": 2, "marathon-apps": 3}[view]
+
+        def mapped(ep: tuple[str, int | None]) -> str | None:
+            state = probes.get(ep[0])
+            owner = state.pid_nodes.get(ep[1]) if state is not None and ep[1] is not None else None
+            return owner[index] if owner is not None else None
+
+        return mapped
 
 
 def _service_of(c: Container) -> tuple[str, str] | None:
