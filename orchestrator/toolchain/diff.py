@@ -140,9 +140,9 @@ PROCEDURES: dict[str, tuple[str, ...]] = {
         "ZooKeeper: change membership through dynamic reconfiguration, one server at a time, never by "
         "rolling a new static server list:",
         "growing: apply this change (the new pods start as non-voting members, the old ones keep their "
-        "view), wait until every pod is Ready, then add each new server: "
-        "`orchestrator zk reconfig --connect <ensemble> --superuser-file <file> --add <id>=<host>` "
-        "(one id per run, lowest first);",
+        "view), wait until every pod is Ready, then add each new server, one per run, lowest id first: "
+        "`orchestrator zk reconfig --connect <ensemble> --superuser-file <file> --add 'server.<id>=…'` "
+        "(its line of the rendered zoo.cfg);",
         "shrinking: BEFORE applying this change remove the highest servers one per run "
         "(`orchestrator zk reconfig ... --remove <id>`), check `orchestrator zk reconfig --show`, then apply.",
         f"With GitOps, 'apply' is Argo CD's sync of the zookeeper Application ({DOCS}).",
@@ -247,7 +247,8 @@ def quorum_change(tier: str, kind: str, before: dict[str, Any], after: dict[str,
             return f"{members}; and {flag} in the same roll: masters with either quorum run together"
         return f"{flag} with {new} masters: each master restarts with it, one at a time"
     if members and q_old is not None and q_old == q_new:
-        members += f" (--quorum stays {q_old}: safe only as the second change of the procedure)"
+        members += (f" (--quorum stays {q_old}: safe only when the --quorum change rolls out as its own "
+                    "change, before this one when growing, after it when shrinking)")
     return members
 
 
