@@ -14,6 +14,9 @@ from orchestrator.errors import RefusedError
 from orchestrator.services.zk.identity import PROBE_PREFIX, ensure_distinct, same_ensemble
 from tests.zk.helpers import ORCH_ACL
 
+# Some chroots here are meant not to exist (the probe must work regardless); kazoo warns about them.
+pytestmark = pytest.mark.filterwarnings("ignore:No chroot path exists:UserWarning")
+
 
 def _probes_left(client) -> list[str]:
     return [c for c in client.get_children("/") if c.startswith(PROBE_PREFIX)]
