@@ -171,6 +171,27 @@ def test_copy_interrupted_says_the_target_is_partial_then_rerun_finishes(zk, sig
     assert report.identical and report.target_count == total
 
 
+def test_copy_losing_the_target_ensemble_is_one_line_and_exit_5(zk):
+    r = zk.root
+    bulk_create(zk.ca, wide_tree(r, 100, 100, size=512))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli",
+                             *zk_cmd("copy", zk.a.connect_string, zk.b.connect_string, r)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: zk.cb.exists(r), timeout=60, interval=0.005, what="first writes on the target")
+        for node in zk.b.nodes:  # the whole target ensemble goes away mid-copy
+            zk.b.stop_node(node, signal.SIGKILL)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        zk.b.start()
+        zk.b.wait_quorum()
+    assert proc.returncode == ExitCode.UNREACHABLE, err
+    assert "the target is partial, re-run to finish" in one_error_line(err)
+
+
 def test_sync_stopped_during_its_initial_copy_says_the_target_is_partial(zk):
     r = zk.root
     bulk_create(zk.ca, wide_tree(r, 100, 100, size=512))
