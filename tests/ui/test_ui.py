@@ -47,10 +47,10 @@ def test_ui_unit_tests() -> None:
 class _Api:
     """`orchestrator api serve --demo-topology` in a subprocess; its stdout collected by a thread."""
 
-    def __init__(self, ui_dir: Path) -> None:
+    def __init__(self, ui_dir: Path, demo: str = "24:6") -> None:
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [str(ORCHESTRATOR), "api", "serve", "--demo-topology", "24:6", "--demo-seed", "7",
+            [str(ORCHESTRATOR), "api", "serve", "--demo-topology", demo, "--demo-seed", "7",
              "--listen", "127.0.0.1:0", "--ui-dir", str(ui_dir)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -104,15 +104,20 @@ def demo_api(built_ui: Path) -> Iterator[tuple[_Api, str, dict[str, tuple[str, s
         api.stop()
 
 
-def test_ui_end_to_end_in_chromium(demo_api: tuple[_Api, str, dict[str, tuple[str, str]]],
-                                   tmp_path: Path) -> None:
+def _e2e_env(url: str, logins: dict[str, tuple[str, str]], artefacts: Path) -> dict[str, str]:
+    chromium = require_tool("chromium", path="/usr/bin/chromium", hint="scripts/install-system-tools.sh installs it")
+    return {**_node_env(), "CHROMIUM": chromium, "E2E_URL": url, "E2E_ARTIFACTS": str(artefacts),
+            **{f"E2E_{role.upper()}": f"{name}:{password}" for role, (name, password) in logins.items()}}
+
+
+ARTEFACTS = Path(os.environ.get("UI_E2E_ARTIFACTS", UI / "artifacts" / "e2e"))
+
+
+def test_ui_end_to_end_in_chromium(demo_api: tuple[_Api, str, dict[str, tuple[str, str]]]) -> None:
     """Log in, views, search, details, a live delta, scale as operator (Marathon and audit), viewer without
     controls, reconnect indicator, session end, unreachable API; axe-core WCAG AA on every page."""
-    chromium = require_tool("chromium", path="/usr/bin/chromium", hint="scripts/install-system-tools.sh installs it")
     api, url, logins = demo_api
-    artefacts = Path(os.environ.get("UI_E2E_ARTIFACTS", UI / "artifacts" / "e2e"))
-    env = {**_node_env(), "CHROMIUM": chromium, "E2E_URL": url, "E2E_ARTIFACTS": str(artefacts),
-           **{f"E2E_{role.upper()}": f"{name}:{password}" for role, (name, password) in logins.items()}}
+    env = _e2e_env(url, logins, ARTEFACTS)
     run = subprocess.run(["node", "e2e/run.mjs"], cwd=UI, env=env, capture_output=True, text=True, timeout=600)
     report = run.stdout + run.stderr
     assert run.returncode == 0, report
@@ -121,4 +126,16 @@ def test_ui_end_to_end_in_chromium(demo_api: tuple[_Api, str, dict[str, tuple[st
     audit = [json.loads(line) for line in api.lines if line.startswith("{")]
     scales = [a for a in audit if "scale" in a.get("action", "") and a.get("actor") == logins["operator"][0]]
     assert [a["outcome"] for a in scales] == ["ok"], audit[-10:]
-    assert list(artefacts.glob("*.png")), "no screenshots saved"
+    assert list(ARTEFACTS.glob("*.png")), "no screenshots saved"
+
+
+def test_ui_empty_state_in_chromium(built_ui: Path) -> None:
+    """A cluster whose probes reported hosts but no containers: the view says so (and passes axe)."""
+    api = _Api(built_ui, demo="2:0")
+    try:
+        url, logins = api.wait_ready()
+        env = {**_e2e_env(url, logins, ARTEFACTS), "E2E_ONLY": "empty"}
+        run = subprocess.run(["node", "e2e/run.mjs"], cwd=UI, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        api.stop()
+    assert run.returncode == 0 and re.search(r"^1 passed, 0 failed$", run.stdout, re.M), run.stdout + run.stderr

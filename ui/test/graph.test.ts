@@ -167,3 +167,22 @@ describe('search highlight', () => {
     expect([...holds]).toEqual(['group:A']);
   });
 });
+
+describe('adapting API nodes', () => {
+  it('groups containers, processes and pods by host, never services, apps or hosts', () => {
+    const base = { label: 'x', metadata: { host: 'node-1' }, metrics: {}, status: 'ok' as const };
+    expect(toNode({ ...base, id: 'c', kind: 'container' }).host).toBe('node-1');
+    expect(toNode({ ...base, id: 'p', kind: 'process' }).host).toBe('node-1');
+    expect(toNode({ ...base, id: 'd', kind: 'pod' }).host).toBe('node-1');
+    expect(toNode({ ...base, id: 's', kind: 'service' }).host).toBeUndefined();
+    expect(toNode({ ...base, id: 'm', kind: 'marathon-app' }).host).toBeUndefined();
+    expect(toNode({ ...base, id: 'h', kind: 'host' }).host).toBeUndefined();
+  });
+
+  it('says the probe state as health', () => {
+    const base = { id: 'c', label: 'c', kind: 'container', metadata: {}, metrics: {} };
+    expect(toNode({ ...base, status: 'ok' }).health).toBe('healthy');
+    expect(toNode({ ...base, status: 'stale' }).health).toBe('warning');
+    expect(toNode({ ...base, status: 'offline' }).health).toBe('critical');
+  });
+});

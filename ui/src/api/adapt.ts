@@ -4,9 +4,12 @@ import type { ApiEdge, ApiNode, DeltaMessage } from './types';
 
 const health: Record<ApiNode['status'], Health> = { ok: 'healthy', stale: 'warning', offline: 'critical' };
 
-/** Containers, processes and pods carry their host in metadata; the host view's nodes are hosts themselves. */
+// Kinds that run on one host and are grouped by it. Services and Marathon apps span hosts (the API says
+// "(several)"), hosts are hosts: those are never grouped.
+const ON_A_HOST = new Set(['container', 'process', 'pod']);
+
 export function hostOf(node: ApiNode): string | undefined {
-  if (node.kind === 'host' || node.kind === 'group') return undefined;
+  if (!ON_A_HOST.has(node.kind)) return undefined;
   return node.metadata.host ?? node.metadata.hostname ?? undefined;
 }
 
