@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 
 from orchestrator.contracts.report import MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES
-from tests.api.conftest import RunningApi
+from orchestrator.services.api.server import state_from_config
+from tests.api.conftest import ApiFiles, RunningApi, start_api
 from tests.api.requests_for_routes import full_report
 
 JSON = {"Content-Type": "application/json"}
@@ -86,7 +88,7 @@ def test_bad_reports_are_refused_and_change_nothing(api: RunningApi, body: bytes
     response = post(api, body, headers)
     assert response.status_code == status, response.text
     assert detail in response.json()["detail"]
-    assert api.state.topology.probes == {} and api.state.topology.version == 0
+    assert api.state.topology.probes == {} and api.state.reports.labels("accepted")._value.get() == 0
 
 
 def test_probe_states_and_last_report_metric(api: RunningApi) -> None:
@@ -119,3 +121,31 @@ def test_bad_queries_are_400_or_422(api: RunningApi, params: dict, detail: str) 
         unknown_node = client.get("/api/v1/topology/hosts/nodes/host:nope")
     assert response.status_code in (400, 422) and detail in response.json()["detail"]
     assert unknown_view.status_code == 422 and unknown_node.status_code == 404
+
+
+def test_marathon_apps_view_merges_marathon_and_the_probes(api: RunningApi) -> None:
+    report = topology(1, peer=None)
+    report["containers"][0]["marathon_app_id"] = "/shop/web"
+    post(api, report)
+    with api.client("viewer") as client:
+        nodes = {n["id"]: n for n in client.get("/api/v1/topology/marathon-apps").json()["nodes"]}
+    # /shop/api has no task the probes saw: it still appears, from Marathon's list.
+    assert set(nodes) == {"marathon-app:/shop/web", "marathon-app:/shop/api"}
+    assert nodes["marathon-app:/shop/web"]["metrics"]["containers"] == 1
+    assert nodes["marathon-app:/shop/web"]["metrics"]["instances"] == 2
+
+
+def test_ui_files_are_served_at_the_root(api_files: ApiFiles, tmp_path: Path) -> None:
+    (tmp_path / "ui").mkdir()
+    (tmp_path / "ui" / "index.html").write_text("<!doctype html><title>orchestrator</title>")
+    running = start_api(state_from_config(str(api_files.config)), ui_dir=str(tmp_path / "ui"))
+    try:
+        with running.client() as client:
+            page = client.get("/")
+            api_still_guarded = client.get("/api/v1/topology")
+            metrics = client.get("/metrics").text
+    finally:
+        running.stop()
+    assert page.status_code == 200 and "<title>orchestrator</title>" in page.text
+    assert api_still_guarded.status_code == 401
+    assert 'orchestrator_http_requests_total{code="200",method="GET",route="/{ui}"} 1.0' in metrics

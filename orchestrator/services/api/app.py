@@ -11,6 +11,8 @@ Three rules are enforced in one place each, so no handler can forget them:
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -158,6 +160,30 @@ class _ProbeCollector(Collector):
         yield states
 
 
+MARATHON_REFRESH_SECONDS = 15.0
+
+
+async def _refresh_marathon_apps(state: ApiState) -> None:
+    """Marathon's apps (instances, running, healthy) for the marathon-apps view, every 15 s: apps without a
+    running task still appear, and each node shows what Marathon wants next to what the probes see."""
+    from orchestrator.errors import OrchestratorError
+
+    client = state.marathon
+    assert client is not None
+
+    def fetch() -> dict[str, dict[str, Any]]:
+        return {a.id: {"instances": a.instances, "running": a.tasksRunning, "healthy": a.tasksHealthy}
+                for a in client.list_apps(embed_tasks=False)}
+
+    while True:
+        # On an error the status route reports Marathon's trouble; the view keeps the last known apps.
+        with contextlib.suppress(OrchestratorError):
+            apps = await anyio.to_thread.run_sync(fetch)
+            if apps != state.topology.marathon_apps:
+                state.topology.set_marathon_apps(apps)
+        await asyncio.sleep(MARATHON_REFRESH_SECONDS)
+
+
 def _request_id(scope: Scope) -> str:
     state = scope.setdefault("state", {})
     if "request_id" not in state:
@@ -191,6 +217,9 @@ class _Observe:
         observed = False
 
         def template() -> str:
+            marked = scope.get("state", {}).get("route_template")
+            if marked:
+                return str(marked)
             route = scope.get("route")
             # Unknown paths share one label (the label's values stay few); "" is the static UI mount.
             return "unmatched" if route is None else template_of(route) or "/{ui}"
@@ -283,6 +312,8 @@ def create_app(state: ApiState, *, ui_dir: str | None = None) -> FastAPI:
         assert state.hub is not None
         state.hub.start()
         tasks = [anyio_task for start in state.extra_background if (anyio_task := start()) is not None]
+        if state.marathon is not None:
+            tasks.append(asyncio.get_running_loop().create_task(_refresh_marathon_apps(state)))
         state.ready = True
         try:
             yield
@@ -629,7 +660,14 @@ def create_app(state: ApiState, *, ui_dir: str | None = None) -> FastAPI:
     if ui_dir and Path(ui_dir).is_dir():
         from starlette.staticfiles import StaticFiles
 
-        app.mount("/", StaticFiles(directory=ui_dir, html=True), name="ui")
+        static = StaticFiles(directory=ui_dir, html=True)
+
+        async def ui(scope: Scope, receive: Receive, send: Send) -> None:
+            # The metrics label of every UI file (the router does not report mounts as routes).
+            scope.setdefault("state", {})["route_template"] = "/{ui}"
+            await static(scope, receive, send)
+
+        app.mount("/", ui, name="ui")
 
     _check_route_table(app)
     return app

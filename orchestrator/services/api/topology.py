@@ -238,6 +238,10 @@ class Topology:
                 counts[proc.container_id] += 1
         return counts
 
+    def set_marathon_apps(self, apps: dict[str, dict[str, Any]]) -> None:
+        self.marathon_apps = apps
+        self.version += 1
+
     def remove_probe(self, probe_id: str) -> None:
         if self.probes.pop(probe_id, None) is not None:
             self.version += 1
@@ -366,12 +370,13 @@ class Topology:
             for p, status in self._visible(now):
                 out.extend(self._per_probe(view, p, status))
             return out
+        key = (self.version, int(now // 15))
         cached = self._aggregates.get(view)
-        if cached is not None and cached[0] == (self.version, int(now // 15)):
+        if cached is not None and cached[0] == key:
             return cached[1]
         nodes = self._aggregate_view(view, now)
         rendered = [(n, dumps(n)) for n in nodes]
-        self._aggregates[view] = ((self.version, int(now // 15)), rendered)
+        self._aggregates[view] = (key, rendered)
         return rendered
 
     def _aggregate_view(self, view: str, now: float) -> list[NodeDict]:
