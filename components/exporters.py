@@ -12,6 +12,7 @@ import pulumi
 from components import k8s as kx
 from components import security as sec
 from components.settings import ExportersSettings
+from orchestrator.contracts import probe as names
 from orchestrator.contracts import tiers
 from orchestrator.contracts.probe import EXPORTER_MARATHON_PORT, EXPORTER_MESOS_PORT
 
@@ -19,6 +20,29 @@ TIER = tiers.EXPORTERS
 UID = 10001  # the services image's unprivileged user
 MESOS_SECRET_DIR = "/var/run/secrets/mesos"
 MARATHON_SECRET_DIR = "/var/run/secrets/marathon"
+
+
+RUNBOOK = "https://github.com/orchestrator/orchestrator/blob/main/docs/runbooks/probe-and-exporters.md"
+
+
+def _alert(name: str, expr: str, for_: str, summary: str) -> dict[str, Any]:
+    return {"alert": name, "expr": expr, "for": for_, "labels": {"severity": "warning"},
+            "annotations": {"summary": summary, "runbook_url": f"{RUNBOOK}#{name.lower()}"}}
+
+
+def alert_rule_group() -> dict[str, Any]:
+    """Alerts on our exporters and probes (the monitoring tier includes this group), each with its runbook."""
+    cpu = f"max by (namespace, pod) (rate({names.PROBE_CPU_SECONDS}[5m]))"
+    rss = f"max by (namespace, pod) ({names.PROBE_RSS_BYTES})"
+    return {"name": "orchestrator-probe-exporters", "rules": [
+        # The seed's budget per probe: < 5 % of one core and < 100 MB (docs/probe.md has the measured cost).
+        _alert("ProbeCostHigh", f"{cpu} > {names.PROBE_CPU_TARGET_CORES} or {rss} > {names.PROBE_RSS_TARGET_BYTES}",
+               "15m", "Probe {{ $labels.pod }} uses more than 5 % of a core or 100 MB."),
+        _alert("ExporterScrapeErrors",
+               f"sum by (exporter, target) (increase({names.EXPORTER_SCRAPE_ERRORS}[10m])) > 3", "5m",
+               "The {{ $labels.exporter }} exporter failed to read {{ $labels.target }} more than 3 times in "
+               "10 minutes."),
+    ]}
 
 
 def mesos_args(e: ExportersSettings, masters: list[str], auth: bool) -> list[str]:

@@ -15,7 +15,6 @@ TIER = tiers.MESOS_MASTER
 UID = 65534  # the master needs no root: it only writes its work_dir
 WORK_DIR = "/var/lib/mesos/master"
 AUTH_DIR = sec.MESOS_AUTH_DIR
-EXPORTER_PORT = 9105
 
 
 def master_flags(platform: kx.PlatformContext, m: MesosMasterSettings, zk_url: str, headless: str) -> list[str]:
@@ -69,17 +68,17 @@ class MesosMasters(pulumi.ComponentResource):
         platform, m = args.platform, args.mesos_master
         t = kx.TierContext.of(self, TIER, name, platform)
 
-        ports = [kx.service_port("http", m.port), kx.service_port("metrics", EXPORTER_PORT)]
+        # Metrics: the exporters tier reads every master's /metrics/snapshot over "http" (no sidecar).
+        ports = [kx.service_port("http", m.port)]
         self.headless = t.headless_service(ports)
         self.service = t.cluster_service([kx.service_port("http", m.port)])
         self.pdb = t.disruption_budget()
         account = t.service_account()
-        self.peer = sec.Peer.of(t, {"http": m.port, "metrics": EXPORTER_PORT})
+        self.peer = sec.Peer.of(t, {"http": m.port})
         self.flows = [
             sec.Flow(TIER, TIER, "http", "masters replicate the registry log and elect through each other"),
             sec.Flow(tiers.MESOS_AGENT, TIER, "http", "agents register with the leading master"),
             sec.Flow(tiers.MARATHON, TIER, "http", "Marathon's scheduler driver talks to the leading master"),
-            sec.Flow(tiers.PROMETHEUS, TIER, "metrics", "scrape the Mesos exporter"),
             sec.Flow(sec.CLIENTS, TIER, "http", "users and automation call the Mesos API and UI"),
         ]
 
@@ -89,15 +88,11 @@ class MesosMasters(pulumi.ComponentResource):
         volumes: list[dict[str, Any]] = [{"name": "tmp", "empty_dir": {}}]
         master_mounts: list[dict[str, Any]] = [{"name": "work", "mount_path": WORK_DIR},
                                                {"name": "tmp", "mount_path": "/tmp"}]
-        exporter_env: list[dict[str, Any]] = []
         if args.auth_secret is not None:
             volume, mount = kx.secret_volume("auth", args.auth_secret, ("zk", "credentials", "http-credentials"),
                                              AUTH_DIR)
             volumes.append(volume)
             master_mounts.append(mount)
-            # The exporter reads /metrics/snapshot, which now needs the admin principal.
-            exporter_env = [{"name": "MESOS_EXPORTER_USERNAME", "value": sec.HTTP_ADMIN},
-                            kx.secret_env("MESOS_EXPORTER_PASSWORD", args.auth_secret, "http-password")]
         master = kx.container({
             "name": "mesos-master",
             "image": m.image,
@@ -109,24 +104,12 @@ class MesosMasters(pulumi.ComponentResource):
             "readiness_probe": kx.http_probe("/master/health", "http", initial_delay=10),
             "volume_mounts": master_mounts,
         }, m.resources)
-        # Mesos speaks JSON (/metrics/snapshot); the exporter translates it for Prometheus
-        # (mesos_master_elected, mesos_master_slaves_state, mesos_master_task_states_exit_total...).
-        exporter = kx.container({
-            "name": "exporter",
-            "image": m.exporter_image,
-            "args": [f"-master=http://127.0.0.1:{m.port}", f"-addr=:{EXPORTER_PORT}"],
-            "env": exporter_env,
-            "ports": [{"name": "metrics", "container_port": EXPORTER_PORT}],
-            "liveness_probe": kx.http_probe("/metrics", "metrics", initial_delay=10, period=30),
-            "readiness_probe": kx.tcp_probe("metrics", initial_delay=5, period=30),
-        }, m.exporter_resources)
         # The replicated-log registry: a quorum of masters, each with its durable work_dir.
         self.statefulset = t.quorum_statefulset(
             self.headless, m.replicas,
-            t.pod_spec(account, [master, exporter], uid=UID, spread=True, volumes=volumes),
+            t.pod_spec(account, [master], uid=UID, spread=True, volumes=volumes),
             [kx.volume_claim("work", m.storage, m.storage_class)],
-            kx.checkov_skips(m.resources, CKV_K8S_35="the exporter reads its Mesos password only from the "
-                                                     "environment (MESOS_EXPORTER_PASSWORD), set from the Secret"))
+            kx.checkov_skips(m.resources))
 
         self.http_url = t.url(self.service, m.port)
         self.register_outputs({"zk_url": self.zk_url, "http_url": self.http_url})

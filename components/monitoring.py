@@ -12,8 +12,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from components import exporters, marathon_scaler
 from components import k8s as kx
-from components import marathon_scaler
 from components import security as sec
 from components.settings import MonitoringSettings
 from orchestrator.contracts import tiers
@@ -57,8 +57,12 @@ def prometheus_config(platform: kx.PlatformContext, mon: MonitoringSettings) -> 
         {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{mon.port}"]}]},
         {"job_name": "zookeeper", "kubernetes_sd_configs": sd(),
          "relabel_configs": _keep_component("zookeeper", "metrics") + _POD_LABELS},
+        # Our exporters (components/exporters.py) scrape every master and agent; the job keeps the name the
+        # alert rules select ("mesos-master"), the series carry the master in a `master` label.
         {"job_name": "mesos-master", "kubernetes_sd_configs": sd(),
-         "relabel_configs": _keep_component("mesos-master", "metrics") + _POD_LABELS},
+         "relabel_configs": _keep_component("exporters", "mesos-metrics") + _POD_LABELS},
+        {"job_name": "marathon-exporter", "kubernetes_sd_configs": sd(),
+         "relabel_configs": _keep_component("exporters", "marathon-metrics") + _POD_LABELS},
         {"job_name": "marathon", "metrics_path": "/metrics/prometheus", "kubernetes_sd_configs": sd(),
          "relabel_configs": _keep_component("marathon", "http") + _POD_LABELS,
          **({"basic_auth": {"username": sec.HTTP_ADMIN, "password_file": MARATHON_PASSWORD_FILE}}
@@ -141,6 +145,7 @@ def alert_rules(zookeeper_replicas: int) -> dict[str, Any]:
                    "Probe {{ $labels.probe }} has not reported for more than 5 minutes."),
         ]},
         marathon_scaler.alert_rule_group(),
+        exporters.alert_rule_group(),
     ]}
 
 

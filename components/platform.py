@@ -10,12 +10,14 @@ import pulumi_kubernetes as k8s
 
 from components import k8s as kx
 from components.gitops import GitOps, GitOpsApplications, GitOpsApplicationsArgs, GitOpsArgs, Tier
+from components.exporters import Exporters, ExportersArgs
 from components.marathon import Marathon, MarathonArgs
 from components.marathon_scaler import MarathonScaler, MarathonScalerArgs
 from components.mesos_agent import MesosAgents, MesosAgentsArgs
 from components.mesos_master import MesosMasters, MesosMastersArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.orchestrator_service import OrchestratorService, OrchestratorServiceArgs
+from components.probe import Probe, ProbeArgs
 from components.security import (
     Flow,
     NetworkSecurity,
@@ -119,8 +121,16 @@ class Platform(pulumi.ComponentResource):
             ctx, s.monitoring, s.zookeeper.replicas, auth.get("prometheus-scrape-auth")), in_ns)
         service = OrchestratorService(tiers.ORCHESTRATOR_SERVICE.id, OrchestratorServiceArgs(
             ctx, s.service, monitoring.url, s.monitoring.scrape_interval, s.security.rollouts_namespace), in_ns)
+        # Every master by its stable name: each answers its own /metrics/snapshot.
+        master_urls = masters.headless.metadata["name"].apply(lambda headless: [
+            f"http://{tiers.MESOS_MASTER.id}-{i}.{ctx.service_fqdn(headless)}:{s.mesos_master.port}"
+            for i in range(s.mesos_master.replicas)])
+        exporters = Exporters(tiers.EXPORTERS.id, ExportersArgs(
+            ctx, s.exporters, master_urls, marathon.url, auth.get("mesos-master-auth"), auth.get("marathon-auth")),
+            in_ns)
         built: list[ZooKeeperEnsemble | MesosMasters | MesosAgents | Marathon | Monitoring | OrchestratorService
-                    | ZkSync | MarathonScaler] = [zookeeper, masters, agents, marathon, monitoring, service]
+                    | ZkSync | MarathonScaler | Exporters | Probe] = [
+            zookeeper, masters, agents, marathon, monitoring, service, exporters]
         if tiers.ZK_SYNC.enabled(s):  # during a migration onto this platform's ensemble (docs/migration.md)
             built.append(ZkSync(tiers.ZK_SYNC.id, ZkSyncArgs(
                 ctx, s.zk_sync, s.service.image, zookeeper.connect_string, auth.get("zk-sync-auth")), in_ns))
@@ -128,6 +138,10 @@ class Platform(pulumi.ComponentResource):
             built.append(MarathonScaler(tiers.MARATHON_SCALER.id, MarathonScalerArgs(
                 ctx, s.marathon_scaler, s.service.image, marathon.url, monitoring.url, auth.get("marathon-auth")),
                 in_ns))
+        if tiers.PROBE.enabled(s):  # every node reports to the API (docs/probe.md); settings require auth
+            built.append(Probe(tiers.PROBE.id, ProbeArgs(
+                ctx, s.probe, s.service.image, s.probe.api_url or service.url, auth["probe-token"],
+                s.mesos_agent.port), in_ns))
         peers: list[Peer] = [c.peer for c in built]
         flows: list[Flow] = [f for c in built for f in c.flows]
         disabled = frozenset(t for t in tiers.TIERS if not t.enabled(s))

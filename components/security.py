@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as kx
-from components.settings import CONFIG_NAMESPACE, SECRET_KEYS, PlatformSettings, SecuritySettings
+from components.settings import CONFIG_NAMESPACE, PROBE_TOKEN_KEY, SECRET_KEYS, PlatformSettings, SecuritySettings
 from orchestrator.contracts import tiers
 from orchestrator.contracts.tiers import TierSpec
 
@@ -36,6 +36,7 @@ class Credentials:
     mesos_agent_secret: pulumi.Output[str]
     mesos_http_password: pulumi.Output[str]
     marathon_http_password: pulumi.Output[str]
+    probe_token: pulumi.Output[str] | None = None  # with probe.enabled
 
 
 def read_credentials(settings: PlatformSettings) -> Credentials | None:
@@ -43,7 +44,8 @@ def read_credentials(settings: PlatformSettings) -> Credentials | None:
     if not settings.auth_enabled:
         return None
     config = pulumi.Config(CONFIG_NAMESPACE)
-    return Credentials(**{key: config.require_secret(key) for key in SECRET_KEYS})
+    probe_token = config.require_secret(PROBE_TOKEN_KEY) if settings.probe.enabled else None
+    return Credentials(**{key: config.require_secret(key) for key in SECRET_KEYS}, probe_token=probe_token)
 
 
 def secret(resource_name: str, name: str, namespace: str, labels: dict[str, str],
@@ -67,7 +69,7 @@ def secret_files(platform: kx.PlatformContext, mesos_zk_path: str, marathon_zk_p
         return pulumi.Output.all(**secrets).apply(lambda v: json.dumps(
             {"credentials": [{"principal": p, "secret": v[p]} for p in sorted(v)]}))
 
-    return {
+    files: dict[str, dict[str, Any]] = {
         "mesos-master-auth": {
             "namespace": platform.namespace,
             "zk": zk_url(ZK_MESOS_USER, creds.zookeeper_mesos_password, mesos_zk_path),
@@ -98,6 +100,10 @@ def secret_files(platform: kx.PlatformContext, mesos_zk_path: str, marathon_zk_p
                 lambda v: f"digest:{ZK_MESOS_USER}:{v[0]}\ndigest:{ZK_MARATHON_USER}:{v[1]}"),
         },
     }
+    if creds.probe_token is not None:
+        # The probes' API token (report:write), next to them in the agents namespace.
+        files["probe-token"] = {"namespace": platform.agents_namespace, "token": creds.probe_token}
+    return files
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ MAX_LIST = 64                # CIDR lists, namespaces, paths, selectors, canary 
 
 class ZooKeeperSettings(_Settings):
     replicas: int = Field(3, ge=1, le=MAX_ZOOKEEPER_SERVERS)
-    image: Image = "zookeeper:3.9.5"
+    image: Image = "zookeeper:3.9.3"
     storage: Quantity = "10Gi"
     storage_class: str | None = None
     heap_mb: int = Field(512, ge=64, le=MAX_HEAP_MB)
@@ -146,9 +146,6 @@ class MesosMasterSettings(_Settings):
     # --quorum other than the majority, only for the two-step change of the number of masters
     # (docs/quorum-changes.md): majority ≤ quorum_override ≤ replicas (checked below).
     quorum_override: int | None = Field(None, ge=1, le=MAX_MESOS_MASTERS)
-    # Sidecar translating /metrics/snapshot to Prometheus (github.com/mesos/mesos_exporter, v1.1.2).
-    exporter_image: Image = "mesos/mesos-exporter:v1.1.2"
-    exporter_resources: Resources = Resources(cpu_request="50m", memory_request="32Mi", memory_limit="64Mi")
 
     @property
     def quorum(self) -> int:
@@ -206,8 +203,36 @@ class MarathonSettings(_Settings):
     zk_path: str = Field("/marathon", pattern=r"^/[A-Za-z0-9_\-/]*[A-Za-z0-9_\-]$")
 
 
+class ExportersSettings(_Settings):
+    """`orchestrator exporter mesos|marathon` as one Deployment scraping over the network (docs/exporters.md).
+    Its own image setting: a services release does not have to roll the exporters, nor the masters."""
+
+    image: Image = "ghcr.io/orchestrator/orchestrator-services:0.1.0"
+    # /master/state at most this often (it is expensive on big clusters); snapshots are read every scrape.
+    state_interval_seconds: float = Field(30.0, ge=1, le=3600)
+    resources: Resources = Resources(cpu_request="50m", memory_request="96Mi", memory_limit="192Mi")
+
+
+class ProbeSettings(_Settings):
+    """`orchestrator probe` on every node (docs/probe.md). Off by default: it reports to the API with a
+    report:write token, the secret config `probe_token`, which the credentials tier (authentication on)
+    turns into the probes' Secret."""
+
+    enabled: bool = False
+    # The API's address; its host should resolve to every replica (a headless Service). None: the
+    # orchestrator service's Service.
+    api_url: str | None = Field(None, pattern=r"^https?://\S+$")
+    interval_seconds: float = Field(15.0, ge=1, le=300)
+    full_every: int = Field(4, ge=1, le=100)
+    metrics_port: Port = 9110
+    # Pod names, namespaces and labels from a watch of the node's pods (a ClusterRole: get/list/watch pods).
+    kubernetes: bool = True
+    priority_class: str | None = None
+    resources: Resources = Resources(cpu_request="50m", memory_request="64Mi", memory_limit="128Mi")
+
+
 class MonitoringSettings(_Settings):
-    image: Image = "prom/prometheus:v2.53.5"
+    image: Image = "prom/prometheus:v2.53.2"
     port: Port = 9090
     retention: Duration = "15d"
     storage: Quantity = "20Gi"
@@ -315,6 +340,11 @@ SECRET_KEYS = {
     "mesos_http_password": "HTTP basic-auth password of the `admin` principal on the masters' API",
     "marathon_http_password": "HTTP basic-auth password of the `admin` user on Marathon's API",
 }
+# Secret config keys of optional tiers: required only when their tier is on.
+PROBE_TOKEN_KEY = "probe_token"
+OPTIONAL_SECRET_KEYS = {
+    PROBE_TOKEN_KEY: "the API token (scope report:write) the probes publish with; required with probe.enabled",
+}
 
 
 class ZkSyncSettings(_Settings):
@@ -409,6 +439,8 @@ class PlatformSettings(_Settings):
     monitoring: MonitoringSettings = MonitoringSettings()
     security: SecuritySettings = SecuritySettings()
     zk_sync: ZkSyncSettings = ZkSyncSettings()
+    exporters: ExportersSettings = ExportersSettings()
+    probe: ProbeSettings = ProbeSettings()
     marathon_scaler: MarathonScalerSettings = MarathonScalerSettings()
     # direct: `pulumi up` applies every tier; gitops: it applies only the Argo CD project and root
     # Application, and Argo CD syncs the rendered tree from the repository (docs/delivery.md).
@@ -604,7 +636,7 @@ def settings_from_config(config: Mapping[str, str], source: str,
         if not full_key.startswith(prefix):
             continue
         key = full_key[len(prefix):]
-        if key in SECRET_KEYS:
+        if key in SECRET_KEYS or key in OPTIONAL_SECRET_KEYS:
             if full_key not in secret_keys:
                 problems.append(f"{full_key}: must be a secret: `pulumi config set --secret {key} <value>`")
             present_secrets.add(key)
@@ -631,6 +663,13 @@ def settings_from_config(config: Mapping[str, str], source: str,
         for key in sorted(set(SECRET_KEYS) - present_secrets):
             problems.append(f"{prefix}{key}: required when authentication is on (security.auth, default in "
                             f"production): `pulumi config set --secret {key} <value>` ({SECRET_KEYS[key]})")
+    if settings.probe.enabled:
+        if not settings.auth_enabled:
+            problems.append(f"{prefix}probe.enabled: needs authentication on (security.auth): the probes' "
+                            "token is a credential of the credentials tier")
+        if PROBE_TOKEN_KEY not in present_secrets:
+            problems.append(f"{prefix}{PROBE_TOKEN_KEY}: required with probe.enabled: `pulumi config set --secret "
+                            f"{PROBE_TOKEN_KEY} <value>` ({OPTIONAL_SECRET_KEYS[PROBE_TOKEN_KEY]})")
     if problems:
         raise SettingsError(source, problems)
     return settings

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from orchestrator.contracts import marathon_scaler as scaler
+from orchestrator.contracts import probe as probe_names
 from orchestrator.toolchain import checks
 from tests.support.harness import stack
 from tests.support.tools import require_tool
@@ -37,6 +38,8 @@ FRAMEWORKS = 'mesos_master_frameworks_state{job="mesos-master",pod="mesos-master
 MARATHON_UP = 'up{job="marathon",pod="marathon-0"}'
 SCALER_ERRORS, SCALER_LAST = scaler.ERRORS_TOTAL, scaler.LAST_CYCLE_TIMESTAMP
 SCALER_BUDGET, SCALER_CIRCUIT = scaler.HEAL_BUDGET_EXHAUSTED_TOTAL, scaler.HEAL_CIRCUIT_OPEN
+PROBE_CPU, PROBE_RSS = probe_names.PROBE_CPU_SECONDS, probe_names.PROBE_RSS_BYTES
+EXPORTER_ERRORS = probe_names.EXPORTER_SCRAPE_ERRORS
 
 # Prod renders a 3-server ensemble: quorum is 2.
 CASES = [
@@ -99,6 +102,18 @@ CASES = [
            "8m", {"scope": "cluster"}),
     silent("MarathonHealBudgetExhausted", [{"series": f'{SCALER_BUDGET}{{scope="cluster"}}', "values": "0x40"}],
            "8m"),
+    # Our probes and exporters (components/exporters.py): a probe over its budget, an unreadable target.
+    firing("ProbeCostHigh", [{"series": f'{PROBE_CPU}{{namespace="ns-agents",pod="probe-a"}}', "values": "0+9x120"}],
+           "25m", {"namespace": "ns-agents", "pod": "probe-a"}),  # 9 s of CPU per 15 s: 60 %
+    firing("ProbeCostHigh", [{"series": f'{PROBE_RSS}{{namespace="ns-agents",pod="probe-a"}}', "values": "2e8x120"}],
+           "25m", {"namespace": "ns-agents", "pod": "probe-a"}),
+    silent("ProbeCostHigh", [{"series": f'{PROBE_CPU}{{namespace="ns-agents",pod="probe-a"}}', "values": "0+0.3x120"},
+                             {"series": f'{PROBE_RSS}{{namespace="ns-agents",pod="probe-a"}}', "values": "7e7x120"}],
+           "25m"),  # 2 % and 70 MB: the measured cost
+    firing("ExporterScrapeErrors", [{"series": f'{EXPORTER_ERRORS}{{exporter="mesos",target="m-0:5050"}}',
+                                     "values": "0+1x60"}], "12m", {"exporter": "mesos", "target": "m-0:5050"}),
+    silent("ExporterScrapeErrors", [{"series": f'{EXPORTER_ERRORS}{{exporter="mesos",target="m-0:5050"}}',
+                                     "values": "0x20 1x40"}], "12m"),  # one failed scrape
     firing("MarathonHealCircuitOpen", [{"series": SCALER_CIRCUIT, "values": "0x4 1x20"}], "5m"),
     silent("MarathonHealCircuitOpen", [{"series": SCALER_CIRCUIT, "values": "0x4 1x4 0x20"}], "5m"),  # brief blip
 ]

@@ -69,7 +69,8 @@ def test_images_are_the_settings_images(compose, dev_settings):
     s = dev_settings
     expected = {"zookeeper": s.zookeeper.image, "mesos-master": s.mesos_master.image,
                 "mesos-agent": s.mesos_agent.image, "marathon": s.marathon.image,
-                "mesos-exporter": s.mesos_master.exporter_image, "prometheus": s.monitoring.image}
+                "mesos-exporter": s.exporters.image, "marathon-exporter": s.exporters.image,
+                "prometheus": s.monitoring.image}
     assert {name: svc["image"] for name, svc in compose["services"].items()} == expected
     for image in expected.values():
         assert ":" in image and not image.endswith(":latest")
@@ -109,7 +110,7 @@ def test_prometheus_reads_the_generated_files(compose):
              for t in sc["targets"]}
     assert hosts - {"localhost"} <= set(compose["services"]), "every scrape target is a compose service"
     assert {job["job_name"] for job in config["scrape_configs"]} == {"prometheus", "zookeeper", "mesos-master",
-                                                                    "marathon"}
+                                                                    "marathon", "marathon-exporter"}
 
 
 def test_checked_in_prometheus_files_do_not_drift():

@@ -12,7 +12,7 @@ from tests.support.netpol import Endpoint, allowed, workload_endpoints
 
 NODE_IP = "10.1.2.3"          # inside the default security.node_cidrs
 POD_NET = "100.64.0.0/24"     # outside them: pods are not nodes
-CORE = {"zookeeper", "mesos-master", "mesos-agent", "marathon", "prometheus", "orchestrator-service"}
+CORE = {"zookeeper", "mesos-master", "mesos-agent", "marathon", "prometheus", "orchestrator-service", "exporters"}
 PUBLIC = {("orchestrator-service", 8080)}  # the platform's public API: open to any source
 
 # (source, destination, port) the platform needs.
@@ -23,7 +23,10 @@ NEEDED = {
     ("mesos-agent", "mesos-master", 5050), ("mesos-master", "mesos-agent", 5051),
     ("marathon", "mesos-master", 5050), ("mesos-master", "marathon", 9000),
     ("marathon", "marathon", 8080),
-    ("prometheus", "zookeeper", 7000), ("prometheus", "mesos-master", 9105), ("prometheus", "marathon", 8080),
+    ("prometheus", "zookeeper", 7000), ("prometheus", "marathon", 8080),
+    # Our exporters read the masters, agents and Marathon; Prometheus scrapes the exporters.
+    ("exporters", "mesos-master", 5050), ("exporters", "mesos-agent", 5051), ("exporters", "marathon", 8080),
+    ("prometheus", "exporters", 9105), ("prometheus", "exporters", 9111),
     ("prometheus", "orchestrator-service", 8080),
 }
 

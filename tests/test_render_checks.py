@@ -67,7 +67,8 @@ def test_every_scrape_job_finds_the_pods_it_is_meant_for():
     targets = checks.discovered_targets(config, docs)
     assert [t.split(":", 1)[0] for t in targets["zookeeper"]] == ["StatefulSet orchestrator/zookeeper"]
     assert targets["zookeeper"][0].endswith(":metrics")
-    assert targets["mesos-master"] == ["StatefulSet orchestrator/mesos-master:exporter:metrics"]
+    assert targets["mesos-master"] == ["Deployment orchestrator/exporters:mesos:mesos-metrics"]
+    assert targets["marathon-exporter"] == ["Deployment orchestrator/exporters:marathon:marathon-metrics"]
     assert targets["marathon"] == ["Deployment orchestrator/marathon:marathon:http"]
     # A relabel rule that no longer matches the pods' labels is caught.
     broken = copy.deepcopy(config)

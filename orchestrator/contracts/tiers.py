@@ -80,6 +80,10 @@ ZK_SYNC = TierSpec("zk-sync", "zk_sync", wave=1, enabled_when="zk_sync.enabled")
 MESOS_AGENT = TierSpec("mesos-agent", "mesos_agent", namespace="agents", wave=2, privileged=True)
 MARATHON = TierSpec("marathon", "marathon", wave=2, ha_min=2)
 ORCHESTRATOR_SERVICE = TierSpec("orchestrator-service", "service", wave=3)
+# Our Mesos and Marathon exporters (they replace the masters' exporter sidecar); the probe on every node
+# (host PID and a hostPath: the agents namespace), off unless `probe.enabled`.
+EXPORTERS = TierSpec("exporters", "exporters", wave=2)
+PROBE = TierSpec("probe", "probe", namespace="agents", wave=3, privileged=True, enabled_when="probe.enabled")
 # One replica (Recreate): a second scaler would fight the first over instance counts.
 MARATHON_SCALER = TierSpec("marathon-scaler", "marathon_scaler", wave=3, enabled_when="marathon_scaler.enabled")
 # The credentials' Secrets: Pulumi applies them in both delivery modes (rendered redacted, never in git).
@@ -90,7 +94,7 @@ ARGOCD = TierSpec("argocd", "gitops", app="gitops", component="gitops")
 ARGOCD_APPS = TierSpec("argocd-apps", "gitops", app="gitops", component="gitops")
 
 TIERS: tuple[TierSpec, ...] = (NETWORK_POLICY, ZOOKEEPER, PROMETHEUS, MESOS_MASTER, ZK_SYNC, MESOS_AGENT,
-                               MARATHON, ORCHESTRATOR_SERVICE, MARATHON_SCALER, AUTH, ARGOCD, ARGOCD_APPS)
+                               MARATHON, EXPORTERS, ORCHESTRATOR_SERVICE, PROBE, MARATHON_SCALER, AUTH, ARGOCD, ARGOCD_APPS)
 BY_ID: dict[str, TierSpec] = {t.id: t for t in TIERS}
 
 
