@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# System tools the checks and tests run for real: promtool (Debian prometheus), ZooKeeper 3.8 + a JRE,
+# System tools the checks and tests run for real: promtool (Debian prometheus), amtool (Debian
+# prometheus-alertmanager), ZooKeeper 3.8 + a JRE,
 # docker-compose v1 (validates compose files without an engine), Node.js and Chromium (the web UI).
 set -euo pipefail
 need=()
 command -v promtool >/dev/null || need+=(prometheus)
+# amtool checks the Alertmanager configuration the monitoring tier renders.
+command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 command -v java >/dev/null || need+=(default-jre-headless)
 command -v docker-compose >/dev/null || need+=(docker-compose)
