@@ -136,6 +136,15 @@ describe('slot layout: positions computed once and kept', () => {
     expect(grouped.has('group:B')).toBe(true);
   });
 
+  it('a new view after an empty one is sized for what it holds', () => {
+    const layout = new SlotLayout();
+    layout.sync(graph([n('a0', 'A')]));
+    expect(layout.cellExtent).toBe(2 * 56); // room for 1.5 members: a 2 × 2 grid
+    layout.sync(graph([]));
+    layout.sync(graph(Array.from({ length: 40 }, (_, i) => n(`p${i}`, 'A'))));
+    expect(layout.cellExtent).toBe(8 * 56); // 40 × 1.5 = 60 members: 8 × 8
+  });
+
   it('a freed slot is reused by the next newcomer; the grid does not grow without end', () => {
     let g = graph([n('a'), n('b'), n('c')]);
     const layout = new SlotLayout();

@@ -20,12 +20,10 @@ function url(): string {
 
 /** Feed one server message to the store (also the benchmark's entry point: same code path). */
 export function handleMessage(raw: string, resubscribe: () => void): void {
-  // Cheap type sniff before the parse, so the timing starts at receipt.
-  if (raw.startsWith('{"type":"snapshot"') || raw.includes('"type": "snapshot"') || raw.includes('"type":"snapshot"')) {
-    markReceived('first-frame');
-  } else if (raw.includes('"type":"delta"') || raw.includes('"type": "delta"')) {
-    markReceived('update');
-  }
+  // Cheap type sniff before the parse, so the timing starts at receipt (the server writes `type` first).
+  const head = raw.slice(0, 48);
+  if (/"type":\s*"snapshot"/.test(head)) markReceived('first-frame');
+  else if (/"type":\s*"delta"/.test(head)) markReceived('update');
   const msg = JSON.parse(raw) as ServerMessage;
   switch (msg.type) {
     case 'ready':

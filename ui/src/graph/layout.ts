@@ -28,6 +28,10 @@ class SlotPool {
   release(slot: number): void {
     this.free.push(slot);
   }
+  reset(): void {
+    this.next = 0;
+    this.free = [];
+  }
   get size(): number {
     return this.next - this.free.length;
   }
@@ -54,7 +58,13 @@ export class SlotLayout {
       fresh.push({ id: node.id, cell: node.host !== undefined ? groupId(node.host) : node.id });
     }
     if (fresh.length === 0) return;
-    if (this.gridCols === 0) this.size(fresh);
+    // An empty layout (first snapshot, or a new view after the old one was cleared) is sized afresh from
+    // what arrives; otherwise the grid keeps its size so that nothing already placed moves.
+    if (this.cellOfNode.size === 0) {
+      this.cells.clear();
+      this.cellPool.reset();
+      this.size(fresh);
+    }
     // Deterministic placement for a batch: by cell, then by id.
     fresh.sort((a, b) => (a.cell === b.cell ? (a.id < b.id ? -1 : 1) : a.cell < b.cell ? -1 : 1));
     for (const { id, cell } of fresh) {
