@@ -1,6 +1,7 @@
 """The Marathon scaler as a platform tier: one replica of `orchestrator marathon run` (reconcile, autoscale and
-heal loops; docs/marathon-scaler.md), its config and the declared app definitions in a ConfigMap, its state on a
-volume of its own, Marathon's HTTP credentials from the credentials tier, its flows and alert rules."""
+heal loops; docs/marathon-scaler.md) holding a ZooKeeper lock, its state in znodes of its own (shared with the
+API's policy edits), its config and the declared app definitions in a ConfigMap, its ZooKeeper identity and
+Marathon's HTTP credentials from the credentials tier, its flows and alert rules."""
 from __future__ import annotations
 
 import json
@@ -20,7 +21,6 @@ from orchestrator.contracts import tiers
 TIER = tiers.MARATHON_SCALER
 UID = 10001  # the services image's unprivileged user
 CONFIG_DIR = "/etc/marathon-scaler"
-STATE_DIR = "/var/lib/marathon-scaler"
 AUTH_DIR = "/var/run/secrets/marathon-scaler"
 CONFIG_FILE, APPS_FILE = "scaler.yaml", "apps.json"
 RUNBOOK = "https://github.com/orchestrator/orchestrator/blob/main/docs/runbooks/marathon-scaler.md"
@@ -32,9 +32,10 @@ def scaler_config(s: MarathonScalerSettings) -> dict[str, Any]:
         mode="json", exclude_defaults=True)
 
 
-def run_args(s: MarathonScalerSettings, marathon_url: str, prometheus_url: str, auth: bool) -> list[str]:
+def run_args(s: MarathonScalerSettings, marathon_url: str, prometheus_url: str, zk_connect: str,
+             auth: bool) -> list[str]:
     args = ["marathon", "run", "--marathon", marathon_url, "--prometheus", prometheus_url,
-            "--config", f"{CONFIG_DIR}/{CONFIG_FILE}", "--state-dir", STATE_DIR,
+            "--config", f"{CONFIG_DIR}/{CONFIG_FILE}", "--zk", zk_connect, "--zk-path", s.zk_path,
             "--metrics-listen", f"0.0.0.0:{s.metrics_port}", "--reconcile-interval", f"{s.reconcile_seconds:g}"]
     if s.apps_dir is not None:
         args += ["--apps-file", f"{CONFIG_DIR}/{APPS_FILE}"]
@@ -71,7 +72,8 @@ class MarathonScalerArgs:
     image: str  # the services image (service.image)
     marathon_url: pulumi.Input[str]
     prometheus_url: pulumi.Input[str]
-    marathon_auth_secret: pulumi.Input[str] | None = None  # the Marathon tier's Secret (`http-credentials`)
+    zk_connect: pulumi.Input[str]
+    auth_secret: pulumi.Input[str] | None = None  # the credentials tier's `marathon-scaler-auth` Secret
 
 
 class MarathonScaler(pulumi.ComponentResource):
@@ -83,6 +85,7 @@ class MarathonScaler(pulumi.ComponentResource):
         self.peer = sec.Peer.of(t, {"metrics": s.metrics_port})
         self.flows = [
             sec.Flow(TIER, tiers.MARATHON, "http", "the scaler reads apps and deployments, scales, kills, reconciles"),
+            sec.Flow(TIER, tiers.ZOOKEEPER, "client", "the scaler's lock and state znodes"),
             sec.Flow(TIER, tiers.PROMETHEUS, "http", "the scaler queries app metrics and heal signals"),
             sec.Flow(tiers.PROMETHEUS, TIER, "metrics", "scrape the scaler (decisions, errors, heal circuit)"),
         ]
@@ -91,31 +94,25 @@ class MarathonScaler(pulumi.ComponentResource):
             data[APPS_FILE] = configmap_data(load_apps(s.apps_dir))[APPS_FILE]
         config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=t.metadata(f"{name}-config"), data=data,
                                        opts=t.opts)
-        claim = k8s.core.v1.PersistentVolumeClaim(
-            f"{name}-state", metadata=t.metadata(f"{name}-state"),
-            spec=kx.volume_claim(f"{name}-state", s.state_storage, s.storage_class)["spec"], opts=t.opts)
-        volumes: list[dict[str, Any]] = [
-            {"name": "config", "config_map": {"name": config.metadata["name"]}},
-            {"name": "state", "persistent_volume_claim": {"claim_name": claim.metadata["name"]}},
-        ]
-        mounts: list[dict[str, Any]] = [
-            {"name": "config", "mount_path": CONFIG_DIR, "read_only": True},
-            {"name": "state", "mount_path": STATE_DIR},
-        ]
-        auth = args.marathon_auth_secret is not None
-        if args.marathon_auth_secret is not None:
-            # Only Marathon's HTTP credentials: the scaler never sees the ZooKeeper or Mesos secrets.
-            volume, mount = kx.secret_volume("marathon-auth", args.marathon_auth_secret, ("http-credentials",),
-                                             AUTH_DIR)
+        volumes: list[dict[str, Any]] = [{"name": "config", "config_map": {"name": config.metadata["name"]}}]
+        mounts: list[dict[str, Any]] = [{"name": "config", "mount_path": CONFIG_DIR, "read_only": True}]
+        env: list[dict[str, Any]] = []
+        auth = args.auth_secret is not None
+        if args.auth_secret is not None:
+            # Its own ZooKeeper digest identity (creator-only state znodes) and Marathon's HTTP credentials:
+            # nothing of the Mesos or Marathon ZooKeeper users.
+            env.append(kx.secret_env("ORCHESTRATOR_ZK_AUTH", args.auth_secret, "zk-auth"))
+            volume, mount = kx.secret_volume("auth", args.auth_secret, ("http-credentials",), AUTH_DIR)
             volumes.append(volume)
             mounts.append(mount)
-        command_args = pulumi.Output.all(args.marathon_url, args.prometheus_url).apply(
-            lambda urls: run_args(s, urls[0], urls[1], auth))
+        command_args = pulumi.Output.all(args.marathon_url, args.prometheus_url, args.zk_connect).apply(
+            lambda v: run_args(s, v[0], v[1], v[2], auth))
         container = kx.container({
             "name": "marathon-scaler",
             "image": args.image,
             "command": ["orchestrator"],
             "args": command_args,
+            "env": env,
             "ports": [{"name": "metrics", "container_port": s.metrics_port}],
             "volume_mounts": mounts,
             "liveness_probe": kx.http_probe("/metrics", "metrics", initial_delay=30),
@@ -123,10 +120,12 @@ class MarathonScaler(pulumi.ComponentResource):
         }, s.resources)
         self.deployment = t.deployment(
             1,
-            # Never two scalers: the old pod stops (and releases the volume) before the new one starts.
+            # Never two scalers: the old pod stops before the new one starts (the ZooKeeper lock guards as well).
             {"type": "Recreate"},
             t.pod_spec(account, [container], uid=UID, spread=None, volumes=volumes),
-            annotations=kx.checkov_skips(s.resources),
+            annotations=kx.checkov_skips(s.resources, **({"CKV_K8S_35": "the scaler takes its ZooKeeper digest "
+                                                           "identity from the environment, set from the Secret"}
+                                                        if auth else {})),
             template_annotations={**kx.scrape_annotations(s.metrics_port, "/metrics"),
                                   "orchestrator.io/config-sha": kx.content_hash(json.dumps(data, sort_keys=True))})
         self.register_outputs({"deployment": self.deployment.metadata["name"]})

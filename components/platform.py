@@ -136,8 +136,8 @@ class Platform(pulumi.ComponentResource):
                 ctx, s.zk_sync, s.service.image, zookeeper.connect_string, auth.get("zk-sync-auth")), in_ns))
         if tiers.MARATHON_SCALER.enabled(s):  # autoscale, heal and reconcile Marathon apps (docs/marathon-scaler.md)
             built.append(MarathonScaler(tiers.MARATHON_SCALER.id, MarathonScalerArgs(
-                ctx, s.marathon_scaler, s.service.image, marathon.url, monitoring.url, auth.get("marathon-auth")),
-                in_ns))
+                ctx, s.marathon_scaler, s.service.image, marathon.url, monitoring.url, zookeeper.connect_string,
+                auth.get("marathon-scaler-auth")), in_ns))
         if tiers.PROBE.enabled(s):  # every node reports to the API (docs/probe.md); settings require auth
             built.append(Probe(tiers.PROBE.id, ProbeArgs(
                 ctx, s.probe, s.service.image, s.probe.api_url or service.url, auth["probe-token"],

@@ -14,12 +14,20 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as kx
-from components.settings import CONFIG_NAMESPACE, PROBE_TOKEN_KEY, SECRET_KEYS, PlatformSettings, SecuritySettings
+from components.settings import (
+    CONFIG_NAMESPACE,
+    PROBE_TOKEN_KEY,
+    SCALER_ZK_PASSWORD_KEY,
+    SECRET_KEYS,
+    PlatformSettings,
+    SecuritySettings,
+)
 from orchestrator.contracts import tiers
 from orchestrator.contracts.tiers import TierSpec
 
 # Principals and users the platform's components authenticate as.
 ZK_MESOS_USER, ZK_MARATHON_USER = "mesos", "marathon"
+ZK_SCALER_USER = "marathon-scaler"  # the Marathon scaler's own digest user: its state znodes are creator-only
 MARATHON_PRINCIPAL, AGENT_PRINCIPAL, HTTP_ADMIN = "marathon", "agent", "admin"
 # Where Mesos masters and agents read their credential files (mounted from their Secrets).
 MESOS_AUTH_DIR = "/etc/mesos/auth"
@@ -37,6 +45,7 @@ class Credentials:
     mesos_http_password: pulumi.Output[str]
     marathon_http_password: pulumi.Output[str]
     probe_token: pulumi.Output[str] | None = None  # with probe.enabled
+    zookeeper_scaler_password: pulumi.Output[str] | None = None  # with marathon_scaler.enabled
 
 
 def read_credentials(settings: PlatformSettings) -> Credentials | None:
@@ -45,7 +54,9 @@ def read_credentials(settings: PlatformSettings) -> Credentials | None:
         return None
     config = pulumi.Config(CONFIG_NAMESPACE)
     probe_token = config.require_secret(PROBE_TOKEN_KEY) if settings.probe.enabled else None
-    return Credentials(**{key: config.require_secret(key) for key in SECRET_KEYS}, probe_token=probe_token)
+    scaler = config.require_secret(SCALER_ZK_PASSWORD_KEY) if settings.marathon_scaler.enabled else None
+    return Credentials(**{key: config.require_secret(key) for key in SECRET_KEYS}, probe_token=probe_token,
+                       zookeeper_scaler_password=scaler)
 
 
 def secret(resource_name: str, name: str, namespace: str, labels: dict[str, str],
@@ -103,6 +114,13 @@ def secret_files(platform: kx.PlatformContext, mesos_zk_path: str, marathon_zk_p
     if creds.probe_token is not None:
         # The probes' API token (report:write), next to them in the agents namespace.
         files["probe-token"] = {"namespace": platform.agents_namespace, "token": creds.probe_token}
+    if creds.zookeeper_scaler_password is not None:
+        # The scaler's ZooKeeper identity (ORCHESTRATOR_ZK_AUTH format) and Marathon's HTTP credentials.
+        files["marathon-scaler-auth"] = {
+            "namespace": platform.namespace,
+            "zk-auth": creds.zookeeper_scaler_password.apply(lambda pw: f"digest:{ZK_SCALER_USER}:{pw}"),
+            "http-credentials": creds.marathon_http_password.apply(lambda pw: f"{HTTP_ADMIN}:{pw}"),
+        }
     return files
 
 

@@ -50,11 +50,11 @@ def test_one_recreate_replica_running_the_cli_contract(apps_dir, tmp_path):
     assert (args.command, args.marathon_command) == ("marathon", "run")
     assert args.marathon == ["http://marathon.p.svc.cluster.local:8080"]
     assert args.prometheus == "http://prometheus.p.svc.cluster.local:9090"
-    assert args.state_dir and args.apps_file and not args.allow_delete and not args.dry_run
-    assert args.marathon_credentials_file is None  # no auth in this stack: no credentials
+    assert args.zk.startswith("zookeeper-0.zookeeper-headless.p.svc.cluster.local:2181")
+    assert args.zk_path == "/orchestrator/marathon-scaler" and args.state_dir is None  # state in znodes
+    assert args.apps_file and not args.allow_delete and not args.dry_run
+    assert args.marathon_credentials_file is None and not container.get("env")  # no auth: no credentials
     assert dep["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9108"
-    claim = named(docs, "PersistentVolumeClaim", "marathon-scaler-state")
-    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
 
     # The ConfigMap's files are what the daemon reads: the config and the declared apps round-trip.
     data = named(docs, "ConfigMap", "marathon-scaler-config")["data"]
@@ -70,25 +70,40 @@ def test_one_recreate_replica_running_the_cli_contract(apps_dir, tmp_path):
         "marathon-scaler")]) == []
 
 
-def test_marathon_credentials_only_when_auth_is_on(apps_dir):
+SECRETS = ("zookeeper_mesos_password", "zookeeper_marathon_password", "mesos_marathon_secret", "mesos_agent_secret",
+           "mesos_http_password", "marathon_http_password")
+
+
+def test_its_own_zookeeper_identity_and_marathon_credentials_when_auth_is_on(apps_dir):
     from orchestrator.toolchain.render import SCOPE_CONFIG, build_manifests, run_program
 
     config = {"orchestrator:namespace": "p", "orchestrator:security": '{"auth": true}',
               "orchestrator:marathon_scaler": json.dumps({"enabled": True, "apps_dir": apps_dir}),
               SCOPE_CONFIG: "tree"}
-    secrets = {f"orchestrator:{k}": "x" for k in ("zookeeper_mesos_password", "zookeeper_marathon_password",
-                                                  "mesos_marathon_secret", "mesos_agent_secret",
-                                                  "mesos_http_password", "marathon_http_password")}
+    secrets = {f"orchestrator:{k}": "s3cr3t-Value" for k in (*SECRETS, "zookeeper_scaler_password")}
     docs = build_manifests(run_program("unit", {**config, **secrets}, list(secrets))).manifests
     spec = named(docs, "Deployment", "marathon-scaler")["spec"]["template"]["spec"]
-    secret_volumes = [v for v in spec["volumes"] if "secret" in v]
-    assert secret_volumes == [{"name": "marathon-auth", "secret": {
-        "secretName": "marathon-auth", "defaultMode": 0o440,
-        "items": [{"key": "http-credentials", "path": "http-credentials"}]}}]  # nothing else of the Secret
-    args = spec["containers"][0]["args"]
+    container = spec["containers"][0]
+    assert container["env"] == [{"name": "ORCHESTRATOR_ZK_AUTH",
+                                 "valueFrom": {"secretKeyRef": {"name": "marathon-scaler-auth", "key": "zk-auth"}}}]
+    assert [v for v in spec["volumes"] if "secret" in v] == [{"name": "auth", "secret": {
+        "secretName": "marathon-scaler-auth", "defaultMode": 0o440,
+        "items": [{"key": "http-credentials", "path": "http-credentials"}]}}]
+    args = container["args"]
     assert args[args.index("--marathon-credentials-file") + 1].endswith("/http-credentials")
-    assert "x" not in args and not spec["containers"][0].get("env")  # never the password itself
+    secret = named(docs, "Secret", "marathon-scaler-auth")
+    assert set(secret["stringData"]) == {"zk-auth", "http-credentials"}  # its own user; no Mesos/Marathon ZK user
+    assert "s3cr3t-Value" not in json.dumps(docs) and "s3cr3t-Value" not in " ".join(args)  # rendered redacted
     assert checks.reference_problems(docs) == []
+
+
+def test_auth_on_requires_the_scalers_own_zookeeper_password(apps_dir):
+    config = {"orchestrator:security": '{"auth": true}',
+              "orchestrator:marathon_scaler": json.dumps({"enabled": True, "apps_dir": apps_dir})}
+    secrets = {f"orchestrator:{k}": "x" for k in SECRETS}
+    with pytest.raises(SettingsError) as err:
+        settings_from_config({**config, **secrets}, "Pulumi.x.yaml", set(secrets))
+    assert "orchestrator:zookeeper_scaler_password: required with marathon_scaler.enabled" in str(err.value)
 
 
 def test_flows(apps_dir):
@@ -96,8 +111,8 @@ def test_flows(apps_dir):
     eps = {e.name: e for e in workload_endpoints(docs, "10.1.2.3", "100.64.0.0/24")}
     scaler, marathon, prom = eps["marathon-scaler"], eps["marathon"], eps["prometheus"]
     assert allowed(docs, scaler, marathon, 8080) and allowed(docs, scaler, prom, 9090)
-    assert allowed(docs, prom, scaler, 9108)
-    assert not allowed(docs, scaler, eps["zookeeper"], 2181) and not allowed(docs, scaler, eps["mesos-master"], 5050)
+    assert allowed(docs, prom, scaler, 9108) and allowed(docs, scaler, eps["zookeeper"], 2181)
+    assert not allowed(docs, scaler, eps["mesos-master"], 5050) and not allowed(docs, scaler, eps["zookeeper"], 2888)
     assert not allowed(docs, marathon, scaler, 9108)
 
 
