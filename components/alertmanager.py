@@ -27,13 +27,19 @@ INHIBITIONS: list[tuple[str, str]] = [
 ]
 
 
+Severity = Literal["critical", "warning"]
+
+
+def _all_severities() -> list[Severity]:
+    return ["critical", "warning"]
+
+
 class Receiver(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     # Alerts of these severities go here (the rules use critical and warning).
-    severities: list[Literal["critical", "warning"]] = Field(default_factory=lambda: ["critical", "warning"],
-                                                             min_length=1)
+    severities: list[Severity] = Field(default_factory=_all_severities, min_length=1)
     slack_channel: str | None = Field(None, pattern=r"^[#@][\w.-]+$")  # the API URL is the secret file
     email_to: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")
     webhook_url: str | None = Field(None, pattern=r"^https?://\S+$")
