@@ -69,6 +69,11 @@ def test_overrides_and_state_are_creator_only_for_the_scalers_digest_user(ensemb
         assert PolicyStore(ZkStore(owner, "/t2/scaler")).overrides()["/shop/web"].max_instances == 6
         with pytest.raises(NoAuthError):
             other.get("/t2/scaler/overrides")
+        with pytest.raises(NoAuthError):
+            other.create("/t2/scaler/planted", b"x")
+        other.create("/t2/other-service", b"")  # the shared ancestor still takes other services' subtrees
+        with pytest.raises(NoAuthError):
+            other.delete("/t2/scaler", recursive=False)
     finally:
         for zk in (owner, other):
             zk.stop()

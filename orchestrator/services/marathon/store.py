@@ -22,6 +22,7 @@ For the API (issue 10)::
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -122,9 +123,21 @@ class ZkStore:
     """Znodes `<path>/state` and `<path>/overrides` (kazoo client given, already started and authenticated)."""
 
     def __init__(self, client: Any, path: str) -> None:
+        from kazoo.exceptions import NodeExistsError
+        from kazoo.security import ACL, ANYONE_ID_UNSAFE, Permissions
+
         self.client = client
         self.path = "/" + path.strip("/")
-        client.ensure_path(self.path)
+        # Ancestors (e.g. /orchestrator) are shared with other services: anyone may read them and create their
+        # own subtree there, nobody else may delete ours. Our own node takes the client's default ACL
+        # (creator-only for the scaler's digest user).
+        shared = [ACL(Permissions.READ | Permissions.CREATE, ANYONE_ID_UNSAFE)]
+        parts = self.path.strip("/").split("/")
+        for depth in range(1, len(parts) + 1):
+            node = "/" + "/".join(parts[:depth])
+            if client.exists(node) is None:
+                with contextlib.suppress(NodeExistsError):  # created meanwhile by another service
+                    client.create(node, b"", acl=shared if depth < len(parts) else None)
 
     def read(self, name: str) -> tuple[dict[str, Any], int]:
         from kazoo.exceptions import NoNodeError
