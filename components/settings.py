@@ -132,6 +132,11 @@ class ZooKeeperSettings(_Settings):
     max_client_cnxns: int = Field(60, ge=0, le=100_000)  # 0: unlimited (ZooKeeper's meaning)
     autopurge_snap_retain_count: int = Field(3, ge=3, le=1000)
     autopurge_purge_interval_hours: int = Field(1, ge=1, le=8760)
+    # TLS (docs/zookeeper-tls.md): a Secret of type kubernetes.io/tls with tls.crt, tls.key and ca.crt (what
+    # cert-manager issues), for quorum TLS and a secure client port. The plain client_port stays for Mesos
+    # and Marathon, whose ZooKeeper clients cannot speak TLS. None: no TLS.
+    tls_secret: DnsLabel | None = None
+    secure_client_port: Port = 2281
 
 
 class MesosMasterSettings(_Settings):
@@ -342,11 +347,8 @@ SECRET_KEYS = {
 }
 # Secret config keys of optional tiers: required only when their tier is on.
 PROBE_TOKEN_KEY = "probe_token"
-SCALER_ZK_PASSWORD_KEY = "zookeeper_scaler_password"
 OPTIONAL_SECRET_KEYS = {
     PROBE_TOKEN_KEY: "the API token (scope report:write) the probes publish with; required with probe.enabled",
-    SCALER_ZK_PASSWORD_KEY: "ZooKeeper digest password of the `marathon-scaler` user (the scaler's state znodes); "
-                            "required with marathon_scaler.enabled when authentication is on",
 }
 
 
@@ -375,9 +377,7 @@ class ZkSyncSettings(_Settings):
 
 class MarathonScalerSettings(_Settings):
     """The Marathon scaler (`orchestrator marathon run`: autoscale, heal, reconcile; docs/marathon-scaler.md).
-    One active instance through a ZooKeeper lock; its state (stabilization history, scale intents, heal budgets,
-    operators' overrides) in znodes of its own under `zk_path`, as the digest user `marathon-scaler` when
-    authentication is on."""
+    One replica (Recreate) with its state on a volume of its own."""
 
     enabled: bool = False
     # Directory of Marathon app definitions in the repository (relative to the project), rendered into the
@@ -391,7 +391,8 @@ class MarathonScalerSettings(_Settings):
     sync_seconds: float = Field(15.0, gt=0, le=600)
     reconcile_seconds: float = Field(60.0, gt=0, le=3600)
     metrics_port: Port = SCALER_METRICS_PORT
-    zk_path: str = Field("/orchestrator/marathon-scaler", pattern=r"^(/[A-Za-z0-9._-]+)+$")
+    state_storage: Quantity = "1Gi"
+    storage_class: str | None = None
     resources: Resources = Resources(cpu_request="50m", memory_request="128Mi", memory_limit="256Mi")
 
     @field_validator("policies", "heal", mode="before")
@@ -674,10 +675,6 @@ def settings_from_config(config: Mapping[str, str], source: str,
         if PROBE_TOKEN_KEY not in present_secrets:
             problems.append(f"{prefix}{PROBE_TOKEN_KEY}: required with probe.enabled: `pulumi config set --secret "
                             f"{PROBE_TOKEN_KEY} <value>` ({OPTIONAL_SECRET_KEYS[PROBE_TOKEN_KEY]})")
-    if settings.marathon_scaler.enabled and settings.auth_enabled and SCALER_ZK_PASSWORD_KEY not in present_secrets:
-        problems.append(f"{prefix}{SCALER_ZK_PASSWORD_KEY}: required with marathon_scaler.enabled when "
-                        f"authentication is on: `pulumi config set --secret {SCALER_ZK_PASSWORD_KEY} <value>` "
-                        f"({OPTIONAL_SECRET_KEYS[SCALER_ZK_PASSWORD_KEY]})")
     if problems:
         raise SettingsError(source, problems)
     return settings

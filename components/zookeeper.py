@@ -26,6 +26,11 @@ TEMPLATE_DIR = "/conf-template"  # the ConfigMap: the rendered zoo.cfg
 # config files next to it) on every reconfiguration.
 LIVE_CONF = f"{DATA_DIR}/conf/zoo.cfg"
 SUPERUSER_DIR = "/etc/zookeeper-superuser"
+TLS_DIR = "/etc/zookeeper-tls"  # the TLS Secret: tls.crt, tls.key, ca.crt (PEM)
+# The PEM keystore (key + certificate) ZooKeeper reads, assembled at start in a memory-backed emptyDir.
+# PEM needs no keystore password; an encrypted key's password would come from a file
+# (ssl.keyStore.passwordPath), never from a JVM flag.
+TLS_KEYSTORE = "/run/zookeeper-tls/keystore.pem"
 
 
 def server_hosts(platform: kx.PlatformContext, replicas: int, statefulset: str, headless: str) -> list[str]:
@@ -42,7 +47,21 @@ def server_line(myid: int, host: str, zk: ZooKeeperSettings) -> str:
     return f"server.{myid}={host}:{zk.peer_port}:{zk.election_port}:participant;{zk.client_port}"
 
 
-def zoo_cfg(zk: ZooKeeperSettings, hosts: list[str], data_dir: str = DATA_DIR) -> str:
+def tls_cfg(zk: ZooKeeperSettings, tls_dir: str = TLS_DIR, keystore: str = TLS_KEYSTORE) -> list[str]:
+    """Quorum TLS (mutual, the default for quorum) and a secure client port (server-authenticated: clients
+    keep authenticating with their digest credentials). Netty is ZooKeeper's only TLS transport."""
+    if zk.tls_secret is None:
+        return []
+    lines = ["sslQuorum=true", "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+             f"secureClientPort={zk.secure_client_port}", "ssl.clientAuth=none"]
+    for prefix in ("ssl.quorum.", "ssl."):
+        lines += [f"{prefix}keyStore.location={keystore}", f"{prefix}keyStore.type=PEM",
+                  f"{prefix}trustStore.location={tls_dir}/ca.crt", f"{prefix}trustStore.type=PEM"]
+    return lines
+
+
+def zoo_cfg(zk: ZooKeeperSettings, hosts: list[str], data_dir: str = DATA_DIR, tls_dir: str = TLS_DIR,
+            keystore: str = TLS_KEYSTORE) -> str:
     """The complete zoo.cfg a member starts from. Pure: the tests start real ensembles from this text
     (remapped to loopback).
 
@@ -72,6 +91,7 @@ def zoo_cfg(zk: ZooKeeperSettings, hosts: list[str], data_dir: str = DATA_DIR) -
         f"metricsProvider.httpPort={zk.metrics_port}",
         "metricsProvider.exportJvmInfo=true",
     ]
+    lines += tls_cfg(zk, tls_dir, keystore)
     lines += [server_line(i + 1, h, zk) for i, h in enumerate(hosts)]
     return "\n".join(lines) + "\n"
 
@@ -98,6 +118,10 @@ if [ -n "${ZK_SUPER_DIGEST_FILE:-}" ]; then
   printf 'DigestAuthenticationProvider.superDigest=%s\n' "$(cat "$ZK_SUPER_DIGEST_FILE")" >> "$ZK_LIVE_CONF.next"
 fi
 mv "$ZK_LIVE_CONF.next" "$ZK_LIVE_CONF"
+if [ -n "${ZK_TLS_DIR:-}" ]; then
+  mkdir -p "$(dirname "$ZK_TLS_KEYSTORE")"
+  cat "$ZK_TLS_DIR/tls.key" "$ZK_TLS_DIR/tls.crt" > "$ZK_TLS_KEYSTORE"
+fi
 """
 # 4-letter word over bash's /dev/tcp, read until the server closes: no netcat needed in the image, and
 # no race where the client exits before the reply arrives (seen with `echo srvr | nc`).
@@ -134,14 +158,19 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
 
         config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=t.metadata(f"{name}-config"),
                                        data={"zoo.cfg": cfg}, opts=t.opts)
-        peer_ports = [kx.service_port("client", zk.client_port), kx.service_port("peer", zk.peer_port),
+        tls = zk.tls_secret is not None
+        client_ports = [kx.service_port("client", zk.client_port)]
+        if tls:
+            client_ports.append(kx.service_port("client-tls", zk.secure_client_port))
+        peer_ports = [*client_ports, kx.service_port("peer", zk.peer_port),
                       kx.service_port("election", zk.election_port), kx.service_port("metrics", zk.metrics_port)]
         self.headless = t.headless_service(peer_ports)
-        self.client = t.cluster_service([kx.service_port("client", zk.client_port)], suffix="-client")
+        self.client = t.cluster_service(client_ports, suffix="-client")
         self.pdb = t.disruption_budget()
         account = t.service_account()
-        self.peer = Peer.of(t, {"client": zk.client_port, "peer": zk.peer_port,
-                                "election": zk.election_port, "metrics": zk.metrics_port})
+        self.peer = Peer.of(t, {"client": zk.client_port, "peer": zk.peer_port, "election": zk.election_port,
+                                "metrics": zk.metrics_port,
+                                **({"client-tls": zk.secure_client_port} if tls else {})})
         self.flows = [
             Flow(TIER, TIER, "peer", "ZooKeeper followers sync with the leader"),
             Flow(TIER, TIER, "election", "ZooKeeper leader election"),
@@ -170,6 +199,11 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
             volumes.append(volume)
             mounts.append(mount)
             env.append({"name": "ZK_SUPER_DIGEST_FILE", "value": f"{SUPERUSER_DIR}/{SUPER_DIGEST_KEY}"})
+        if zk.tls_secret is not None:
+            volume, mount = kx.secret_volume("tls", zk.tls_secret, ("tls.crt", "tls.key", "ca.crt"), TLS_DIR)
+            volumes += [volume, {"name": "tls-work", "empty_dir": {"medium": "Memory", "size_limit": "1Mi"}}]
+            mounts += [mount, {"name": "tls-work", "mount_path": TLS_KEYSTORE.rsplit("/", 1)[0]}]
+            env += [{"name": "ZK_TLS_DIR", "value": TLS_DIR}, {"name": "ZK_TLS_KEYSTORE", "value": TLS_KEYSTORE}]
         container = kx.container({
             "name": "zookeeper",
             "image": zk.image,
@@ -177,6 +211,7 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
             "command": ["sh", "-c", f"{START_SCRIPT}exec zkServer.sh start-foreground {LIVE_CONF}\n"],
             "env": env,
             "ports": [{"name": "client", "container_port": zk.client_port},
+                      *([{"name": "client-tls", "container_port": zk.secure_client_port}] if tls else []),
                       {"name": "peer", "container_port": zk.peer_port},
                       {"name": "election", "container_port": zk.election_port},
                       {"name": "metrics", "container_port": zk.metrics_port}],

@@ -39,6 +39,12 @@ from tests.support.tools import require_tool
 from tests.support.zk_ensemble import ZK_JAR, four_letter, free_ports
 
 HOST = "127.0.0.1"
+# Debian's ZooKeeper ships no slf4j binding; Maven's simple one (when installed) puts warnings in server.log.
+_LOGGING = [j for j in ("/usr/share/java/maven3-slf4j-provider.jar", "/usr/share/java/maven-shared-utils.jar")
+            if Path(j).is_file()]
+# The Netty transport (TLS) needs netty-codec, which the Debian jar's manifest Class-Path leaves out.
+_NETTY = [j for j in ("/usr/share/java/netty-codec.jar", "/usr/share/java/netty-resolver.jar") if Path(j).is_file()]
+CLASSPATH = ":".join([ZK_JAR, *_NETTY, *(_LOGGING if len(_LOGGING) == 2 else [])])
 # Lines of the rendered zoo.cfg that are the pod's or the cluster's, replaced on loopback.
 _DROPPED = re.compile(r"^(metricsProvider\.[\w.]+|quorumListenOnAllIPs)=")
 _SERVER = re.compile(r"^server\.(\d+)=")
@@ -74,14 +80,17 @@ class LoopbackStatefulSet:
     # The component's start script; `naive=True` replays the previous release instead (the live config
     # is the rendered one at every start, membership from the static list).
     naive: bool = False
+    # A directory holding the TLS Secret's files (tls.crt, tls.key, ca.crt), for a `tls_secret` ensemble.
+    tls_dir: Path | None = None
     pods: dict[int, Pod] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         require_tool("java", hint="install a JRE (default-jre-headless)")
         require_tool("zookeeper", path=ZK_JAR, hint="apt-get install zookeeper")
-        ports = free_ports(3 * self.max_replicas)
+        ports = free_ports(4 * self.max_replicas)
         self._ports = {i: tuple(ports[3 * i:3 * i + 3]) for i in range(self.max_replicas)}
+        self.secure_ports = {i: ports[3 * self.max_replicas + i] for i in range(self.max_replicas)}
         self._lock = threading.Lock()
         if self.superuser_password is not None:
             (self.workdir / "secret").mkdir(parents=True, exist_ok=True)
@@ -90,7 +99,8 @@ class LoopbackStatefulSet:
     # --- the rendered config, on loopback ------------------------------------------------------
     def rendered(self, zk: ZooKeeperSettings, replicas: int) -> str:
         """The component's zoo.cfg for `replicas` servers, each server line on its loopback ports."""
-        text = zkc.zoo_cfg(zk, [HOST] * replicas, data_dir="@DATA_DIR@")
+        text = zkc.zoo_cfg(zk, [HOST] * replicas, data_dir="@DATA_DIR@", tls_dir=str(self.tls_dir),
+                           keystore="@TMP@/keystore.pem")
         out = []
         for line in text.splitlines():
             if _DROPPED.match(line):
@@ -117,7 +127,10 @@ class LoopbackStatefulSet:
         data.mkdir(parents=True, exist_ok=True)
         template = pod.volume / "configmap" / "zoo.cfg"  # the ConfigMap as this pod sees it
         template.parent.mkdir(exist_ok=True)
-        template.write_text(rendered.replace("@DATA_DIR@", str(data)))
+        own = rendered.replace("@DATA_DIR@", str(data)).replace("@TMP@", str(pod.volume / "tmp"))
+        own = re.sub(r"(?m)^secureClientPort=\d+$",
+                     f"secureClientPort={self.secure_ports[ordinal]}\nsecureClientPortAddress={HOST}", own)
+        template.write_text(own)
         live = data / "conf" / "zoo.cfg"
         if self.naive:  # the previous release: the rendered file is the live one, every time
             live.parent.mkdir(exist_ok=True)
@@ -127,13 +140,16 @@ class LoopbackStatefulSet:
         else:
             env = {"HOSTNAME": f"zookeeper-{ordinal}", "ZOO_DATA_DIR": str(data), "ZK_TEMPLATE": str(template),
                    "ZK_LIVE_CONF": str(live), "PATH": "/usr/bin:/bin"}
+            if self.tls_dir is not None:
+                env |= {"ZK_TLS_DIR": str(self.tls_dir), "ZK_TLS_KEYSTORE": str(pod.volume / "tmp" / "keystore.pem")}
             if self.superuser_password is not None:
                 env["ZK_SUPER_DIGEST_FILE"] = str(self.workdir / "secret" / zkc.SUPER_DIGEST_KEY)
             subprocess.run(["sh", "-c", zkc.START_SCRIPT], check=True, timeout=10, env=env)
         with open(pod.volume / "server.log", "ab") as log:
             pod.proc = subprocess.Popen(
-                ["java", f"-Xmx{self.heap_mb}m", "-cp", ZK_JAR, "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-                 str(live)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                ["java", f"-Xmx{self.heap_mb}m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", CLASSPATH,
+                 "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(live)],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         pod.revision = hashlib.sha256(rendered.encode()).hexdigest()[:12]
         with self._lock:
             self.pods[ordinal] = pod
@@ -285,6 +301,40 @@ class Writer:
                 continue
             self.acked[path] = value
             self._stop.wait(self.pause)
+
+
+def write_tls_secret(directory: Path, hosts: tuple[str, ...] = ("localhost",), ips: tuple[str, ...] = (HOST,)) -> Path:
+    """The files of a kubernetes.io/tls Secret as cert-manager issues them (tls.crt, tls.key, ca.crt):
+    a fresh CA and one certificate for every member (`hosts`, `ips`), as the program's TLS docs describe."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    valid = (now - datetime.timedelta(hours=1), now + datetime.timedelta(days=1))
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "orchestrator test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(valid[0]).not_valid_after(valid[1])
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True).sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans: list[x509.GeneralName] = [x509.DNSName(h) for h in hosts]
+    sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "zookeeper")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(valid[0]).not_valid_after(valid[1])
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False).sign(ca_key, hashes.SHA256()))
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    (directory / "tls.key").chmod(0o600)
+    return directory
 
 
 def read_all(connect: str, paths: dict[str, bytes], root: str = "/roll") -> list[str]:

@@ -1,0 +1,127 @@
+"""ZooKeeper TLS (issue 14): with `zookeeper.tls_secret`, the members talk to each other over mutual TLS and
+serve a secure client port; the plain client port stays for Mesos and Marathon. On real ZooKeeper 3.8,
+from the component's own zoo.cfg and start script, with a Secret's files as cert-manager issues them."""
+from __future__ import annotations
+
+import socket
+import ssl
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.handlers.threading import KazooTimeoutError
+
+from components import zookeeper as zkc
+from components.k8s import PlatformContext
+from components.settings import ZooKeeperSettings
+from tests.support.harness import one, resolve, settings
+from tests.support.statefulset_roll import LoopbackStatefulSet, write_tls_secret
+
+ZK = ZooKeeperSettings(tick_time_ms=500, tls_secret="zookeeper-tls")
+
+
+@pytest.fixture(scope="module")
+def tls_ensemble(tmp_path_factory):
+    work = tmp_path_factory.mktemp("zk-tls")
+    sts = LoopbackStatefulSet(work, max_replicas=3, tls_dir=write_tls_secret(work / "secret"))
+    try:
+        sts.apply(ZK, 3)
+        yield sts
+    finally:
+        sts.stop()
+
+
+def tls_client(sts: LoopbackStatefulSet, ca: str) -> KazooClient:
+    secure = ",".join(f"127.0.0.1:{sts.secure_ports[i]}" for i in range(3))
+    return KazooClient(hosts=secure, use_ssl=True, ca=ca, verify_certs=True, timeout=10.0)
+
+
+def test_kazoo_over_tls_on_the_secure_port(tls_ensemble):
+    sts = tls_ensemble
+    client = tls_client(sts, str(sts.tls_dir / "ca.crt"))
+    client.start(timeout=30)
+    try:
+        client.create("/tls-check", b"over TLS")
+        assert client.get("/tls-check")[0] == b"over TLS"
+    finally:
+        client.stop()
+        client.close()
+    # The plain port still serves (Mesos and Marathon cannot speak TLS) and sees the same data.
+    plain = KazooClient(hosts=sts.connect_string([0]), timeout=10.0)
+    plain.start(timeout=30)
+    try:
+        plain.sync("/tls-check")
+        assert plain.get("/tls-check")[0] == b"over TLS"
+    finally:
+        plain.stop()
+        plain.close()
+
+
+def test_a_client_that_does_not_trust_the_ca_is_refused(tls_ensemble, tmp_path):
+    other = write_tls_secret(tmp_path / "other")  # another CA
+    client = tls_client(tls_ensemble, str(other / "ca.crt"))
+    with pytest.raises(KazooTimeoutError):
+        client.start(timeout=5)
+    client.close()
+
+
+def test_the_quorum_port_speaks_mutual_tls(tls_ensemble):
+    sts = tls_ensemble
+    leader = next(p for p in sts.running() if sts.mode(p.ordinal) == "leader")
+    ctx = ssl.create_default_context(cafile=str(sts.tls_dir / "ca.crt"))
+    ctx.load_cert_chain(str(sts.tls_dir / "tls.crt"), str(sts.tls_dir / "tls.key"))
+    with socket.create_connection(("127.0.0.1", leader.peer_port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        assert tls.getpeercert()["subject"] == ((("commonName", "zookeeper"),),)
+    # Without a client certificate the handshake (or the first read) is refused: the quorum is mutual TLS.
+    anonymous = ssl.create_default_context(cafile=str(sts.tls_dir / "ca.crt"))
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):  # refused at the handshake or the first read
+        anonymous_handshake(leader.peer_port, anonymous)
+
+
+def anonymous_handshake(port: int, ctx: ssl.SSLContext) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(b"\0" * 32)
+        if not tls.recv(1):
+            raise ConnectionError("closed by the server")
+
+
+def test_the_component_mounts_the_secret_and_serves_both_ports():
+    s = settings(namespace="ns", zookeeper={"tls_secret": "zookeeper-tls"})
+    result, _ = resolve(lambda: {"c": zkc.ZooKeeperEnsemble(
+        "zk", zkc.ZooKeeperEnsembleArgs(PlatformContext.of(s), s.zookeeper)).connect_string})
+    cfg = one(result, "ConfigMap")["data"]["zoo.cfg"]
+    assert "sslQuorum=true" in cfg and "secureClientPort=2281" in cfg and "ssl.clientAuth=none" in cfg
+    assert f"ssl.quorum.trustStore.location={zkc.TLS_DIR}/ca.crt" in cfg and "keyStore.password" not in cfg
+    sts = one(result, "StatefulSet", "zk")
+    pod = sts["spec"]["template"]["spec"]
+    secret = next(v for v in pod["volumes"] if v["name"] == "tls")
+    assert secret["secret"]["secretName"] == "zookeeper-tls"
+    assert next(v for v in pod["volumes"] if v["name"] == "tls-work")["emptyDir"]["medium"] == "Memory"
+    ports = {p["name"]: p["port"] for p in one(result, "Service", "zk-client")["spec"]["ports"]}
+    assert ports == {"client": 2181, "client-tls": 2281}
+    # Without the setting nothing of this is there.
+    plain = settings(namespace="ns")
+    result, _ = resolve(lambda: {"c": zkc.ZooKeeperEnsemble(
+        "zk", zkc.ZooKeeperEnsembleArgs(PlatformContext.of(plain), plain.zookeeper)).connect_string})
+    assert "sslQuorum" not in one(result, "ConfigMap")["data"]["zoo.cfg"]
+
+
+def test_plain_port_stays_for_mesos_and_marathon_only():
+    """With TLS on, the plain client port is still open to the tiers that cannot speak TLS and to no outsider."""
+    from components.platform import Platform, PlatformArgs
+    from tests.support.harness import run
+    from tests.support.netpol import Endpoint, allowed, workload_endpoints
+
+    s = settings(namespace="p", zookeeper={"tls_secret": "zookeeper-tls"})
+    docs = run(lambda: Platform("orchestrator", PlatformArgs(s))).manifests
+    eps = {e.name: e for e in workload_endpoints(docs, "10.1.2.3", "100.64.0.0/24")}
+    zk = eps["zookeeper"]
+    assert zk.ports["client-tls"] == 2281
+    for tier in ("mesos-master", "marathon", "mesos-agent"):
+        assert allowed(docs, eps[tier], zk, 2181), tier
+    outsider = Endpoint("default", {"app": "curious"}, "100.64.9.9")
+    for port in (2181, 2281):
+        assert not allowed(docs, outsider, zk, port)
+        assert not allowed(docs, eps["prometheus"], zk, port)
