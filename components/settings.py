@@ -347,8 +347,11 @@ SECRET_KEYS = {
 }
 # Secret config keys of optional tiers: required only when their tier is on.
 PROBE_TOKEN_KEY = "probe_token"
+SCALER_ZK_PASSWORD_KEY = "zookeeper_scaler_password"
 OPTIONAL_SECRET_KEYS = {
     PROBE_TOKEN_KEY: "the API token (scope report:write) the probes publish with; required with probe.enabled",
+    SCALER_ZK_PASSWORD_KEY: "ZooKeeper digest password of the `marathon-scaler` user (the scaler's state znodes); "
+                            "required with marathon_scaler.enabled when authentication is on",
 }
 
 
@@ -377,7 +380,9 @@ class ZkSyncSettings(_Settings):
 
 class MarathonScalerSettings(_Settings):
     """The Marathon scaler (`orchestrator marathon run`: autoscale, heal, reconcile; docs/marathon-scaler.md).
-    One replica (Recreate) with its state on a volume of its own."""
+    One active instance through a ZooKeeper lock; its state (stabilization history, scale intents, heal budgets,
+    operators' overrides) in znodes of its own under `zk_path`, as the digest user `marathon-scaler` when
+    authentication is on."""
 
     enabled: bool = False
     # Directory of Marathon app definitions in the repository (relative to the project), rendered into the
@@ -391,8 +396,7 @@ class MarathonScalerSettings(_Settings):
     sync_seconds: float = Field(15.0, gt=0, le=600)
     reconcile_seconds: float = Field(60.0, gt=0, le=3600)
     metrics_port: Port = SCALER_METRICS_PORT
-    state_storage: Quantity = "1Gi"
-    storage_class: str | None = None
+    zk_path: str = Field("/orchestrator/marathon-scaler", pattern=r"^(/[A-Za-z0-9._-]+)+$")
     resources: Resources = Resources(cpu_request="50m", memory_request="128Mi", memory_limit="256Mi")
 
     @field_validator("policies", "heal", mode="before")
@@ -675,6 +679,10 @@ def settings_from_config(config: Mapping[str, str], source: str,
         if PROBE_TOKEN_KEY not in present_secrets:
             problems.append(f"{prefix}{PROBE_TOKEN_KEY}: required with probe.enabled: `pulumi config set --secret "
                             f"{PROBE_TOKEN_KEY} <value>` ({OPTIONAL_SECRET_KEYS[PROBE_TOKEN_KEY]})")
+    if settings.marathon_scaler.enabled and settings.auth_enabled and SCALER_ZK_PASSWORD_KEY not in present_secrets:
+        problems.append(f"{prefix}{SCALER_ZK_PASSWORD_KEY}: required with marathon_scaler.enabled when "
+                        f"authentication is on: `pulumi config set --secret {SCALER_ZK_PASSWORD_KEY} <value>` "
+                        f"({OPTIONAL_SECRET_KEYS[SCALER_ZK_PASSWORD_KEY]})")
     if problems:
         raise SettingsError(source, problems)
     return settings
