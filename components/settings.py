@@ -117,7 +117,7 @@ MAX_LIST = 64                # CIDR lists, namespaces, paths, selectors, canary 
 
 class ZooKeeperSettings(_Settings):
     replicas: int = Field(3, ge=1, le=MAX_ZOOKEEPER_SERVERS)
-    image: Image = "zookeeper:3.9.3"
+    image: Image = "zookeeper:3.9.5"
     storage: Quantity = "10Gi"
     storage_class: str | None = None
     heap_mb: int = Field(512, ge=64, le=MAX_HEAP_MB)
@@ -237,7 +237,7 @@ class ProbeSettings(_Settings):
 
 
 class MonitoringSettings(_Settings):
-    image: Image = "prom/prometheus:v2.53.2"
+    image: Image = "prom/prometheus:v2.53.5"
     port: Port = 9090
     retention: Duration = "15d"
     storage: Quantity = "20Gi"
