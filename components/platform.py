@@ -19,6 +19,7 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.orchestrator_service import OrchestratorService, OrchestratorServiceArgs
 from components.probe import Probe, ProbeArgs
 from components.security import (
+    ZK_SUPERUSER_SECRET,
     Flow,
     NetworkSecurity,
     NetworkSecurityArgs,
@@ -107,7 +108,9 @@ class Platform(pulumi.ComponentResource):
 
         # Each tier's component is named after its registry id: that names its render directory, its
         # Argo CD Application, its instance label and its NetworkPolicies.
-        zookeeper = ZooKeeperEnsemble(tiers.ZOOKEEPER.id, ZooKeeperEnsembleArgs(ctx, s.zookeeper), in_ns)
+        # The superuser Secret is the credentials tier's (created below): referenced by its fixed name.
+        superuser = ZK_SUPERUSER_SECRET if credentials and credentials.zookeeper_superuser_password else None
+        zookeeper = ZooKeeperEnsemble(tiers.ZOOKEEPER.id, ZooKeeperEnsembleArgs(ctx, s.zookeeper, superuser), in_ns)
         auth: dict[str, pulumi.Output[str]] = {}
         if credentials is not None:
             auth = PlatformSecrets(tiers.AUTH.id, secrets(zookeeper.connect_string), in_ns).names

@@ -19,6 +19,7 @@ from components.settings import (
     PROBE_TOKEN_KEY,
     SCALER_ZK_PASSWORD_KEY,
     SECRET_KEYS,
+    ZK_SUPERUSER_PASSWORD_KEY,
     PlatformSettings,
     SecuritySettings,
 )
@@ -31,6 +32,8 @@ ZK_SCALER_USER = "marathon-scaler"  # the Marathon scaler's own digest user: its
 MARATHON_PRINCIPAL, AGENT_PRINCIPAL, HTTP_ADMIN = "marathon", "agent", "admin"
 # Where Mesos masters and agents read their credential files (mounted from their Secrets).
 MESOS_AUTH_DIR = "/etc/mesos/auth"
+# ZooKeeper's superuser (reconfig): the servers read the digest, the operator's tool the password.
+ZK_SUPERUSER, ZK_SUPERUSER_SECRET = "super", "zookeeper-superuser"
 KUBE_DNS = {"namespace": "kube-system", "selector": {"k8s-app": "kube-dns"}, "port": 53}
 
 
@@ -46,6 +49,7 @@ class Credentials:
     marathon_http_password: pulumi.Output[str]
     probe_token: pulumi.Output[str] | None = None  # with probe.enabled
     zookeeper_scaler_password: pulumi.Output[str] | None = None  # with marathon_scaler.enabled
+    zookeeper_superuser_password: pulumi.Output[str] | None = None  # when set: reconfig is possible
 
 
 def read_credentials(settings: PlatformSettings) -> Credentials | None:
@@ -56,7 +60,16 @@ def read_credentials(settings: PlatformSettings) -> Credentials | None:
     probe_token = config.require_secret(PROBE_TOKEN_KEY) if settings.probe.enabled else None
     scaler = config.require_secret(SCALER_ZK_PASSWORD_KEY) if settings.marathon_scaler.enabled else None
     return Credentials(**{key: config.require_secret(key) for key in SECRET_KEYS}, probe_token=probe_token,
-                       zookeeper_scaler_password=scaler)
+                       zookeeper_scaler_password=scaler,
+                       zookeeper_superuser_password=config.get_secret(ZK_SUPERUSER_PASSWORD_KEY))
+
+
+def zookeeper_digest(user: str, password: str) -> str:
+    """ZooKeeper's digest form of a credential, `user:base64(sha1(user:password))`: what a server may hold."""
+    import base64
+    import hashlib
+
+    return f"{user}:{base64.b64encode(hashlib.sha1(f'{user}:{password}'.encode()).digest()).decode()}"
 
 
 def secret(resource_name: str, name: str, namespace: str, labels: dict[str, str],
@@ -110,6 +123,13 @@ def secret_files(platform: kx.PlatformContext, mesos_zk_path: str, marathon_zk_p
             "auth": pulumi.Output.all(creds.zookeeper_mesos_password, creds.zookeeper_marathon_password).apply(
                 lambda v: f"digest:{ZK_MESOS_USER}:{v[0]}\ndigest:{ZK_MARATHON_USER}:{v[1]}"),
         },
+        **({ZK_SUPERUSER_SECRET: {
+            "namespace": platform.namespace,
+            # The servers' file holds only the digest; `password` is for the operator's reconfig tool
+            # (read with kubectl by whoever may change the ensemble's membership).
+            "super-digest": creds.zookeeper_superuser_password.apply(lambda pw: zookeeper_digest(ZK_SUPERUSER, pw)),
+            "password": creds.zookeeper_superuser_password,
+        }} if creds.zookeeper_superuser_password is not None else {}),
     }
     if creds.probe_token is not None:
         # The probes' API token (report:write), next to them in the agents namespace.

@@ -348,7 +348,11 @@ SECRET_KEYS = {
 # Secret config keys of optional tiers: required only when their tier is on.
 PROBE_TOKEN_KEY = "probe_token"
 SCALER_ZK_PASSWORD_KEY = "zookeeper_scaler_password"
+ZK_SUPERUSER_PASSWORD_KEY = "zookeeper_superuser_password"
 OPTIONAL_SECRET_KEYS = {
+    ZK_SUPERUSER_PASSWORD_KEY: "password of ZooKeeper's superuser, which `orchestrator zk reconfig` (membership "
+                               "changes, docs/quorum-changes.md) needs; the servers get only its digest; used when "
+                               "authentication is on",
     PROBE_TOKEN_KEY: "the API token (scope report:write) the probes publish with; required with probe.enabled",
     SCALER_ZK_PASSWORD_KEY: "ZooKeeper digest password of the `marathon-scaler` user (the scaler's state znodes); "
                             "required with marathon_scaler.enabled when authentication is on",
