@@ -77,8 +77,12 @@ def test_processes_and_exact_edges(topology: dict) -> None:
     assert procs[topology["server"]].fds >= CLIENTS + 1
 
     port, server = topology["port"], topology["server"]
-    listeners = [c for c in report.connections if c.state == "listen" and c.local_port == port]
-    assert [(c.local_ip, c.pid) for c in listeners] == [("127.0.0.1", server)]
+    # The server's one listening socket (other jobs on this machine may listen on the same port number of
+    # another address, e.g. [::1]: they are not ours).
+    assert [(c.local_ip, c.local_port) for c in report.connections if c.state == "listen" and c.pid == server] \
+        == [("127.0.0.1", port)]
+    assert [c.pid for c in report.connections
+            if c.state == "listen" and (c.local_ip, c.local_port) == ("127.0.0.1", port)] == [server]
     client_pids = {pid for pid, _ in topology["clients"]}
     ours = {e for e in edges(report.connections) if e[1] == server or e[0] in client_pids}
     assert ours == {(pid, server, port) for pid in client_pids}
