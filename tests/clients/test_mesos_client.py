@@ -170,4 +170,10 @@ def test_async_client_follows_the_leader(mesos: FakeMesos) -> None:
             second = (await client.master_state()).pid
             return first, second
 
-    assert asyncio.run(run()) == (mesos.master_pid(0), mesos.master_pid(1))
+    # A private loop: asyncio.run() would leave the main thread without an event loop, which the Pulumi
+    # mocks of later tests in the same session need.
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(run()) == (mesos.master_pid(0), mesos.master_pid(1))
+    finally:
+        loop.close()
