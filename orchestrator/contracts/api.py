@@ -133,6 +133,12 @@ class RefreshRequest(_Model):
     refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
 
 
+class LogoutRequest(_Model):
+    """The refresh token to revoke with the access token (optional: `{}` revokes the access token only)."""
+
+    refresh_token: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+
+
 class TokenResponse(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"

@@ -36,6 +36,14 @@ def test_login_refresh_logout(api: RunningApi, passwords: dict[str, str]) -> Non
         assert client.post("/api/v1/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code == 401
 
 
+def test_logout_without_a_refresh_token_revokes_the_access_token(api: RunningApi) -> None:
+    token = api.token("viewer")
+    with api.client() as client:
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert client.post("/api/v1/logout", headers=bearer, json={}).status_code == 204
+        assert client.get("/api/v1/whoami", headers=bearer).status_code == 401
+
+
 def test_wrong_password_and_unknown_account_are_the_same_401(api: RunningApi) -> None:
     with api.client() as client:
         a = client.post("/api/v1/login", json={"account": "otto", "password": "wrong"})

@@ -44,6 +44,7 @@ from orchestrator.contracts.api import (
     Conflict,
     ErrorBody,
     LoginRequest,
+    LogoutRequest,
     MarathonApp,
     NodeDetails,
     OperationResult,
@@ -396,10 +397,10 @@ def create_app(state: ApiState, *, ui_dir: str | None = None) -> FastAPI:
 
     @router.post("/logout", status_code=204, response_class=Response,
                  summary=contract.route("POST", f"{API_PREFIX}/logout").summary)
-    async def logout(request: Request, body: Annotated[RefreshRequest | None, Body()] = None) -> Response:
+    async def logout(request: Request, body: Annotated[LogoutRequest | None, Body()] = None) -> Response:
         p = principal_of(request)
         state.revoked.add(p.token_id)
-        if body is not None:
+        if body is not None and body.refresh_token is not None:
             try:
                 r = verify(body.refresh_token, state.keys.get(), state.config.get(), kinds=("refresh",))
                 if r.account == p.account:
