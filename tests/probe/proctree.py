@@ -18,7 +18,7 @@ def stat_line(pid: int, comm: str, ppid: int, state: str = "S", ticks: tuple[int
 
 
 def add_process(root: Path, pid: int, ppid: int, comm: str, cmdline: list[str] | None = None,
-                cgroup: str = "0::/init.scope\n", netns: str | None = HOST_NETNS, sockets: list[int] = (),
+                cgroup: str = "0::/init.scope\n", netns: str | None = HOST_NETNS, sockets: tuple[int, ...] | list[int] = (),
                 other_fds: int = 0, state: str = "S", ticks: tuple[int, int] = (0, 0), uid: int | None = None) -> Path:
     base = root / str(pid)
     (base / "fd").mkdir(parents=True)

@@ -85,7 +85,8 @@ def build(root: Path, cgroups: Path, mesos_container: str, second: bool = False)
 def test_full_report_from_a_built_tree(tmp_path, mesos: FakeMesos) -> None:
     task = mesos.add_marathon_task("/shop/api")
     proc, cg = tmp_path / "proc", tmp_path / "cgroup"
-    proc.mkdir(), cg.mkdir()
+    proc.mkdir()
+    cg.mkdir()
     build(proc, cg, task.container_id)
     pods = StaticPods({POD_UID: PodMeta("web-0", "shop", {"app": "web"})})
     clock = Clock()
@@ -131,8 +132,10 @@ def test_full_report_from_a_built_tree(tmp_path, mesos: FakeMesos) -> None:
     assert report.host.memory_used_bytes == 600 * 1024 and report.host.load1 == 0.5
 
     # Ten seconds later: nginx used 2 s of CPU (200 ticks), its container 5 s; ssh exited.
-    shutil.rmtree(proc), shutil.rmtree(cg)
-    proc.mkdir(), cg.mkdir()
+    shutil.rmtree(proc)
+    shutil.rmtree(cg)
+    proc.mkdir()
+    cg.mkdir()
     build(proc, cg, task.container_id, second=True)
     clock.now += 10
     with MesosClient(mesos.master_urls) as client:
@@ -156,7 +159,8 @@ def test_mesos_agent_down_is_counted_not_fatal(tmp_path) -> None:
     agent_url = fake.agent_urls[0]
     fake.close()
     proc, cg = tmp_path / "proc", tmp_path / "cgroup"
-    proc.mkdir(), cg.mkdir()
+    proc.mkdir()
+    cg.mkdir()
     build(proc, cg, "f67a5e0b-91f9-474a-94a0-e2c6a3b28ea4")
     with MesosClient(agent_url, timeout=1) as client:
         tasks = MesosTasks(client, agent_url)
