@@ -29,6 +29,7 @@ from components.security import (
     read_credentials,
 )
 from components.settings import PlatformSettings
+from components.zk_backup import ZkBackup, ZkBackupArgs
 from components.zk_sync import ZkSync, ZkSyncArgs
 from components.zookeeper import ZooKeeperEnsemble, ZooKeeperEnsembleArgs, connect_string, server_hosts
 from orchestrator.contracts import tiers
@@ -132,11 +133,14 @@ class Platform(pulumi.ComponentResource):
             ctx, s.exporters, master_urls, marathon.url, auth.get("mesos-master-auth"), auth.get("marathon-auth")),
             in_ns)
         built: list[ZooKeeperEnsemble | MesosMasters | MesosAgents | Marathon | Monitoring | OrchestratorService
-                    | ZkSync | MarathonScaler | Exporters | Probe] = [
+                    | ZkSync | ZkBackup | MarathonScaler | Exporters | Probe] = [
             zookeeper, masters, agents, marathon, monitoring, service, exporters]
         if tiers.ZK_SYNC.enabled(s):  # during a migration onto this platform's ensemble (docs/migration.md)
             built.append(ZkSync(tiers.ZK_SYNC.id, ZkSyncArgs(
                 ctx, s.zk_sync, s.service.image, zookeeper.connect_string, auth.get("zk-sync-auth")), in_ns))
+        if tiers.ZK_BACKUP.enabled(s):  # scheduled snapshots to S3 (docs/backups.md)
+            built.append(ZkBackup(tiers.ZK_BACKUP.id, ZkBackupArgs(
+                ctx, s.zk_backup, s.service.image, zookeeper.connect_string, auth.get("zk-backup-s3")), in_ns))
         if tiers.MARATHON_SCALER.enabled(s):  # autoscale, heal and reconcile Marathon apps (docs/marathon-scaler.md)
             built.append(MarathonScaler(tiers.MARATHON_SCALER.id, MarathonScalerArgs(
                 ctx, s.marathon_scaler, s.service.image, marathon.url, monitoring.url, zookeeper.connect_string,

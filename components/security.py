@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from components import k8s as kx
 from components.settings import (
+    BACKUP_S3_KEYS,
     CONFIG_NAMESPACE,
     PROBE_TOKEN_KEY,
     SCALER_ZK_PASSWORD_KEY,
@@ -50,6 +51,7 @@ class Credentials:
     probe_token: pulumi.Output[str] | None = None  # with probe.enabled
     zookeeper_scaler_password: pulumi.Output[str] | None = None  # with marathon_scaler.enabled
     zookeeper_superuser_password: pulumi.Output[str] | None = None  # when set: reconfig is possible
+    backup_s3: tuple[pulumi.Output[str], pulumi.Output[str]] | None = None  # zk_backup's static S3 keys
 
 
 def read_credentials(settings: PlatformSettings) -> Credentials | None:
@@ -61,7 +63,12 @@ def read_credentials(settings: PlatformSettings) -> Credentials | None:
     scaler = config.require_secret(SCALER_ZK_PASSWORD_KEY) if settings.marathon_scaler.enabled else None
     return Credentials(**{key: config.require_secret(key) for key in SECRET_KEYS}, probe_token=probe_token,
                        zookeeper_scaler_password=scaler,
-                       zookeeper_superuser_password=config.get_secret(ZK_SUPERUSER_PASSWORD_KEY))
+                       zookeeper_superuser_password=config.get_secret(ZK_SUPERUSER_PASSWORD_KEY),
+                       backup_s3=_pair(config.get_secret(BACKUP_S3_KEYS[0]), config.get_secret(BACKUP_S3_KEYS[1])))
+
+
+def _pair(a: pulumi.Output[str] | None, b: pulumi.Output[str] | None) -> tuple[pulumi.Output[str], pulumi.Output[str]] | None:
+    return (a, b) if a is not None and b is not None else None
 
 
 def zookeeper_digest(user: str, password: str) -> str:
@@ -130,6 +137,9 @@ def secret_files(platform: kx.PlatformContext, mesos_zk_path: str, marathon_zk_p
             "super-digest": creds.zookeeper_superuser_password.apply(lambda pw: zookeeper_digest(ZK_SUPERUSER, pw)),
             "password": creds.zookeeper_superuser_password,
         }} if creds.zookeeper_superuser_password is not None else {}),
+        # The backups' static S3 keys (when no workload identity is used), as the AWS SDK's variables read them.
+        **({"zk-backup-s3": {"namespace": platform.namespace, "access-key-id": creds.backup_s3[0],
+                             "secret-access-key": creds.backup_s3[1]}} if creds.backup_s3 is not None else {}),
     }
     if creds.probe_token is not None:
         # The probes' API token (report:write), next to them in the agents namespace.

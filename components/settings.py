@@ -349,7 +349,11 @@ SECRET_KEYS = {
 PROBE_TOKEN_KEY = "probe_token"
 SCALER_ZK_PASSWORD_KEY = "zookeeper_scaler_password"
 ZK_SUPERUSER_PASSWORD_KEY = "zookeeper_superuser_password"
+BACKUP_S3_KEYS = ("zk_backup_access_key_id", "zk_backup_secret_access_key")
 OPTIONAL_SECRET_KEYS = {
+    BACKUP_S3_KEYS[0]: "S3 access key id of the ZooKeeper backups (zk_backup); both or neither, used when "
+                       "authentication is on; without them the pod's identity (service_account_annotations)",
+    BACKUP_S3_KEYS[1]: "S3 secret access key of the ZooKeeper backups (zk_backup)",
     ZK_SUPERUSER_PASSWORD_KEY: "password of ZooKeeper's superuser, which `orchestrator zk reconfig` (membership "
                                "changes, docs/quorum-changes.md) needs; the servers get only its digest; used when "
                                "authentication is on",
@@ -376,6 +380,39 @@ class ZkSyncSettings(_Settings):
     def _source_when_enabled(self) -> ZkSyncSettings:
         if self.enabled and not self.source:
             raise ValueError("source: the old ensemble's connect string is required when enabled")
+        for path in self.paths:
+            if not path.startswith("/") or path != "/" and path.endswith("/"):
+                raise ValueError(f"paths: {path!r} is not an absolute znode path")
+        return self
+
+
+_CRON = re.compile(r"^(@(hourly|daily|weekly|monthly)|(\S+\s+){4}\S+)$")
+
+
+class ZkBackupSettings(_Settings):
+    """Scheduled ZooKeeper snapshots to S3: a CronJob running `orchestrator zk snapshot` (docs/backups.md)."""
+
+    enabled: bool = False
+    schedule: str = Field("17 * * * *", pattern=_CRON.pattern)  # Kubernetes cron syntax (UTC by default)
+    s3: str = Field("", pattern=r"^$|^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[\w./\-]*)?$")
+    paths: list[str] = Field(default_factory=lambda: ["/mesos", "/marathon"], min_length=1, max_length=MAX_LIST)
+    # The bucket expires snapshots under the prefix after this long (the snapshot command sets it) ...
+    retention_hours: int = Field(72, ge=1, le=24 * 3650)
+    # ... or only checks it, when the bucket's lifecycle is managed elsewhere (no PutLifecycle permission).
+    check_lifecycle_only: bool = False
+    endpoint_url: str | None = Field(None, pattern=r"^https://\S+$")  # S3-compatible stores
+    region: str = Field("us-east-1", pattern=r"^[a-z0-9-]{2,32}$")
+    # Where S3 is, for the egress NetworkPolicy (port 443 only).
+    s3_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1, max_length=MAX_LIST)
+    # E.g. {"eks.amazonaws.com/role-arn": "..."}: S3 access from the pod's identity, no static keys.
+    service_account_annotations: dict[str, str] = Field(default_factory=dict, max_length=MAX_LIST)
+    timeout_seconds: int = Field(1800, ge=60, le=86400)  # a run that takes longer is stopped
+    resources: Resources = Resources(cpu_request="50m", memory_request="128Mi", memory_limit="256Mi")
+
+    @model_validator(mode="after")
+    def _target_when_enabled(self) -> ZkBackupSettings:
+        if self.enabled and not self.s3:
+            raise ValueError("s3: the snapshot destination (s3://bucket/prefix) is required when enabled")
         for path in self.paths:
             if not path.startswith("/") or path != "/" and path.endswith("/"):
                 raise ValueError(f"paths: {path!r} is not an absolute znode path")
@@ -455,6 +492,7 @@ class PlatformSettings(_Settings):
     exporters: ExportersSettings = ExportersSettings()
     probe: ProbeSettings = ProbeSettings()
     marathon_scaler: MarathonScalerSettings = MarathonScalerSettings()
+    zk_backup: ZkBackupSettings = ZkBackupSettings()
     # direct: `pulumi up` applies every tier; gitops: it applies only the Argo CD project and root
     # Application, and Argo CD syncs the rendered tree from the repository (docs/delivery.md).
     delivery: Delivery = "direct"

@@ -77,6 +77,8 @@ ZOOKEEPER = TierSpec("zookeeper", "zookeeper", wave=0, ha_min=3)
 PROMETHEUS = TierSpec("prometheus", "monitoring", wave=0, component="monitoring")
 MESOS_MASTER = TierSpec("mesos-master", "mesos_master", wave=1, ha_min=3)
 ZK_SYNC = TierSpec("zk-sync", "zk_sync", wave=1, enabled_when="zk_sync.enabled")
+# Scheduled snapshots of the ensemble to S3 (a CronJob), with the ensemble.
+ZK_BACKUP = TierSpec("zk-backup", "zk_backup", wave=1, enabled_when="zk_backup.enabled")
 MESOS_AGENT = TierSpec("mesos-agent", "mesos_agent", namespace="agents", wave=2, privileged=True)
 MARATHON = TierSpec("marathon", "marathon", wave=2, ha_min=2)
 ORCHESTRATOR_SERVICE = TierSpec("orchestrator-service", "service", wave=3)
@@ -93,7 +95,7 @@ AUTH = TierSpec("auth", "security", enabled_when="auth_enabled", component="secu
 ARGOCD = TierSpec("argocd", "gitops", app="gitops", component="gitops")
 ARGOCD_APPS = TierSpec("argocd-apps", "gitops", app="gitops", component="gitops")
 
-TIERS: tuple[TierSpec, ...] = (NETWORK_POLICY, ZOOKEEPER, PROMETHEUS, MESOS_MASTER, ZK_SYNC, MESOS_AGENT,
+TIERS: tuple[TierSpec, ...] = (NETWORK_POLICY, ZOOKEEPER, PROMETHEUS, MESOS_MASTER, ZK_SYNC, ZK_BACKUP, MESOS_AGENT,
                                MARATHON, EXPORTERS, ORCHESTRATOR_SERVICE, PROBE, MARATHON_SCALER, AUTH, ARGOCD, ARGOCD_APPS)
 BY_ID: dict[str, TierSpec] = {t.id: t for t in TIERS}
 

@@ -103,11 +103,12 @@ def workload_endpoints(manifests: list[dict[str, Any]], node_ip: str, pod_net: s
     pod_ips = ipaddress.ip_network(pod_net).hosts()
     endpoints = []
     for m in manifests:
-        if m["kind"] not in ("Deployment", "StatefulSet", "DaemonSet", "Rollout"):
+        if m["kind"] not in ("Deployment", "StatefulSet", "DaemonSet", "Rollout", "CronJob"):
             continue
-        spec = m["spec"]["template"]["spec"]
+        template = m["spec"]["jobTemplate"]["spec"]["template"] if m["kind"] == "CronJob" else m["spec"]["template"]
+        spec = template["spec"]
         host = bool(spec.get("hostNetwork"))
         ports = {p["name"]: p["containerPort"] for c in spec["containers"] for p in c.get("ports", []) if "name" in p}
-        endpoints.append(Endpoint(m["metadata"]["namespace"], dict(m["spec"]["template"]["metadata"]["labels"]),
+        endpoints.append(Endpoint(m["metadata"]["namespace"], dict(template["metadata"]["labels"]),
                                   node_ip if host else str(next(pod_ips)), ports, host, m["metadata"]["name"]))
     return endpoints

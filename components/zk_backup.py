@@ -1,0 +1,91 @@
+"""Scheduled ZooKeeper backups: a CronJob running `orchestrator zk snapshot` (the services image) that writes
+the configured subtrees as one object to S3 (docs/backups.md). The snapshot command itself sets, or with
+`check_lifecycle_only` checks, the bucket's expiry for the prefix; restores are `orchestrator zk restore`.
+S3 credentials come from the credentials tier's Secret (static keys) or from the pod's identity (an IAM
+role bound to the ServiceAccount), never from the pod spec."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import k8s as kx
+from components import security as sec
+from components.settings import ZkBackupSettings
+from orchestrator.contracts import tiers
+
+TIER = tiers.ZK_BACKUP
+UID = 10001  # the services image's unprivileged user
+
+
+def snapshot_args(b: ZkBackupSettings, source: str) -> list[str]:
+    """The CronJob's command line (after `orchestrator`): the restore drill test runs exactly this."""
+    args = ["zk", "snapshot", "--source", source, "--s3", b.s3, "--retention-hours", str(b.retention_hours)]
+    for path in b.paths:
+        args += ["--path", path]
+    if b.check_lifecycle_only:
+        args.append("--check-lifecycle-only")
+    if b.endpoint_url:
+        args += ["--endpoint-url", b.endpoint_url]
+    return args
+
+
+@dataclass(frozen=True)
+class ZkBackupArgs:
+    platform: kx.PlatformContext
+    zk_backup: ZkBackupSettings
+    image: str  # the services image (service.image)
+    source_connect: pulumi.Input[str]  # this platform's ensemble
+    s3_secret: pulumi.Input[str] | None = None  # credentials tier Secret: access-key-id, secret-access-key
+
+
+class ZkBackup(pulumi.ComponentResource):
+    def __init__(self, name: str, args: ZkBackupArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("orchestrator:zk_backup:ZkBackup", name, None, opts)
+        b = args.zk_backup
+        t = kx.TierContext.of(self, TIER, name, args.platform)
+        # The role annotation lets the cloud's workload identity hand the pod S3 credentials (no static keys).
+        account = k8s.core.v1.ServiceAccount(
+            t.name, metadata=t.metadata(annotations=dict(b.service_account_annotations) or None),
+            automount_service_account_token=False, opts=t.opts)
+        s3 = sec.External("s3", tuple(b.s3_cidrs), {"https": 443})
+        self.peer = sec.Peer.of(t, {})
+        self.flows = [
+            sec.Flow(TIER, tiers.ZOOKEEPER, "client", "the backup reads the subtrees it snapshots"),
+            sec.Flow(TIER, s3, "https", "the backup writes its snapshot to S3"),
+        ]
+        env: list[dict[str, Any]] = [{"name": "AWS_DEFAULT_REGION", "value": b.region}]
+        if args.s3_secret is not None:
+            env += [kx.secret_env("AWS_ACCESS_KEY_ID", args.s3_secret, "access-key-id"),
+                    kx.secret_env("AWS_SECRET_ACCESS_KEY", args.s3_secret, "secret-access-key")]
+        container = kx.container({
+            "name": "zk-snapshot",
+            "image": args.image,
+            "command": ["orchestrator"],
+            "args": pulumi.Output.from_input(args.source_connect).apply(lambda source: snapshot_args(b, source)),
+            "env": env,
+        }, b.resources)
+        pod = t.pod_spec(account, [container], uid=UID, spread=None, restart_policy="Never")
+        self.cronjob = k8s.batch.v1.CronJob(
+            t.name,
+            metadata=t.metadata(annotations=kx.checkov_skips(
+                b.resources, CKV_K8S_35="the AWS SDK reads static keys only from the environment, set from the "
+                                        "credentials tier's Secret")),
+            spec={
+                "schedule": b.schedule,
+                # One snapshot at a time; a run that missed its slot by more than an hour is skipped, not
+                # stacked up after an outage.
+                "concurrency_policy": "Forbid",
+                "starting_deadline_seconds": 3600,
+                "successful_jobs_history_limit": 3,
+                "failed_jobs_history_limit": 3,
+                "job_template": {"spec": {
+                    "backoff_limit": 2,
+                    "active_deadline_seconds": b.timeout_seconds,
+                    "template": {"metadata": {"labels": t.labels}, "spec": pod},
+                }},
+            },
+            opts=t.opts)
+        self.register_outputs({"cronjob": self.cronjob.metadata["name"]})
