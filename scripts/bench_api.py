@@ -259,6 +259,20 @@ def render_cpu_run() -> None:
     print(json.dumps({k: round(statistics.median(v), 2) for k, v in figures.items()}))
 
 
+def server_side_share(server: Server, route: str, bound: str) -> float:
+    """From the API's own latency histogram: the share of `route`'s requests answered within `bound`
+    seconds (server time, without this client's overhead)."""
+    text = httpx.get(server.url + "/metrics", timeout=10).text
+    within = total = 0.0
+    for line in text.splitlines():
+        if line.startswith("orchestrator_http_request_duration_seconds_bucket{") and f'route="{route}"' in line:
+            if f'le="{bound}"' in line:
+                within = float(line.rsplit(" ", 1)[1])
+            elif 'le="+Inf"' in line:
+                total = float(line.rsplit(" ", 1)[1])
+    return within / total if total else float("nan")
+
+
 def memory_run() -> None:
     """In this process: 1,000 hosts / 10,000 containers and an hour of reports; RSS before and after."""
     from orchestrator.services.api.topology import Topology
@@ -316,6 +330,8 @@ def main() -> None:
                 figures.update(asyncio.run(measure_ws(server, demo)))
                 print("  websocket measured", flush=True)
                 figures.update(measure_trivial(server))
+                figures["trivial_server_share_le_5ms"] = server_side_share(server, "/api/v1/whoami", "0.005")
+                figures["view_server_share_le_250ms"] = server_side_share(server, "/api/v1/topology/{view}", "0.25")
                 figures["server_rss_mb"] = rss_mb(server.proc.pid)
             finally:
                 server.stop()
