@@ -149,3 +149,16 @@ def test_ui_files_are_served_at_the_root(api_files: ApiFiles, tmp_path: Path) ->
     assert page.status_code == 200 and "<title>orchestrator</title>" in page.text
     assert api_still_guarded.status_code == 401
     assert 'orchestrator_http_requests_total{code="200",method="GET",route="/{ui}"} 1.0' in metrics
+
+
+def test_large_views_are_gzipped_for_clients_that_accept_it(api: RunningApi) -> None:
+    report = topology(1, peer=None)
+    report["processes"] = [{"pid": pid, "name": f"worker-{pid}", "cmdline": f"/usr/bin/worker --id {pid} " + "x" * 100}
+                           for pid in range(1, 600)]
+    post(api, report)
+    with api.client("viewer") as client:
+        zipped = client.get("/api/v1/topology/processes", headers={"Accept-Encoding": "gzip"})
+        plain = client.get("/api/v1/topology/processes", headers={"Accept-Encoding": "identity"})
+    assert zipped.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
+    assert zipped.json() == plain.json() and len(plain.content) > 64 * 1024
+    assert int(zipped.headers["content-length"]) < len(plain.content) / 3
