@@ -12,10 +12,18 @@ Prints, in one run, the median over --runs of:
   * one synchronous write round trip on the target.
 
     .venv/bin/python scripts/bench_zk_sync.py [--runs 3] [--zk-shell /tmp/zkshell/bin/zk-shell]
+
+`--protocol` runs the lag protocol of issue 14 instead: 3 runs x {writes-only, mixed create/set/delete}
+x {quiet, a second process busy on one core}, each measuring the floor (writer and watcher on A alone,
+no engine) and the engine (A -> B) with >= 2,000 samples, and checks the engine's p99 against
+max(50 ms, 2 x the floor's p99 of the same run):
+
+    .venv/bin/python scripts/bench_zk_sync.py --protocol [--runs 3] [--rate 200] [--lag-seconds 12]
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -35,6 +43,7 @@ from orchestrator.services.zk.tree import connect, delete_tree  # noqa: E402
 from tests.support.zk_ensemble import DEFAULT_CFG, LocalEnsemble  # noqa: E402
 
 ROOT = "/bench"
+MIX = f"{ROOT}/mix"
 
 
 def tree_items(branches: int, leaves: int, size: int) -> list[tuple[str, bytes]]:
@@ -191,6 +200,171 @@ def propagation(a: str, b: str, rate: float, seconds: float, hot: int = 50, engi
     return lags
 
 
+class Observer:
+    """Watches MIX (children) and every node under it (data) on one ensemble; each arrival of a value is a
+    sample: sets and creates carry their send time in the value, deletes are timed from `deleted_at`."""
+
+    def __init__(self, client: KazooClient, deleted_at: dict[str, list[float]]) -> None:
+        self.client, self.deleted_at = client, deleted_at
+        self.lags: dict[str, list[float]] = {"create": [], "set": [], "delete": []}
+        self.known: set[str] = set()
+        self.seen: dict[str, bytes] = {}
+        self.lock = threading.Lock()
+
+    def start(self) -> None:
+        for child in self.client.get_children(MIX, watch=self.on_children):
+            self.known.add(child)
+            self.client.get(f"{MIX}/{child}", watch=self.on_change)
+
+    def on_children(self, event) -> None:
+        self.client.get_children_async(MIX, watch=self.on_children).rawlink(self.on_list)
+
+    def on_list(self, result) -> None:
+        arrived = time.time()
+        try:
+            current = set(result.get())
+        except Exception:
+            return
+        with self.lock:
+            new, gone = current - self.known, self.known - current
+            self.known = current
+            for child in gone:
+                sent = self.deleted_at.get(f"{MIX}/{child}")
+                if sent:
+                    self.lags["delete"].append(arrived - sent.pop(0))
+        for child in new:
+            path = f"{MIX}/{child}"
+            self.client.get_async(path, watch=self.on_change).rawlink(functools.partial(self.on_data, path, "create"))
+
+    def on_change(self, event) -> None:
+        if event.type == "CHANGED":
+            self.client.get_async(event.path, watch=self.on_change).rawlink(
+                functools.partial(self.on_data, event.path, "set"))
+
+    def on_data(self, path: str, kind: str, result) -> None:
+        arrived = time.time()
+        try:
+            data, _ = result.get()
+        except Exception:
+            return
+        with self.lock:
+            if data and data != b"0" and self.seen.get(path) != data:
+                self.seen[path] = data
+                self.lags[kind].append(arrived - float(data))
+
+
+def mixed_propagation(a: str, b: str, rate: float, seconds: float, workload: str, engine_on: bool,
+                      hot: int = 50) -> list[float]:
+    """Lags (s) of `workload` ('writes': sets only; 'mixed': creates, sets and deletes in turn) written on A
+    at `rate`/s and seen on B; with engine_on=False and b == a, the floor."""
+    writer, watcher = KazooClient(hosts=a), KazooClient(hosts=b)
+    writer.start()
+    watcher.start()
+    paths = [f"{MIX}/s{i:02d}" for i in range(hot)]
+    writer.ensure_path(MIX)
+    for p in paths:
+        writer.create(p, b"0")
+    engine = None
+    if engine_on:
+        engine = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "zk", "sync", "--source", a,
+                                   "--target", b, "--path", ROOT, "--metrics-port", "0",
+                                   "--metrics-address", "127.0.0.1"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                  cwd=Path(__file__).resolve().parent.parent)
+        assert engine.stdout is not None
+        for line in engine.stdout:
+            if line.startswith("bootstrapped"):
+                break
+    deleted_at: dict[str, list[float]] = {}
+    observer = Observer(watcher, deleted_at)
+    try:
+        for p in paths:
+            for _ in range(100):
+                if watcher.exists(p):
+                    break
+                time.sleep(0.1)
+        observer.start()
+        exists = dict.fromkeys(paths, True)
+        turn = dict.fromkeys(paths, 0)
+        pending = []
+        start = time.perf_counter()
+        total = int(rate * seconds)
+        for i in range(total):
+            due = start + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            path = paths[i % hot]
+            turn[path] += 1
+            if workload == "mixed" and not exists[path]:
+                pending.append(writer.create_async(path, repr(time.time()).encode()))
+                exists[path] = True
+            elif workload == "mixed" and turn[path] % 3 == 0:
+                deleted_at.setdefault(path, []).append(time.time())
+                pending.append(writer.delete_async(path))
+                exists[path] = False
+            else:
+                pending.append(writer.set_async(path, repr(time.time()).encode()))
+        for r in pending:
+            r.get()
+        deadline = time.time() + 15
+        while time.time() < deadline and sum(map(len, observer.lags.values())) < total * 0.98:
+            time.sleep(0.05)
+        time.sleep(0.5)
+    finally:  # never leave the engine running, whatever failed
+        if engine is not None:
+            engine.terminate()
+            engine.wait(timeout=30)
+        for c in (writer, watcher):
+            c.stop()
+            c.close()
+    with observer.lock:
+        return [lag for kind in observer.lags.values() for lag in kind]
+
+
+def busy_core(seconds: float) -> subprocess.Popen:
+    """A second process spinning on one core for at most `seconds` (stopped by PID before that)."""
+    code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def protocol(args) -> int:
+    """Issue 14's lag protocol; exit 1 when a run misses the bound."""
+    print(f"lag protocol: {args.runs} runs x (writes, mixed) x (quiet, busy core); {args.rate:.0f} ops/s for "
+          f"{args.lag_seconds:.0f} s; 2 x 3-node ensembles on loopback, {os.cpu_count()} CPUs; "
+          f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, \
+            LocalEnsemble(Path(tmp) / "a", size=3, base_cfg=DEFAULT_CFG) as ens_a, \
+            LocalEnsemble(Path(tmp) / "b", size=3, base_cfg=DEFAULT_CFG) as ens_b:
+        a, b = ens_a.connect_string, ens_b.connect_string
+        for run in range(1, args.runs + 1):
+            for workload in ("writes", "mixed"):
+                for load in ("quiet", "busy"):
+                    spinner = busy_core(4 * args.lag_seconds + 120) if load == "busy" else None
+                    try:
+                        for side in (a, b):
+                            clear(side)
+                        floor = mixed_propagation(a, a, args.rate, args.lag_seconds, workload, engine_on=False)
+                        for side in (a, b):
+                            clear(side)
+                        lags = mixed_propagation(a, b, args.rate, args.lag_seconds, workload, engine_on=True)
+                    finally:
+                        if spinner is not None:
+                            spinner.kill()
+                            spinner.wait(timeout=10)
+                    f99, e99 = pct(floor, 99) * 1000, pct(lags, 99) * 1000
+                    bound = max(50.0, 2 * f99)
+                    ok = e99 <= bound and len(lags) >= 2000
+                    rows.append(ok)
+                    print(f"run {run} {workload:6s} {load:5s}: floor p50 {pct(floor, 50) * 1000:5.1f} p99 {f99:6.1f} ms "
+                          f"({len(floor)}) | engine p50 {pct(lags, 50) * 1000:5.1f} p99 {e99:6.1f} ms ({len(lags)}) | "
+                          f"bound {bound:5.1f} ms {'ok' if ok else 'MISSED'} | load {os.getloadavg()[0]:.1f}",
+                          flush=True)
+    print(f"\n{sum(rows)} of {len(rows)} runs within max(50 ms, 2 x floor p99)")
+    return 0 if all(rows) else 1
+
+
 def round_trip(hosts: str, n: int = 200) -> float:
     c = KazooClient(hosts=hosts)
     c.start()
@@ -220,7 +394,10 @@ def main() -> int:
     ap.add_argument("--zk-shell-runs", type=int, default=1, help="zk-shell is slow: runs of it (default 1)")
     ap.add_argument("--no-fsync", action="store_true",
                     help="forceSync=no on both ensembles: takes the disk's fsync tail out of the lag figures")
+    ap.add_argument("--protocol", action="store_true", help="run issue 14's lag protocol only (see above)")
     args = ap.parse_args()
+    if args.protocol:
+        return protocol(args)
 
     items = tree_items(args.branches, args.leaves, args.size)
     znodes = len(items)
