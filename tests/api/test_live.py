@@ -93,7 +93,7 @@ def test_bad_first_messages_close(api: RunningApi, message: object, code: int | 
 
 def test_expired_token_closes_the_session_unless_renewed(api: RunningApi) -> None:
     keys = api.state.keys.get()
-    short = issue(keys, account="vera", kind="access", role=Role.VIEWER, ttl=2)[0]
+    short = issue(keys, account="vera", kind="access", role=Role.VIEWER, ttl=5)[0]
     with open_ws(api, short) as ws:
         ws.send(json.dumps({"type": "auth", "token": api.token("viewer")}))   # renewed: stays open
         assert recv(ws)["type"] == "ready"
