@@ -89,9 +89,20 @@ def prometheus_config(platform: kx.PlatformContext, mon: MonitoringSettings) -> 
     }
 
 
+RUNBOOKS = "https://github.com/orchestrator/orchestrator/blob/main/docs/runbooks"
+# The runbook page of each alert (docs/runbooks/<page>.md, one section per alert; tests/test_runbooks.py).
+RUNBOOK_PAGE = {"ZooKeeper": "zookeeper", "Mesos": "mesos", "Marathon": "marathon", "Probe": "probe-and-exporters"}
+
+
+def runbook_url(name: str) -> str:
+    page = "zk-sync" if name == "ZooKeeperSyncLagHigh" else next(
+        p for prefix, p in RUNBOOK_PAGE.items() if name.startswith(prefix))
+    return f"{RUNBOOKS}/{page}.md#{name.lower()}"
+
+
 def _alert(name: str, expr: str, for_: str, severity: str, summary: str) -> dict[str, Any]:
     return {"alert": name, "expr": expr, "for": for_, "labels": {"severity": severity},
-            "annotations": {"summary": summary}}
+            "annotations": {"summary": summary, "runbook_url": runbook_url(name)}}
 
 
 def alert_rules(zookeeper_replicas: int) -> dict[str, Any]:
