@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -255,11 +256,28 @@ class GitOpsSettings(_Settings):
     """Where Argo CD finds the rendered tree: `<repo_url>@<revision>:<path>/<stack>/<tier>`."""
 
     repo_url: str = Field("https://github.com/orchestrator/orchestrator.git", pattern=r"^(https://|ssh://|git@)\S+$")
+    # Branch, tag or commit Argo CD follows. Production follows a release ref that only the approved
+    # deploy job moves (docs/change-workflow.md), never main.
     revision: str = Field("main", min_length=1)
     # Repository directory holding one `<stack>/<tier>/manifests.yaml` tree per stack (`orchestrator render`).
     path: str = Field("rendered", pattern=r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
     argocd_namespace: DnsLabel = "argocd"
     destination_server: str = Field("https://kubernetes.default.svc", pattern=r"^https://\S+$")
+
+    @field_validator("repo_url")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str) -> str:
+        # The URL is written into every Application and AppProject of the rendered tree (committed to git)
+        # and into Pulumi's state. Argo CD takes repository credentials from a repository Secret of its
+        # own. The message never repeats the value: it holds the token.
+        try:
+            parts = urlsplit(value) if "://" in value else None
+        except ValueError:
+            raise ValueError("is not a URL Argo CD can read") from None
+        if parts is not None and (parts.password is not None or (parts.username and parts.scheme != "ssh")):
+            raise ValueError("carries credentials (user:token@ or token@): it would be written in clear into the "
+                             "rendered tree; give Argo CD a repository credential instead (docs/change-workflow.md)")
+        return value
 
 
 _STEP = re.compile(r"^(?P<weight>\d{1,3})%$|^pause(?: (?P<pause>\S+))?$|^(?P<analysis>analysis)$")
@@ -476,6 +494,9 @@ class SecuritySettings(_Settings):
     rollouts_namespace: DnsLabel = "argo-rollouts"
     # LoadBalancer Services expose the platform outside the cluster: refused by the policy pack unless set.
     allow_load_balancer: bool = False
+    # Ingresses expose the platform outside the cluster: refused by the policy pack unless set, and then
+    # only with TLS for every host (policy ingress-only-with-tls).
+    allow_ingress: bool = False
 
 
 class PlatformSettings(_Settings):
@@ -498,6 +519,14 @@ class PlatformSettings(_Settings):
     delivery: Delivery = "direct"
     gitops: GitOpsSettings = GitOpsSettings()
     service: ServiceSettings = ServiceSettings()
+
+    @model_validator(mode="after")
+    def _production_follows_a_release_ref(self) -> PlatformSettings:
+        if self.production and self.delivery == "gitops" and self.gitops.revision in MOVING_REFS:
+            raise _KeyError("gitops.revision", f"{self.gitops.revision!r} moves with every merge: a production "
+                            "stack follows a release ref that only the approved deploy job moves (e.g. 'release'; "
+                            "docs/change-workflow.md)")
+        return self
 
     @model_validator(mode="after")
     def _high_availability(self) -> PlatformSettings:
@@ -559,6 +588,11 @@ class PlatformSettings(_Settings):
 
     def service_fqdn(self, service: str, namespace: str | None = None) -> str:
         return f"{service}.{namespace or self.namespace}.svc.{self.cluster_domain}"
+
+
+# Branch names that move with every merge: a production stack that Argo CD syncs from one of them is
+# deployed by merging, without the approved deploy job.
+MOVING_REFS = ("main", "master", "HEAD")
 
 
 class _KeyError(ValueError):

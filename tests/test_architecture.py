@@ -206,7 +206,9 @@ def test_a_services_only_install_says_render_needs_the_platform_extra(tmp_path):
 @pytest.mark.parametrize("name", STACKS)
 def test_policy_config_of_each_stack_agrees_with_the_registry_and_settings(name):
     config = json.loads((PROJECT_DIR / "policy" / f"{name}.json").read_text())
-    assert config["privileged-only-in-agent-namespaces"]["agent_namespace_suffix"] == tiers.AGENTS_NAMESPACE_SUFFIX
     settings = stack_settings(name)
+    # Exactly the namespaces the registry's privileged tiers run in, for this stack's namespace.
+    assert config["privileged-only-in-agent-namespaces"]["namespaces"] == sorted(
+        {t.namespace_of(settings.namespace) for t in tiers.enabled_tiers(settings) if t.privileged})
     assert config["ha-replicas-and-budgets"]["production"] is settings.production
     assert settings.agents_namespace == settings.namespace + tiers.AGENTS_NAMESPACE_SUFFIX

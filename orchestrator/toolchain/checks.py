@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator.contracts.annotations import EXTERNAL_SECRETS
 from orchestrator.toolchain.check_base import CheckError
 from orchestrator.toolchain.check_base import ref as _ref
 from orchestrator.toolchain.check_base import subset as _subset
@@ -266,8 +268,14 @@ def _secret_reference_problems(w: dict[str, Any], ns: str | None, pod: dict[str,
             ref = env.get("valueFrom", {}).get("secretKeyRef")
             if ref:
                 wanted.append((ref["name"], ref["key"]))
+    # Secrets the workload declares as issued outside the program (e.g. cert-manager's), by name only.
+    template = w["spec"]["jobTemplate"]["spec"]["template"] if w["kind"] == "CronJob" else w["spec"].get("template", {})
+    external = {n.strip() for n in (template.get("metadata", {}).get("annotations", {})
+                                    .get(EXTERNAL_SECRETS, "")).split(",") if n.strip()}
     for name, key in wanted:
         secret = secrets.get((ns, name))
+        if secret is None and name in external:
+            continue
         if secret is None:
             problems.append(f"{_ref(w)}: Secret {name} is not rendered")
         elif key is not None and key not in {**secret.get("data", {}), **secret.get("stringData", {})}:
@@ -292,18 +300,24 @@ def check_all(manifests: list[dict[str, Any]]) -> list[str]:
 
 
 # --- policy pack and checkov (the main job runs them too) -----------------------------------------
-def policy_problems(registrations: list[Any], config: dict[str, Any], project_dir: Path) -> list[str]:
-    """The CrossGuard rules of policy/ over the engine-form properties of every Kubernetes resource,
-    with the stack's policy config (policy/<stack>.json), as `pulumi preview --policy-pack` would."""
+def load_rules(project_dir: Path) -> Any:
+    """policy/rules.py of `project_dir`, as a module (the pack's own data files next to it)."""
     import importlib.util
-
-    from pulumi_policy import PolicyResource, PolicyResourceOptions, ResourceValidationArgs, StackValidationArgs
 
     spec = importlib.util.spec_from_file_location("orchestrator_policy_rules", project_dir / "policy" / "rules.py")
     if spec is None or spec.loader is None:
         raise CheckError(f"no policy pack at {project_dir / 'policy'}")
     rules = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(rules)
+    return rules
+
+
+def policy_problems(registrations: list[Any], config: dict[str, Any], project_dir: Path) -> list[str]:
+    """The CrossGuard rules of policy/ over the engine-form properties of every Kubernetes resource,
+    with the stack's policy config (policy/<stack>.json), as `pulumi preview --policy-pack` would."""
+    from pulumi_policy import PolicyResource, PolicyResourceOptions, ResourceValidationArgs, StackValidationArgs
+
+    rules = load_rules(project_dir)
     opts = PolicyResourceOptions(False, [], None, [], None, [])  # type: ignore[arg-type]
     resources = [r for r in registrations if r.custom and r.type.startswith("kubernetes:")]
     problems: list[str] = []
@@ -321,10 +335,40 @@ def policy_problems(registrations: list[Any], config: dict[str, Any], project_di
     return problems
 
 
+def expected_policy_config(settings: Any) -> dict[str, dict[str, Any]]:
+    """What policy/<stack>.json must say for a stack (settings: its PlatformSettings): the policy pack
+    runs without this package, so its per-stack facts are written down once and checked here."""
+    from orchestrator.contracts import tiers
+
+    privileged = {t.namespace_of(settings.namespace) for t in tiers.enabled_tiers(settings) if t.privileged}
+    return {
+        "ha-replicas-and-budgets": {"production": settings.production},
+        "no-load-balancer": {"allow": settings.security.allow_load_balancer},
+        "ingress-only-with-tls": {"allow": settings.security.allow_ingress},
+        "privileged-only-in-agent-namespaces": {"namespaces": sorted(privileged)},
+    }
+
+
+def policy_config_problems(config: dict[str, Any], settings: Any, source: str, policy_names: set[str]) -> list[str]:
+    """policy/<stack>.json against the stack: the same facts (production, exposure allowances, exactly the
+    namespaces the tier registry marks privileged), only known policies, a host-path allow-list."""
+    problems = [f"{source}: {name}: no such policy in policy/rules.py" for name in sorted(set(config) - policy_names)]
+    for name, wanted in expected_policy_config(settings).items():
+        for key, value in wanted.items():
+            got = (config.get(name) or {}).get(key)
+            if isinstance(got, list):
+                got = sorted(got)
+            if got != value:
+                problems.append(f"{source}: {name}.{key} is {json.dumps(got)}, the stack says {json.dumps(value)}")
+    allowed = (config.get("host-paths-in-allow-list") or {}).get("allowed")
+    if not isinstance(allowed, list) or not allowed or not all(
+            isinstance(p, str) and p.startswith("/") and p.strip("/") and ".." not in p.split("/") for p in allowed):
+        problems.append(f"{source}: host-paths-in-allow-list.allowed must list absolute host paths (never '/')")
+    return problems
+
+
 def checkov_problems(rendered_dir: Path, checkov: Path) -> list[str]:
     """checkov's Kubernetes checks over a written render: every failed check is a problem."""
-    import json
-
     if not checkov.exists():
         raise CheckError(f"checkov is not installed at {checkov} (make setup)")
     proc = subprocess.run([str(checkov), "-d", str(rendered_dir), "--framework", "kubernetes", "--quiet",

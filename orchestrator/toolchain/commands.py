@@ -111,12 +111,15 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def load_policy_config(policy_file: Path, source: str) -> dict[str, Any]:
-    """policy/<stack>.json: an object of per-policy objects. A missing file means the defaults; anything
-    unreadable or malformed is bad input (never silently the defaults)."""
+    """policy/<stack>.json: an object of per-policy objects. Every stack has one: without it the pack would
+    judge a new production stack by its non-production defaults, silently. A missing, unreadable or
+    malformed file is bad input."""
     from orchestrator.strict_yaml import YamlError, read_text
 
     if not policy_file.exists() and not policy_file.is_symlink():
-        return {}
+        raise InputError(f"{source}: no policy file for this stack; every stack has one, reviewed with it "
+                         "(copy policy/prod.json for a production stack; `orchestrator check` says what it "
+                         "must hold)")
     try:
         text = read_text(policy_file, source, POLICY_MAX_BYTES)
     except YamlError as exc:
@@ -143,12 +146,28 @@ def load_policy_config(policy_file: Path, source: str) -> dict[str, Any]:
     return config
 
 
+def _stack_settings(stack: str, project_dir: Path) -> Any:
+    from components.settings import settings_from_config
+    from orchestrator.toolchain.render import load_stack_config
+
+    config, secret_keys, source = load_stack_config(stack, project_dir)
+    return settings_from_config(config, source, set(secret_keys))
+
+
+def _policy_names(project_dir: Path) -> set[str]:
+    """The policy names of the pack in `project_dir` (its rules module, loaded as the check runs it)."""
+    from orchestrator.toolchain.checks import load_rules
+
+    return {p.name for p in load_rules(project_dir).POLICIES}
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from orchestrator.toolchain.checks import (
         KUBERNETES_VERSIONS,
         CheckError,
         check_all,
         checkov_problems,
+        policy_config_problems,
         policy_problems,
     )
     from orchestrator.toolchain.render import SignalsDeferred, summary, vet_out_dir, write_render
@@ -166,6 +185,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(summary(result))
     try:
         problems = check_all(result.manifests)
+        problems += policy_config_problems(policy_config, _stack_settings(args.stack, project_dir), policy_source,
+                                           _policy_names(project_dir))
         problems += policy_problems(result.registrations, policy_config, project_dir)
         with tempfile.TemporaryDirectory() as tmp:
             write_render(result, Path(tmp) / args.stack)
@@ -180,6 +201,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     write_render(result, out)
     print("checks passed: references and selectors; Argo CRD models; kubernetes-validate --strict "
           f"{' and '.join(KUBERNETES_VERSIONS)}; promtool check config and rules; policy pack "
-          f"({policy_file.name if policy_file.is_file() else 'defaults'}); checkov")
+          f"({policy_file.name}); checkov")
     print(f"wrote {out}")
     return ExitCode.OK

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from orchestrator import pulumi_adapter
-from orchestrator.contracts.tiers import NAMESPACES_DIR
+from orchestrator.contracts.tiers import AUTH, NAMESPACES_DIR
 from orchestrator.errors import ExitCode, InputError, OrchestratorError, RefusedError
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -68,6 +68,8 @@ class RenderResult:
     outputs_registered: set[str]
     stack_outputs: dict[str, Any]
     manifests_by_tier: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Registrations of reviewed non-Kubernetes types (NON_KUBERNETES_TYPES): in no manifest, reported.
+    outside_tree: list[Registration] = field(default_factory=list)
 
     @property
     def manifests(self) -> list[dict[str, Any]]:
@@ -201,6 +203,24 @@ def to_manifest(reg: Registration) -> dict[str, Any] | None:
     return doc
 
 
+# Nothing escapes the render: every registered resource becomes a manifest, except these reviewed types,
+# which create nothing in a cluster (state-only keys and certificates whose PEM the program puts into a
+# Secret of the render) and are listed by `summary`. Anything else that yields no manifest offline (a
+# provider-side component such as kubernetes:yaml/v2:ConfigGroup or helm/v4:Chart, an explicit provider
+# aimed at another cluster, an object without apiVersion/kind) fails the render by name: `pulumi up`
+# would create what the render, the checks and `orchestrator diff` cannot see. Add a type here only
+# with its reason, in a reviewed change.
+NON_KUBERNETES_TYPES: dict[str, str] = {
+    "tls:index/privateKey:PrivateKey": "a key in Pulumi's state; what the cluster gets is the Secret holding it",
+    "tls:index/selfSignedCert:SelfSignedCert": "a CA certificate in Pulumi's state, delivered through a Secret",
+    "tls:index/locallySignedCert:LocallySignedCert": "a certificate in Pulumi's state, delivered through a Secret",
+    "tls:index/certRequest:CertRequest": "a certificate request in Pulumi's state, creates nothing",
+    "random:index/randomPassword:RandomPassword": "a generated password in Pulumi's state, delivered through a Secret",
+}
+# Our own component resources (`orchestrator:<module>:<Class>`) only group their children.
+OWN_COMPONENT_PREFIX = "orchestrator:"
+
+
 def tier_of(reg: Registration, by_urn: dict[str, Registration]) -> str:
     """The tier is the top-most component below the Platform: walk up the parent chain."""
     chain = [reg]
@@ -218,11 +238,31 @@ def sort_key(doc: dict[str, Any]) -> tuple[str, str, str]:
     return (doc["kind"], meta.get("namespace", ""), meta.get("name", ""))
 
 
+def escaped(result: RenderResult) -> list[str]:
+    """Registrations that yield no manifest and are neither our own components nor a reviewed
+    non-Kubernetes type, each as `type 'name' (tier)`."""
+    by_urn = {r.urn: r for r in result.registrations}
+    parents = {r.parent for r in result.registrations}
+    found = []
+    for reg in result.registrations:
+        if reg.custom:
+            if reg.type in NON_KUBERNETES_TYPES or to_manifest(reg) is not None:
+                continue
+        elif reg.type.startswith(OWN_COMPONENT_PREFIX) or reg.urn in parents:
+            continue  # a component that expanded here: its children are judged one by one
+        found.append(f"{reg.type} {reg.name!r} ({tier_of(reg, by_urn)})")
+    return found
+
+
 def build_manifests(result: RenderResult) -> RenderResult:
     by_urn = {r.urn: r for r in result.registrations}
     seen: dict[tuple[str, str], str] = {}
     objects: dict[tuple[str, str, str], str] = {}
     tiers: dict[str, list[dict[str, Any]]] = {}
+    outside = escaped(result)
+    if outside:
+        raise RenderError("resources that produce no manifest offline (`pulumi up` would create what the render, "
+                          f"its checks and `orchestrator diff` cannot see): {'; '.join(outside)}")
     for reg in result.registrations:
         # The real engine rejects duplicate URNs; the mocks do not, so check here.
         if (reg.type, reg.name) in seen:
@@ -230,6 +270,8 @@ def build_manifests(result: RenderResult) -> RenderResult:
         seen[(reg.type, reg.name)] = reg.urn
         doc = to_manifest(reg)
         if doc is None:
+            if reg.custom:
+                result.outside_tree.append(reg)
             continue
         key = (doc["kind"], doc["metadata"].get("namespace", ""), doc["metadata"].get("name", ""))
         if not key[2]:
@@ -281,9 +323,22 @@ _MARKER_MAX_BYTES = 64 * 1024
 _PAUSE_ENV = "ORCHESTRATOR_TEST_PAUSE"
 
 
+# Tiers rendered (the checks and `orchestrator diff` see them) but never written: the credentials'
+# Secrets. Pulumi applies them in both delivery modes; in a render their values are placeholders, so a
+# written (committed) copy would set every password to the placeholder on a plain
+# `kubectl apply -R -f rendered/<stack>`. Secrets reach the cluster only through `pulumi up`.
+UNWRITTEN_TIERS = frozenset({AUTH.id})
+
+
 def _render_files(result: RenderResult) -> dict[str, str]:
     """Relative path → text of every file of the render, marker included."""
-    files = {f"{tier}/manifests.yaml": dump_yaml(docs) for tier, docs in sorted(result.manifests_by_tier.items())}
+    stray = sorted(f"{tier}/{d['metadata'].get('name')}" for tier, docs in result.manifests_by_tier.items()
+                   if tier not in UNWRITTEN_TIERS for d in docs if d.get("kind") == "Secret")
+    if stray:
+        raise RenderError(f"Secrets outside the credentials tier ({', '.join(stray)}): every credential goes "
+                          f"through the '{AUTH.id}' tier, which Pulumi applies and the render never writes")
+    files = {f"{tier}/manifests.yaml": dump_yaml(docs) for tier, docs in sorted(result.manifests_by_tier.items())
+             if tier not in UNWRITTEN_TIERS}
     files["stack-outputs.json"] = json.dumps(_ordered(plain(result.stack_outputs)), indent=2) + "\n"
     files[MARKER] = "\n".join([
         _MARKER_HEAD,
@@ -491,5 +546,9 @@ def summary(result: RenderResult) -> str:
         kinds: dict[str, int] = {}
         for d in docs:
             kinds[d["kind"]] = kinds.get(d["kind"], 0) + 1
-        lines.append(f"  {tier:<14} {len(docs):>3}  " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+        lines.append(f"  {tier:<14} {len(docs):>3}  " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+                     + ("  (checked, not written: Pulumi applies it)" if tier in UNWRITTEN_TIERS else ""))
+    if result.outside_tree:
+        lines.append("  not Kubernetes objects (reviewed types, state only): "
+                     + ", ".join(f"{r.type} {r.name!r}" for r in result.outside_tree))
     return "\n".join(lines)
