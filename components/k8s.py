@@ -20,7 +20,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.settings import PlatformSettings, Resources
+from orchestrator.contracts.annotations import EXTERNAL_SECRETS
 from orchestrator.contracts.tiers import TierSpec
+
+__all__ = ["EXTERNAL_SECRETS"]  # for the tiers: `kx.EXTERNAL_SECRETS`
 
 PART_OF = "orchestrator"
 MANAGED_BY = "pulumi"

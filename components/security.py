@@ -137,9 +137,11 @@ def secret_files(platform: kx.PlatformContext, mesos_zk_path: str, marathon_zk_p
             "super-digest": creds.zookeeper_superuser_password.apply(lambda pw: zookeeper_digest(ZK_SUPERUSER, pw)),
             "password": creds.zookeeper_superuser_password,
         }} if creds.zookeeper_superuser_password is not None else {}),
-        # The backups' static S3 keys (when no workload identity is used), as the AWS SDK's variables read them.
-        **({"zk-backup-s3": {"namespace": platform.namespace, "access-key-id": creds.backup_s3[0],
-                             "secret-access-key": creds.backup_s3[1]}} if creds.backup_s3 is not None else {}),
+        # The backups' static S3 keys (when no workload identity is used), as the AWS SDK's shared credentials
+        # file, which the pod mounts (never environment variables).
+        **({"zk-backup-s3": {"namespace": platform.namespace, "credentials": pulumi.Output.all(*creds.backup_s3).apply(
+            lambda v: f"[default]\naws_access_key_id = {v[0]}\naws_secret_access_key = {v[1]}\n")}}
+           if creds.backup_s3 is not None else {}),
     }
     if creds.probe_token is not None:
         # The probes' API token (report:write), next to them in the agents namespace.

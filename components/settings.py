@@ -425,7 +425,9 @@ class ZkBackupSettings(_Settings):
     # E.g. {"eks.amazonaws.com/role-arn": "..."}: S3 access from the pod's identity, no static keys.
     service_account_annotations: dict[str, str] = Field(default_factory=dict, max_length=MAX_LIST)
     timeout_seconds: int = Field(1800, ge=60, le=86400)  # a run that takes longer is stopped
-    resources: Resources = Resources(cpu_request="50m", memory_request="128Mi", memory_limit="256Mi")
+    # A CPU limit: a batch job loses only time to throttling, and nothing else on the node does.
+    resources: Resources = Resources(cpu_request="50m", cpu_limit="500m", memory_request="128Mi",
+                                     memory_limit="256Mi")
 
     @model_validator(mode="after")
     def _target_when_enabled(self) -> ZkBackupSettings:

@@ -1,8 +1,8 @@
 """Scheduled ZooKeeper backups: a CronJob running `orchestrator zk snapshot` (the services image) that writes
 the configured subtrees as one object to S3 (docs/backups.md). The snapshot command itself sets, or with
 `check_lifecycle_only` checks, the bucket's expiry for the prefix; restores are `orchestrator zk restore`.
-S3 credentials come from the credentials tier's Secret (static keys) or from the pod's identity (an IAM
-role bound to the ServiceAccount), never from the pod spec."""
+S3 credentials come from the credentials tier's Secret (static keys, mounted as the AWS SDK's credentials
+file) or from the pod's identity (an IAM role bound to the ServiceAccount), never from the pod spec."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ from orchestrator.contracts import tiers
 
 TIER = tiers.ZK_BACKUP
 UID = 10001  # the services image's unprivileged user
+HOME = "/home/zk-backup"  # the AWS SDK reads $HOME/.aws/credentials
 
 
 def snapshot_args(b: ZkBackupSettings, source: str) -> list[str]:
@@ -38,7 +39,7 @@ class ZkBackupArgs:
     zk_backup: ZkBackupSettings
     image: str  # the services image (service.image)
     source_connect: pulumi.Input[str]  # this platform's ensemble
-    s3_secret: pulumi.Input[str] | None = None  # credentials tier Secret: access-key-id, secret-access-key
+    s3_secret: pulumi.Input[str] | None = None  # credentials tier Secret: `credentials` (AWS SDK file format)
 
 
 class ZkBackup(pulumi.ComponentResource):
@@ -56,23 +57,25 @@ class ZkBackup(pulumi.ComponentResource):
             sec.Flow(TIER, tiers.ZOOKEEPER, "client", "the backup reads the subtrees it snapshots"),
             sec.Flow(TIER, s3, "https", "the backup writes its snapshot to S3"),
         ]
-        env: list[dict[str, Any]] = [{"name": "AWS_DEFAULT_REGION", "value": b.region}]
+        env: list[dict[str, Any]] = [{"name": "AWS_DEFAULT_REGION", "value": b.region}, {"name": "HOME", "value": HOME}]
+        volumes: list[dict[str, Any]] = []
+        mounts: list[dict[str, Any]] = []
         if args.s3_secret is not None:
-            env += [kx.secret_env("AWS_ACCESS_KEY_ID", args.s3_secret, "access-key-id"),
-                    kx.secret_env("AWS_SECRET_ACCESS_KEY", args.s3_secret, "secret-access-key")]
+            volume, mount = kx.secret_volume("s3", args.s3_secret, ("credentials",), f"{HOME}/.aws")
+            volumes.append(volume)
+            mounts.append(mount)
         container = kx.container({
             "name": "zk-snapshot",
             "image": args.image,
             "command": ["orchestrator"],
             "args": pulumi.Output.from_input(args.source_connect).apply(lambda source: snapshot_args(b, source)),
             "env": env,
+            "volume_mounts": mounts,
         }, b.resources)
-        pod = t.pod_spec(account, [container], uid=UID, spread=None, restart_policy="Never")
+        pod = t.pod_spec(account, [container], uid=UID, spread=None, restart_policy="Never", volumes=volumes)
         self.cronjob = k8s.batch.v1.CronJob(
             t.name,
-            metadata=t.metadata(annotations=kx.checkov_skips(
-                b.resources, CKV_K8S_35="the AWS SDK reads static keys only from the environment, set from the "
-                                        "credentials tier's Secret")),
+            metadata=t.metadata(annotations=kx.checkov_skips(b.resources)),
             spec={
                 "schedule": b.schedule,
                 # One snapshot at a time; a run that missed its slot by more than an hour is skipped, not

@@ -114,8 +114,8 @@ if [ -n "$dyn" ] && [ -s "$dyn" ]; then
 else
   cp "$ZK_TEMPLATE" "$ZK_LIVE_CONF.next"
 fi
-if [ -n "${ZK_SUPER_DIGEST_FILE:-}" ]; then
-  printf 'DigestAuthenticationProvider.superDigest=%s\n' "$(cat "$ZK_SUPER_DIGEST_FILE")" >> "$ZK_LIVE_CONF.next"
+if [ -n "${ZK_SUPERUSER_FILE:-}" ]; then
+  printf 'DigestAuthenticationProvider.superDigest=%s\n' "$(cat "$ZK_SUPERUSER_FILE")" >> "$ZK_LIVE_CONF.next"
 fi
 mv "$ZK_LIVE_CONF.next" "$ZK_LIVE_CONF"
 if [ -n "${ZK_TLS_DIR:-}" ]; then
@@ -198,7 +198,7 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
             volume, mount = kx.secret_volume("superuser", args.superuser_secret, (SUPER_DIGEST_KEY,), SUPERUSER_DIR)
             volumes.append(volume)
             mounts.append(mount)
-            env.append({"name": "ZK_SUPER_DIGEST_FILE", "value": f"{SUPERUSER_DIR}/{SUPER_DIGEST_KEY}"})
+            env.append({"name": "ZK_SUPERUSER_FILE", "value": f"{SUPERUSER_DIR}/{SUPER_DIGEST_KEY}"})
         if zk.tls_secret is not None:
             volume, mount = kx.secret_volume("tls", zk.tls_secret, ("tls.crt", "tls.key", "ca.crt"), TLS_DIR)
             volumes += [volume, {"name": "tls-work", "empty_dir": {"medium": "Memory", "size_limit": "1Mi"}}]
@@ -227,7 +227,10 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
             self.headless, zk.replicas, pod, [kx.volume_claim("data", zk.storage, zk.storage_class)],
             kx.checkov_skips(zk.resources, CKV_K8S_40=f"runs as the official image's zookeeper user (uid {UID}), "
                                                       "which owns its files; another uid could not read them"),
-            template_annotations={"orchestrator.io/config-sha": kx.content_hash(cfg)})
+            template_annotations={"orchestrator.io/config-sha": kx.content_hash(cfg),
+                                  # Issued outside the program (cert-manager): the render's reference check
+                                  # accepts exactly these Secrets as absent.
+                                  **({kx.EXTERNAL_SECRETS: zk.tls_secret} if zk.tls_secret else {})})
 
         self.connect_string = self.headless.metadata["name"].apply(
             lambda h: connect_string(server_hosts(platform, zk.replicas, name, h), zk.client_port))

@@ -62,11 +62,16 @@ def test_s3_keys_come_from_the_credentials_tier_or_the_pods_identity():
     config[SCOPE_CONFIG] = "tree"
     result = build_manifests(run_program("prod", config, secret_keys))
     secret = one(result, "Secret", "zk-backup-s3")
-    assert set(secret["stringData"]) == {"access-key-id", "secret-access-key"}
-    assert set(secret["stringData"].values()) == {REDACTED}
-    env = one(result, "CronJob", "zk-backup")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
-    assert refs["AWS_ACCESS_KEY_ID"] == {"name": "zk-backup-s3", "key": "access-key-id"}
+    assert set(secret["stringData"]) == {"credentials"} and set(secret["stringData"].values()) == {REDACTED}
+    raw = next(r for r in result.registrations if r.name == "zk-backup-s3").inputs["stringData"]
+    assert "aws_secret_access_key = value-of-zk_backup_secret_access_key" in str(raw)
+    pod = one(result, "CronJob", "zk-backup")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "s3")
+    assert volume["secret"]["secretName"] == "zk-backup-s3"
+    container = pod["containers"][0]
+    home = next(e["value"] for e in container["env"] if e["name"] == "HOME")
+    assert {"name": "s3", "mountPath": f"{home}/.aws", "readOnly": True} in container["volumeMounts"]
+    assert not [e for e in container["env"] if "valueFrom" in e], "no secret in the environment"
     assert "value-of-zk_backup_secret_access_key" not in str(result.manifests)
     # Without keys: the pod's identity (an IAM role on the ServiceAccount), no Secret.
     _, plain = render(zk_backup={**BACKUP, "service_account_annotations": {"eks.amazonaws.com/role-arn": "arn:x"}})

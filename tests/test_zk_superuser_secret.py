@@ -45,7 +45,7 @@ def test_superuser_secret_holds_the_digest_and_the_servers_read_it_as_a_file():
     assert volume["secret"]["secretName"] == ZK_SUPERUSER_SECRET
     assert [i["key"] for i in volume["secret"]["items"]] == ["super-digest"], "the servers never get the password"
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["ZK_SUPER_DIGEST_FILE"] == f"{zkc.SUPERUSER_DIR}/{zkc.SUPER_DIGEST_KEY}"
+    assert env["ZK_SUPERUSER_FILE"] == f"{zkc.SUPERUSER_DIR}/{zkc.SUPER_DIGEST_KEY}"
     text = json.dumps([m for m in result.manifests])
     assert PASSWORD not in text and "superDigest" not in json.dumps(container["command"][:2])
     assert not any("-Dzookeeper" in a for a in container["command"] + container.get("args", []))
@@ -56,4 +56,4 @@ def test_without_the_key_there_is_no_superuser():
     assert not [m for m in result.manifests if m["kind"] == "Secret" and m["metadata"]["name"] == ZK_SUPERUSER_SECRET]
     pod, container = zookeeper_container(result)
     assert "superuser" not in {v["name"] for v in pod["volumes"]}
-    assert "ZK_SUPER_DIGEST_FILE" not in {e["name"] for e in container["env"]}
+    assert "ZK_SUPERUSER_FILE" not in {e["name"] for e in container["env"]}

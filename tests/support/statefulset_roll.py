@@ -143,7 +143,7 @@ class LoopbackStatefulSet:
             if self.tls_dir is not None:
                 env |= {"ZK_TLS_DIR": str(self.tls_dir), "ZK_TLS_KEYSTORE": str(pod.volume / "tmp" / "keystore.pem")}
             if self.superuser_password is not None:
-                env["ZK_SUPER_DIGEST_FILE"] = str(self.workdir / "secret" / zkc.SUPER_DIGEST_KEY)
+                env["ZK_SUPERUSER_FILE"] = str(self.workdir / "secret" / zkc.SUPER_DIGEST_KEY)
             subprocess.run(["sh", "-c", zkc.START_SCRIPT], check=True, timeout=10, env=env)
         with open(pod.volume / "server.log", "ab") as log:
             pod.proc = subprocess.Popen(
