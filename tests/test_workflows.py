@@ -297,3 +297,17 @@ def test_pulumi_job_uses_the_configured_backend_or_skips():
     assert "orchestrator backend check" in text, "an S3 backend is checked before use"
     run = next(s for s in job["steps"] if s.get("name", "").startswith("pulumi "))
     assert run["with"]["cloud-url"] == "${{ vars.PULUMI_BACKEND_URL }}" and run["with"]["diff"] is True
+
+
+def test_the_docs_trust_only_the_preview_environment_for_pull_requests():
+    """F4: docs/change-workflow.md told users to let the deploy role trust the `pull_request` subject."""
+    doc = (PROJECT_DIR / "docs" / "change-workflow.md").read_text()
+    assert '"repo:<owner>/<repo>:environment:dev-preview"' in doc
+    assert ":pull_request" not in doc
+    # The only mention of the pull_request subject is the one that forbids trusting it.
+    assert doc.count("`pull_request` subject") == doc.count("never the `pull_request` subject") == 1
+    # Every environment a workflow names is documented with what it holds.
+    named = {call["with"]["environment"] for p in FILES for call in _calls(load(p.name)).values()}
+    assert named == {"dev-preview", "dev", "prod", "prod-drift"}
+    for environment in named:
+        assert f"| `{environment}` |" in doc, environment
