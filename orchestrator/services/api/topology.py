@@ -54,12 +54,18 @@ class Render:
     texts: list[str]                     # JSON of each node, same order
     edges: list[EdgeDict]
     total: int                           # nodes before the search
+    edges_text: str | None = None        # JSON of `edges` when cached (the unfiltered view)
+
+    def edges_json(self) -> str:
+        if self.edges_text is None:
+            self.edges_text = dumps(self.edges)
+        return self.edges_text
 
     def body(self, **fields: Any) -> str:
         """A JSON object with `fields`, then "nodes" and "edges" joined from the cached texts."""
         head = dumps(fields)[:-1]
         sep = "," if fields else ""
-        return f'{head}{sep}"nodes":[{",".join(self.texts)}],"edges":{dumps(self.edges)}}}'
+        return f'{head}{sep}"nodes":[{",".join(self.texts)}],"edges":{self.edges_json()}}}'
 
 
 class Series:
@@ -112,6 +118,13 @@ class ProbeState:
     pid_nodes: dict[int, tuple[str, str | None, str | None, str | None]] = field(default_factory=dict)
     # view -> ((version, status), [(node, its JSON text)])
     cache: dict[str, tuple[tuple[int, str], list[Rendered]]] = field(default_factory=dict)
+    # This probe's established sockets resolved to listeners: (listener generation, (source, target) -> n)
+    resolved: tuple[int, Counter[tuple[tuple[str, int | None], tuple[str, int | None]]]] | None = None
+    # view -> (key, edges whose source is one of this probe's nodes, their JSON texts, the target probes'
+    # owners_version they were mapped with)
+    edge_cache: dict[str, tuple[tuple[int, int], list[EdgeDict], list[str], list[tuple[str, int]]]] = field(
+        default_factory=dict)
+    owners_version: int = 0     # the store version when `pid_nodes` last changed
 
     def state(self, now: float) -> str:
         age = now - self.received
@@ -159,21 +172,33 @@ def _endpoints(state: ProbeState) -> None:
     state.pid_nodes = pid_nodes
 
 
+# Views whose every edge starts at a node of one probe (its host, process, container, pod): their edges are
+# cached per probe and concatenated. Services and Marathon apps span hosts, so their edges are merged.
+_PER_PROBE_EDGES = ("hosts", "processes", "containers", "pods")
+
+
 class Topology:
     def __init__(self, clock: Any = time.time) -> None:
         self.probes: dict[str, ProbeState] = {}
         self.version = 0
         self._clock = clock
-        self._edges_version = -1
-        self._process_edges: Counter[tuple[tuple[str, int | None], tuple[str, int | None]]] = Counter()
         self.marathon_apps: dict[str, dict[str, Any]] = {}   # from Marathon, merged into marathon-apps
         self._aggregates: dict[str, tuple[tuple[int, int], list[Rendered]]] = {}
-        self._view_edges: dict[str, tuple[int, list[EdgeDict]]] = {}
+        self._view_edges: dict[str, tuple[int, list[EdgeDict], str | None]] = {}
+        # Every probe's listeners, kept up to date at ingest (not rebuilt per render). The generation moves
+        # only when some probe's listeners change, which invalidates every probe's resolved sockets; a
+        # report that changes only established sockets re-resolves that probe alone.
+        self._listeners: dict[tuple[str, str, int], tuple[str, int | None]] = {}
+        self._listeners_gen = 0
+        # Moves when some probe's pid -> container/pod/service/app table changes (merged views' edges).
+        self._owners_gen = 0
 
     # ------------------------------------------------------------------------------------------ ingest
     def ingest(self, report: FullReport | DeltaReport) -> ProbeState:
         now = self._clock()
-        state = self.probes.get(report.probe_id)
+        state = old_state = self.probes.get(report.probe_id)
+        old_listeners = state.listeners if state is not None else []
+        old_owners = state.pid_nodes if state is not None else {}
         if isinstance(report, DeltaReport):
             if state is None or state.seq != report.base_seq:
                 raise DeltaBaseMismatch(report.probe_id)
@@ -209,14 +234,42 @@ class Topology:
             self.probes[report.probe_id] = state
         self._sample(state)
         _endpoints(state)
+        if state.listeners != old_listeners:
+            self._unindex(report.probe_id, old_listeners)
+            owner = report.probe_id
+            for endpoint, listener_pid in state.listeners:
+                self._listeners[endpoint] = (owner, listener_pid)
+            self._listeners_gen += 1
         self.version += 1
+        if state.pid_nodes != old_owners:
+            self._owners_gen += 1
+            state.owners_version = self.version
+        elif old_state is not None:
+            state.owners_version = old_state.owners_version
         state.version = self.version
         state.cache.clear()
+        state.resolved = None
+        state.edge_cache.clear()
         return state
+
+    def _unindex(self, probe_id: str, listeners: list[tuple[tuple[str, str, int], int | None]]) -> None:
+        for key, _ in listeners:
+            held = self._listeners.get(key)
+            if held is not None and held[0] == probe_id:
+                del self._listeners[key]
+
+    def _drop(self, probe_id: str) -> bool:
+        state = self.probes.pop(probe_id, None)
+        if state is None:
+            return False
+        self._unindex(probe_id, state.listeners)
+        self._listeners_gen += 1
+        self._owners_gen += 1
+        return True
 
     def _forget_oldest(self) -> None:
         oldest = min(self.probes.values(), key=lambda p: p.received)
-        del self.probes[oldest.probe_id]
+        self._drop(oldest.probe_id)
 
     def _sample(self, state: ProbeState) -> None:
         established = [c for c in state.connections.values() if c.state == "established"]
@@ -243,27 +296,32 @@ class Topology:
         self.version += 1
 
     def remove_probe(self, probe_id: str) -> None:
-        if self.probes.pop(probe_id, None) is not None:
+        if self._drop(probe_id):
             self.version += 1
 
     # ------------------------------------------------------------------------------------------- edges
+    def _resolved(self, state: ProbeState) -> Counter[tuple[tuple[str, int | None], tuple[str, int | None]]]:
+        """(probe, pid) → (probe, pid) for this probe's established sockets whose remote end is a known
+        listener; loopback addresses only join sockets of the same host. Cached until this probe reports
+        again or some probe's listeners change."""
+        if state.resolved is not None and state.resolved[0] == self._listeners_gen:
+            return state.resolved[1]
+        listeners = self._listeners
+        edges: Counter[tuple[tuple[str, int | None], tuple[str, int | None]]] = Counter()
+        probe = state.probe_id
+        for key, pid in state.outgoing:
+            target = listeners.get(key)
+            source = (probe, pid)
+            if target is not None and target != source:
+                edges[(source, target)] += 1
+        state.resolved = (self._listeners_gen, edges)
+        return edges
+
     def process_edges(self) -> Counter[tuple[tuple[str, int | None], tuple[str, int | None]]]:
-        """(probe, pid) → (probe, pid) for every established socket whose remote end is a known listener.
-        Loopback addresses only join sockets of the same host. Recomputed at most once per store version."""
-        if self._edges_version == self.version:
-            return self._process_edges
-        listeners: dict[tuple[str, str, int], tuple[str, int | None]] = {}
-        for state in self.probes.values():
-            for key, pid in state.listeners:
-                listeners[key] = (state.probe_id, pid)
+        """Every probe's resolved sockets, merged."""
         edges: Counter[tuple[tuple[str, int | None], tuple[str, int | None]]] = Counter()
         for state in self.probes.values():
-            for key, pid in state.outgoing:
-                target = listeners.get(key)
-                source = (state.probe_id, pid)
-                if target is not None and target != source:
-                    edges[(source, target)] += 1
-        self._process_edges, self._edges_version = edges, self.version
+            edges.update(self._resolved(state))
         return edges
 
     # ------------------------------------------------------------------------------------------- views
@@ -278,9 +336,12 @@ class Topology:
         if query.terms:
             members = [m for m in members if query.matches(m[0])]
         ids = {n["id"] for n, _ in members}
-        edges = [e for e in self._edges(view) if e["source"] in ids and e["target"] in ids]
+        every_edge = self._edges(view)
+        edges = [e for e in every_edge if e["source"] in ids and e["target"] in ids]
+        # All edges kept (no search, no offline endpoint): their JSON is the view's cached text.
+        edges_text = self._edges_text(view) if len(edges) == len(every_edge) else None
         if not group_by:
-            return Render([n for n, _ in members], [t for _, t in members], edges, total)
+            return Render([n for n, _ in members], [t for _, t in members], edges, total, edges_text)
         groups: dict[str, NodeDict] = {}
         nodes, texts = [], []
         for n, text in members:
@@ -299,7 +360,8 @@ class Topology:
             texts.append(text.replace('"parent":null', f'"parent":{dumps(gid)}', 1))
         for g in groups.values():
             g["metrics"] = {k: round(v, 2) for k, v in g["metrics"].items()}
-        return Render(list(groups.values()) + nodes, [dumps(g) for g in groups.values()] + texts, edges, total)
+        return Render(list(groups.values()) + nodes, [dumps(g) for g in groups.values()] + texts, edges, total,
+                      edges_text)
 
     def node(self, view: str, node_id: str) -> NodeDict | None:
         return next((n for n, _ in self._nodes(view, self._clock()) if n["id"] == node_id), None)
@@ -471,11 +533,54 @@ class Topology:
         cached = self._view_edges.get(view)
         if cached is not None and cached[0] == self.version:
             return cached[1]
-        edges = self._map_edges(view)
-        self._view_edges[view] = (self.version, edges)
+        if view in _PER_PROBE_EDGES:
+            edges = []
+            for state in self.probes.values():
+                edges.extend(self._probe_edges(view, state)[1])
+        else:
+            edges = self._merged_edges(view)
+        self._view_edges[view] = (self.version, edges, None)
         return edges
 
-    def _map_edges(self, view: str) -> list[EdgeDict]:
+    def _edges_text(self, view: str) -> str:
+        """The JSON array of the view's edges, built once per version (joined from per-probe texts)."""
+        edges = self._edges(view)
+        cached = self._view_edges[view]
+        if cached[2] is not None:
+            return cached[2]
+        if view in _PER_PROBE_EDGES:
+            text = "[" + ",".join(t for state in self.probes.values() for t in self._probe_edges(view, state)[2]) + "]"
+        else:
+            text = dumps(edges)
+        self._view_edges[view] = (cached[0], edges, text)
+        return text
+
+    def _probe_edges(self, view: str, state: ProbeState) -> tuple[Any, list[EdgeDict], list[str], Any]:
+        """The view's edges that start at one of this probe's nodes, and their JSON texts."""
+        key = (state.version, self._listeners_gen)
+        cached = state.edge_cache.get(view)
+        probes = self.probes
+        # Hosts and processes map an endpoint by its own fields; containers and pods through the target
+        # probe's pid table, so those edges also depend on the target probes' tables.
+        if cached is not None and cached[0] == key and all(
+                (t := probes.get(pid)) is not None and t.owners_version == v for pid, v in cached[3]):
+            return cached
+        mapping = self._endpoint_mapper(view)
+        counts: Counter[tuple[str, str]] = Counter()
+        targets: set[str] = set()
+        for (src, dst), n in self._resolved(state).items():
+            a, b = mapping(src), mapping(dst)
+            targets.add(dst[0])
+            if a and b and a != b:
+                counts[(a, b)] += n
+        deps = [] if view in ("hosts", "processes") else [(t, probes[t].owners_version) for t in targets
+                                                          if t in probes]
+        edges = [{"source": a, "target": b, "connections": n} for (a, b), n in counts.items()]
+        entry = (key, edges, [dumps(e) for e in edges], deps)
+        state.edge_cache[view] = entry
+        return entry
+
+    def _merged_edges(self, view: str) -> list[EdgeDict]:
         mapping = self._endpoint_mapper(view)
         counts: Counter[tuple[str, str]] = Counter()
         for (src, dst), n in self.process_edges().items():
