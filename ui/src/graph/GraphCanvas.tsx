@@ -190,7 +190,7 @@ export function GraphCanvas() {
         render(s);
       }
     });
-    // For the e2e tests and the benchmark: positions of the drawn nodes (read-only).
+    // For the e2e tests and the benchmark: the drawn elements, their positions, and a way to tap a host.
     (window as unknown as { __orchestratorCy?: Core }).__orchestratorCy = cy;
     return () => {
       unsubscribe();
