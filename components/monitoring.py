@@ -47,7 +47,10 @@ _POD_LABELS = [
 ]
 
 
-def prometheus_config(platform: kx.PlatformContext, mon: MonitoringSettings) -> dict[str, Any]:
+def prometheus_config(platform: kx.PlatformContext, mon: MonitoringSettings,
+                      alertmanagers: list[str] | None = None) -> dict[str, Any]:
+    """`alertmanagers`: `host:port` of every Alertmanager replica (each gets every alert: they deduplicate
+    among themselves); None or empty: no alerting block (alerts are only evaluated)."""
     namespaces = [platform.namespace, platform.agents_namespace]
 
     def sd() -> list[dict[str, Any]]:
@@ -84,6 +87,8 @@ def prometheus_config(platform: kx.PlatformContext, mon: MonitoringSettings) -> 
         "global": {"scrape_interval": mon.scrape_interval,
                    "evaluation_interval": mon.evaluation_interval,
                    "external_labels": {"platform": platform.namespace}},
+        **({"alerting": {"alertmanagers": [{"api_version": "v2", "static_configs": [
+            {"targets": list(alertmanagers)}]}]}} if alertmanagers else {}),
         "rule_files": [RULES_FILE],
         "scrape_configs": jobs,
     }
@@ -171,6 +176,7 @@ class MonitoringArgs:
     monitoring: MonitoringSettings
     zookeeper_replicas: int  # for the quorum alert
     auth_secret: pulumi.Input[str] | None = None  # Secret with `marathon-password`
+    alertmanagers: tuple[str, ...] = ()  # every Alertmanager replica, `host:port` (the alertmanager tier)
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -203,7 +209,8 @@ class Monitoring(pulumi.ComponentResource):
                 subjects=[{"kind": "ServiceAccount", "name": account.metadata["name"], "namespace": ns}],
                 opts=child)
 
-        config_text, rules_text = to_yaml(prometheus_config(platform, mon)), to_yaml(alert_rules(args.zookeeper_replicas))
+        config_text = to_yaml(prometheus_config(platform, mon, list(args.alertmanagers)))
+        rules_text = to_yaml(alert_rules(args.zookeeper_replicas))
         config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=kx.metadata(f"{name}-config", ns, labels),
                                        data={"prometheus.yml": config_text, RULES_FILE: rules_text}, opts=child)
         claim_spec = kx.volume_claim("data", mon.storage, mon.storage_class)["spec"]

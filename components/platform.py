@@ -9,8 +9,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as kx
-from components.gitops import GitOps, GitOpsApplications, GitOpsApplicationsArgs, GitOpsArgs, Tier
+from components.alertmanager import Alertmanager, AlertmanagerArgs, peer_hosts
 from components.exporters import Exporters, ExportersArgs
+from components.gitops import GitOps, GitOpsApplications, GitOpsApplicationsArgs, GitOpsArgs, Tier
+from components.grafana import Grafana, GrafanaArgs
 from components.marathon import Marathon, MarathonArgs
 from components.marathon_scaler import MarathonScaler, MarathonScalerArgs
 from components.mesos_agent import MesosAgents, MesosAgentsArgs
@@ -121,8 +123,14 @@ class Platform(pulumi.ComponentResource):
             ctx, s.mesos_agent, masters.zk_url, auth.get("mesos-agent-auth")), in_ns)
         marathon = Marathon(tiers.MARATHON.id, MarathonArgs(
             ctx, s.marathon, zookeeper.connect_string, masters.zk_url, auth.get("marathon-auth")), in_ns)
+        alerting: list[Alertmanager] = []
+        if tiers.ALERTMANAGER.enabled(s):  # routes the alerts to the receivers of the settings (docs/monitoring.md)
+            alerting.append(Alertmanager(tiers.ALERTMANAGER.id, AlertmanagerArgs(
+                ctx, s.alertmanager, auth.get("alertmanager-auth")), in_ns))
+        alertmanagers = tuple(f"{host}:{s.alertmanager.port}"
+                              for host in peer_hosts(ctx, s.alertmanager.replicas)) if alerting else ()
         monitoring = Monitoring(tiers.PROMETHEUS.id, MonitoringArgs(
-            ctx, s.monitoring, s.zookeeper.replicas, auth.get("prometheus-scrape-auth")), in_ns)
+            ctx, s.monitoring, s.zookeeper.replicas, auth.get("prometheus-scrape-auth"), alertmanagers), in_ns)
         service = OrchestratorService(tiers.ORCHESTRATOR_SERVICE.id, OrchestratorServiceArgs(
             ctx, s.service, monitoring.url, s.monitoring.scrape_interval, s.security.rollouts_namespace), in_ns)
         # Every master by its stable name: each answers its own /metrics/snapshot.
@@ -133,8 +141,11 @@ class Platform(pulumi.ComponentResource):
             ctx, s.exporters, master_urls, marathon.url, auth.get("mesos-master-auth"), auth.get("marathon-auth")),
             in_ns)
         built: list[ZooKeeperEnsemble | MesosMasters | MesosAgents | Marathon | Monitoring | OrchestratorService
-                    | ZkSync | ZkBackup | MarathonScaler | Exporters | Probe] = [
-            zookeeper, masters, agents, marathon, monitoring, service, exporters]
+                    | ZkSync | ZkBackup | MarathonScaler | Exporters | Probe | Alertmanager | Grafana] = [
+            zookeeper, masters, agents, marathon, monitoring, service, exporters, *alerting]
+        if tiers.GRAFANA.enabled(s):  # dashboards as code (docs/monitoring.md); settings require its password
+            built.append(Grafana(tiers.GRAFANA.id, GrafanaArgs(ctx, s.grafana, monitoring.url, auth["grafana-auth"]),
+                                 in_ns))
         if tiers.ZK_SYNC.enabled(s):  # during a migration onto this platform's ensemble (docs/migration.md)
             built.append(ZkSync(tiers.ZK_SYNC.id, ZkSyncArgs(
                 ctx, s.zk_sync, s.service.image, zookeeper.connect_string, auth.get("zk-sync-auth")), in_ns))

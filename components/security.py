@@ -23,6 +23,7 @@ from components.settings import (
     ZK_SUPERUSER_PASSWORD_KEY,
     PlatformSettings,
     SecuritySettings,
+    monitoring_secret_keys,
 )
 from orchestrator.contracts import tiers
 from orchestrator.contracts.tiers import TierSpec
@@ -52,6 +53,10 @@ class Credentials:
     zookeeper_scaler_password: pulumi.Output[str] | None = None  # with marathon_scaler.enabled
     zookeeper_superuser_password: pulumi.Output[str] | None = None  # when set: reconfig is possible
     backup_s3: tuple[pulumi.Output[str], pulumi.Output[str]] | None = None  # zk_backup's static S3 keys
+    # The grafana and alertmanager tiers' (settings.monitoring_secret_keys: required when needed).
+    grafana_admin_password: pulumi.Output[str] | None = None
+    alertmanager_slack_api_url: pulumi.Output[str] | None = None
+    alertmanager_smtp_password: pulumi.Output[str] | None = None
 
 
 def read_credentials(settings: PlatformSettings) -> Credentials | None:
@@ -64,7 +69,8 @@ def read_credentials(settings: PlatformSettings) -> Credentials | None:
     return Credentials(**{key: config.require_secret(key) for key in SECRET_KEYS}, probe_token=probe_token,
                        zookeeper_scaler_password=scaler,
                        zookeeper_superuser_password=config.get_secret(ZK_SUPERUSER_PASSWORD_KEY),
-                       backup_s3=_pair(config.get_secret(BACKUP_S3_KEYS[0]), config.get_secret(BACKUP_S3_KEYS[1])))
+                       backup_s3=_pair(config.get_secret(BACKUP_S3_KEYS[0]), config.get_secret(BACKUP_S3_KEYS[1])),
+                       **{key: config.require_secret(key) for key in monitoring_secret_keys(settings)})
 
 
 def _pair(a: pulumi.Output[str] | None, b: pulumi.Output[str] | None) -> tuple[pulumi.Output[str], pulumi.Output[str]] | None:
@@ -143,6 +149,14 @@ def secret_files(platform: kx.PlatformContext, mesos_zk_path: str, marathon_zk_p
             lambda v: f"[default]\naws_access_key_id = {v[0]}\naws_secret_access_key = {v[1]}\n")}}
            if creds.backup_s3 is not None else {}),
     }
+    if creds.grafana_admin_password is not None:
+        # Grafana reads it from a file (GF_SECURITY_ADMIN_PASSWORD__FILE) at its first start.
+        files["grafana-auth"] = {"namespace": platform.namespace, "admin-password": creds.grafana_admin_password}
+    receivers = {"slack-api-url": creds.alertmanager_slack_api_url, "smtp-password": creds.alertmanager_smtp_password}
+    if any(v is not None for v in receivers.values()):
+        # Alertmanager's receivers read them as files (api_url_file, auth_password_file).
+        files["alertmanager-auth"] = {"namespace": platform.namespace,
+                                      **{k: v for k, v in receivers.items() if v is not None}}
     if creds.probe_token is not None:
         # The probes' API token (report:write), next to them in the agents namespace.
         files["probe-token"] = {"namespace": platform.agents_namespace, "token": creds.probe_token}
@@ -247,13 +261,14 @@ class Flow:
     dest: Dest
     port: str  # a named port of dest (for the API server: "https")
     why: str
+    protocols: tuple[str, ...] = ("TCP",)
 
 
 API_SERVER_PORTS = (443, 6443)
 
 
-def _port_rule(port: int) -> dict[str, Any]:
-    return {"port": port, "protocol": "TCP"}
+def _port_rule(port: int, protocol: str = "TCP") -> dict[str, Any]:
+    return {"port": port, "protocol": protocol}
 
 
 def _peer_term(peer: Peer, policy_ns: str, sec: SecuritySettings) -> list[dict[str, Any]]:
@@ -305,7 +320,7 @@ def policy_specs(flows: list[Flow], peers: list[Peer], sec: SecuritySettings) ->
         for flow in flows:
             if flow.dest is not peer.tier:
                 continue
-            rule_ports = [_port_rule(peer.ports[flow.port])]
+            rule_ports = [_port_rule(peer.ports[flow.port], p) for p in flow.protocols]
             match flow.source:
                 case Anywhere():
                     ingress.append({"ports": rule_ports})
@@ -332,7 +347,7 @@ def policy_specs(flows: list[Flow], peers: list[Peer], sec: SecuritySettings) ->
                 case TierSpec():
                     dest = by_tier[flow.dest]
                     egress.append({"to": _peer_term(dest, peer.namespace, sec),
-                                   "ports": [_port_rule(dest.ports[flow.port])]})
+                                   "ports": [_port_rule(dest.ports[flow.port], p) for p in flow.protocols]})
         for direction, rules in (("ingress", ingress), ("egress", egress)):
             if rules:
                 policies.append({"name": f"{peer.name}-{direction}", "namespace": peer.namespace, "spec": {

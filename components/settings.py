@@ -248,6 +248,95 @@ class MonitoringSettings(_Settings):
     resources: Resources = Resources(cpu_request="250m", memory_request="1Gi", memory_limit="2Gi")
 
 
+# --- alerting and dashboards: the alertmanager and grafana tiers (docs/monitoring.md) ----------------
+Severity = Literal["critical", "warning"]
+
+
+def _all_severities() -> list[Severity]:
+    return ["critical", "warning"]
+
+
+class AlertReceiver(_Settings):
+    """Where alerts of some severities go. Credentials are never settings: the Slack API URL and the SMTP
+    password are secret config keys, mounted into Alertmanager as files."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    # Alerts of these severities go here (the rules use critical and warning).
+    severities: list[Severity] = Field(default_factory=_all_severities, min_length=1)
+    slack_channel: str | None = Field(None, pattern=r"^[#@][\w.-]+$")  # the API URL is the secret
+    email_to: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")
+    # Alertmanager 0.25 reads no webhook URL from a file: put no credential in it (checked below).
+    webhook_url: str | None = Field(None, pattern=r"^https?://\S+$")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AlertReceiver:
+        if not (self.slack_channel or self.email_to or self.webhook_url):
+            raise ValueError(f"receiver {self.name}: set slack_channel, email_to or webhook_url")
+        if self.webhook_url and (urlsplit(self.webhook_url).username or urlsplit(self.webhook_url).password):
+            raise ValueError(f"receiver {self.name}: webhook_url carries credentials; they would be written in "
+                             "clear into the rendered config")
+        return self
+
+
+class AlertSmtp(_Settings):
+    smarthost: str = Field(pattern=r"^[\w.-]+:\d+$")
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    username: str
+
+
+class AlertmanagerSettings(_Settings):
+    """Alertmanager: routes the monitoring tier's alerts by severity to `receivers`; with none, alerts stay
+    visible in its UI and API and notify nobody (never a default address)."""
+
+    enabled: bool = False
+    # The version of Debian's amtool that checks the generated config (tests/test_alertmanager.py).
+    image: Image = "prom/alertmanager:v0.25.0"
+    # Replicas gossip silences and notification log (no page twice, none lost to a node); two in production.
+    replicas: int = Field(1, ge=1, le=5)
+    port: Port = 9093
+    cluster_port: Port = 9094
+    storage: Quantity = "1Gi"  # silences and the notification log, per replica
+    storage_class: str | None = None
+    receivers: list[AlertReceiver] = Field(default_factory=list, max_length=MAX_LIST)
+    smtp: AlertSmtp | None = None
+    # Where the receivers are (Slack, the SMTP relay, webhooks), for the egress NetworkPolicy.
+    receiver_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1, max_length=MAX_LIST)
+    group_wait: Duration = "30s"
+    repeat_interval: Duration = "4h"
+    resources: Resources = Resources(cpu_request="50m", memory_request="64Mi", memory_limit="128Mi")
+
+    @model_validator(mode="after")
+    def _receivers_make_sense(self) -> AlertmanagerSettings:
+        names = [r.name for r in self.receivers]
+        if len(set(names)) != len(names) or "nobody" in names:
+            raise ValueError(f"receivers: names must be unique and not 'nobody' (got {names})")
+        if any(r.email_to for r in self.receivers) and self.smtp is None:
+            raise ValueError("smtp: an email receiver needs the smtp settings (smarthost, sender, username)")
+        return self
+
+
+class GrafanaIngress(_Settings):
+    """An Ingress in front of Grafana (needs security.allow_ingress; TLS always). Without it Grafana is
+    reached with `kubectl port-forward` only."""
+
+    host: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    tls_secret: DnsLabel  # a kubernetes.io/tls Secret in the platform namespace (e.g. issued by cert-manager)
+    class_name: str | None = None
+    # The ingress controller's namespace: the only source allowed to reach Grafana's port.
+    controller_namespace: DnsLabel = "ingress-nginx"
+
+
+class GrafanaSettings(_Settings):
+    """Grafana with the Prometheus datasource and the dashboards of components/dashboards.py. Its admin
+    password is the secret config key `grafana_admin_password` (the credentials tier, authentication on)."""
+
+    enabled: bool = False
+    image: Image = "grafana/grafana:13.2.0"  # ../shared/pins.md: grafana/grafana-oss stopped at 12.4
+    port: Port = 3000
+    ingress: GrafanaIngress | None = None
+    resources: Resources = Resources(cpu_request="100m", memory_request="128Mi", memory_limit="256Mi")
+
+
 # --- delivery: GitOps (Argo CD) and the orchestrator service's canary (Argo Rollouts) ---------------
 Delivery = Literal["direct", "gitops"]
 
@@ -368,7 +457,16 @@ PROBE_TOKEN_KEY = "probe_token"
 SCALER_ZK_PASSWORD_KEY = "zookeeper_scaler_password"
 ZK_SUPERUSER_PASSWORD_KEY = "zookeeper_superuser_password"
 BACKUP_S3_KEYS = ("zk_backup_access_key_id", "zk_backup_secret_access_key")
+GRAFANA_ADMIN_PASSWORD_KEY = "grafana_admin_password"
+ALERTMANAGER_SLACK_URL_KEY = "alertmanager_slack_api_url"
+ALERTMANAGER_SMTP_PASSWORD_KEY = "alertmanager_smtp_password"
 OPTIONAL_SECRET_KEYS = {
+    GRAFANA_ADMIN_PASSWORD_KEY: "password of Grafana's `admin` user; required with grafana.enabled",
+    ALERTMANAGER_SLACK_URL_KEY: "Slack incoming-webhook URL of Alertmanager's Slack receivers; required when a "
+                                "receiver sets slack_channel",
+    ALERTMANAGER_SMTP_PASSWORD_KEY: "password of alertmanager.smtp.username on the SMTP relay; required when a "
+                                    "receiver sets email_to",
+
     BACKUP_S3_KEYS[0]: "S3 access key id of the ZooKeeper backups (zk_backup); both or neither, used when "
                        "authentication is on; without them the pod's identity (service_account_annotations)",
     BACKUP_S3_KEYS[1]: "S3 secret access key of the ZooKeeper backups (zk_backup)",
@@ -510,6 +608,8 @@ class PlatformSettings(_Settings):
     mesos_agent: MesosAgentSettings = MesosAgentSettings()
     marathon: MarathonSettings = MarathonSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    alertmanager: AlertmanagerSettings = AlertmanagerSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
     security: SecuritySettings = SecuritySettings()
     zk_sync: ZkSyncSettings = ZkSyncSettings()
     exporters: ExportersSettings = ExportersSettings()
@@ -545,6 +645,12 @@ class PlatformSettings(_Settings):
             raise _KeyError("mesos_master.replicas", f"must be at least 3 in production (got {self.mesos_master.replicas})")
         if self.production and self.marathon.replicas < 2:
             raise _KeyError("marathon.replicas", f"must be at least 2 in production (got {self.marathon.replicas})")
+        if self.production and self.alertmanager.enabled and self.alertmanager.replicas < 2:
+            raise _KeyError("alertmanager.replicas", f"must be at least 2 in production (got "
+                            f"{self.alertmanager.replicas}): one node loss would drop or repeat pages")
+        if self.grafana.ingress is not None and not self.security.allow_ingress:
+            raise _KeyError("grafana.ingress", "needs security.allow_ingress: an Ingress exposes Grafana outside "
+                            "the cluster (without it, use kubectl port-forward)")
         return self
 
     @model_validator(mode="after")
@@ -757,6 +863,7 @@ def settings_from_config(config: Mapping[str, str], source: str,
         if PROBE_TOKEN_KEY not in present_secrets:
             problems.append(f"{prefix}{PROBE_TOKEN_KEY}: required with probe.enabled: `pulumi config set --secret "
                             f"{PROBE_TOKEN_KEY} <value>` ({OPTIONAL_SECRET_KEYS[PROBE_TOKEN_KEY]})")
+    problems += _monitoring_secret_problems(settings, present_secrets)
     if settings.marathon_scaler.enabled and settings.auth_enabled and SCALER_ZK_PASSWORD_KEY not in present_secrets:
         problems.append(f"{prefix}{SCALER_ZK_PASSWORD_KEY}: required with marathon_scaler.enabled when "
                         f"authentication is on: `pulumi config set --secret {SCALER_ZK_PASSWORD_KEY} <value>` "
@@ -764,6 +871,32 @@ def settings_from_config(config: Mapping[str, str], source: str,
     if problems:
         raise SettingsError(source, problems)
     return settings
+
+
+def monitoring_secret_keys(s: PlatformSettings) -> list[str]:
+    """The secret config keys the grafana and alertmanager tiers need for these settings."""
+    keys = [GRAFANA_ADMIN_PASSWORD_KEY] if s.grafana.enabled else []
+    if s.alertmanager.enabled and any(r.slack_channel for r in s.alertmanager.receivers):
+        keys.append(ALERTMANAGER_SLACK_URL_KEY)
+    if s.alertmanager.enabled and any(r.email_to for r in s.alertmanager.receivers):
+        keys.append(ALERTMANAGER_SMTP_PASSWORD_KEY)
+    return keys
+
+
+def _monitoring_secret_problems(s: PlatformSettings, present: set[str]) -> list[str]:
+    """Grafana's admin password and the receivers' credentials become Secrets of the credentials tier (on with
+    authentication): each needed key must be set, as a secret, and never has a default."""
+    prefix, problems = CONFIG_NAMESPACE + ":", []
+    needed = monitoring_secret_keys(s)
+    if needed and not s.auth_enabled:
+        problems.append(f"{prefix}{'grafana.enabled' if s.grafana.enabled else 'alertmanager.receivers'}: needs "
+                        f"authentication on (security.auth): {', '.join(needed)} reach the pods only as Secrets of "
+                        "the credentials tier")
+    for key in needed:
+        if key not in present:
+            problems.append(f"{prefix}{key}: required ({OPTIONAL_SECRET_KEYS[key]}): "
+                            f"`pulumi config set --secret {key} <value>`")
+    return problems
 
 
 def settings_from_pulumi() -> PlatformSettings:

@@ -70,7 +70,7 @@ def test_images_are_the_settings_images(compose, dev_settings):
     expected = {"zookeeper": s.zookeeper.image, "mesos-master": s.mesos_master.image,
                 "mesos-agent": s.mesos_agent.image, "marathon": s.marathon.image,
                 "mesos-exporter": s.exporters.image, "marathon-exporter": s.exporters.image,
-                "prometheus": s.monitoring.image}
+                "prometheus": s.monitoring.image, "alertmanager": s.alertmanager.image, "grafana": s.grafana.image}
     assert {name: svc["image"] for name, svc in compose["services"].items()} == expected
     for image in expected.values():
         assert ":" in image and not image.endswith(":latest")
@@ -113,6 +113,39 @@ def test_prometheus_reads_the_generated_files(compose):
                                                                     "marathon", "marathon-exporter"}
 
 
+def test_alertmanager_and_grafana_read_the_tiers_files(compose):
+    from components import dashboards
+    from components.alertmanager import INHIBITIONS
+
+    services = compose["services"]
+    config = yaml.safe_load((PROJECT_DIR / OUT_DIR / "prometheus.yml").read_text())
+    # Prometheus alerts the compose Alertmanager, which routes with the alertmanager tier's config.
+    assert config["alerting"]["alertmanagers"][0]["static_configs"] == [{"targets": ["alertmanager:9093"]}]
+    assert "./deploy/compose/alertmanager:/etc/alertmanager:ro" in services["alertmanager"]["volumes"]
+    routes = yaml.safe_load((PROJECT_DIR / OUT_DIR / "alertmanager" / "alertmanager.yml").read_text())
+    assert len(routes["inhibit_rules"]) == len(INHIBITIONS) and routes["route"]["receiver"] == "nobody"
+    # Grafana: the same dashboards as the cluster, the password only from the secret file (no default).
+    grafana = services["grafana"]
+    assert "./deploy/compose/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana["volumes"]
+    boards = {p.name for p in (PROJECT_DIR / OUT_DIR / "grafana" / "dashboards").iterdir()}
+    assert boards == set(dashboards.files()) and len(boards) == 5
+    assert "environment" not in grafana
+    assert grafana["secrets"] == [{"source": "grafana_admin_password", "target": "admin-password"}]
+    assert compose["secrets"]["grafana_admin_password"]["file"] == "./.secrets/grafana-admin-password"
+    ini = (PROJECT_DIR / OUT_DIR / "grafana" / "grafana.ini").read_text()
+    assert "admin_password = $__file{/run/secrets/admin-password}" in ini
+    source = yaml.safe_load((PROJECT_DIR / OUT_DIR / "grafana/provisioning/datasources/datasource.yaml").read_text())
+    assert source["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+def test_amtool_accepts_the_compose_alertmanager_config(tmp_path):
+    amtool = require_tool("amtool", hint="scripts/install-system-tools.sh installs Debian's prometheus-alertmanager")
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(generate()["alertmanager/alertmanager.yml"])
+    proc = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_checked_in_prometheus_files_do_not_drift():
     assert drift() == [], "run `orchestrator compose-prometheus` and commit deploy/compose/"
     assert main(["compose-prometheus", "--check"]) == 0
@@ -144,6 +177,7 @@ def test_static_targets_replace_kubernetes_discovery(dev_settings):
 def test_promtool_accepts_the_compose_config(tmp_path):
     promtool = require_tool("promtool", hint="apt-get install prometheus")
     for name, text in generate().items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     for args in (["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"]):
         proc = subprocess.run([promtool, *args], cwd=tmp_path, capture_output=True, text=True)

@@ -86,6 +86,12 @@ ORCHESTRATOR_SERVICE = TierSpec("orchestrator-service", "service", wave=3)
 # (host PID and a hostPath: the agents namespace), off unless `probe.enabled`.
 EXPORTERS = TierSpec("exporters", "exporters", wave=2)
 PROBE = TierSpec("probe", "probe", namespace="agents", wave=3, privileged=True, enabled_when="probe.enabled")
+# Alerting and dashboards next to Prometheus, each a tier of its own (docs/monitoring.md): its own switch, its
+# own NetworkPolicies (Grafana -> Prometheus, Prometheus -> Alertmanager), its own Argo CD Application, and a
+# Prometheus roll does not restart them. Alertmanager replicas gossip notification state: two in production,
+# so a node loss neither drops nor repeats a page. Grafana holds no state (dashboards from code, one admin).
+ALERTMANAGER = TierSpec("alertmanager", "alertmanager", wave=0, ha_min=2, enabled_when="alertmanager.enabled")
+GRAFANA = TierSpec("grafana", "grafana", wave=1, enabled_when="grafana.enabled")
 # One replica (Recreate): a second scaler would fight the first over instance counts.
 MARATHON_SCALER = TierSpec("marathon-scaler", "marathon_scaler", wave=3, enabled_when="marathon_scaler.enabled")
 # The credentials' Secrets: Pulumi applies them in both delivery modes (rendered redacted, never in git).
@@ -95,8 +101,9 @@ AUTH = TierSpec("auth", "security", enabled_when="auth_enabled", component="secu
 ARGOCD = TierSpec("argocd", "gitops", app="gitops", component="gitops")
 ARGOCD_APPS = TierSpec("argocd-apps", "gitops", app="gitops", component="gitops")
 
-TIERS: tuple[TierSpec, ...] = (NETWORK_POLICY, ZOOKEEPER, PROMETHEUS, MESOS_MASTER, ZK_SYNC, ZK_BACKUP, MESOS_AGENT,
-                               MARATHON, EXPORTERS, ORCHESTRATOR_SERVICE, PROBE, MARATHON_SCALER, AUTH, ARGOCD, ARGOCD_APPS)
+TIERS: tuple[TierSpec, ...] = (NETWORK_POLICY, ZOOKEEPER, PROMETHEUS, ALERTMANAGER, GRAFANA, MESOS_MASTER, ZK_SYNC,
+                               ZK_BACKUP, MESOS_AGENT, MARATHON, EXPORTERS, ORCHESTRATOR_SERVICE, PROBE, MARATHON_SCALER,
+                               AUTH, ARGOCD, ARGOCD_APPS)
 BY_ID: dict[str, TierSpec] = {t.id: t for t in TIERS}
 
 
