@@ -47,7 +47,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python scripts/bench_render.py
 
 # The web UI with a demo topology on 127.0.0.1: builds ui/dist, starts the API (built-in fake Marathon) and
-# prints the URL and one login per role (random each run). DEMO=HOSTS:CONTAINERS_PER_HOST, PORT=8080.
+# prints the URL and one login per role (random each run). DEMO=HOSTS:CONTAINERS_PER_HOST, PORT=8080 (0: any free port).
 demo: $(STAMP) ui/node_modules/.stamp
 	npm --prefix ui run --silent build
 	$(VENV)/bin/orchestrator api serve --demo-topology $(or $(DEMO),50:10) --listen 127.0.0.1:$(or $(PORT),8080) --ui-dir ui/dist
