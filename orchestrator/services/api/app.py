@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import json
 import sys
 import time
@@ -84,6 +83,7 @@ from orchestrator.services.api.hub import Hub
 from orchestrator.services.api.marathon_ops import MemoryPolicyStore, PolicyError, PolicyStore, app_summary
 from orchestrator.services.api.status import StatusService
 from orchestrator.services.api.topology import DeltaBaseMismatch, Topology
+from orchestrator.services.api.views import ViewCache
 
 # What each mutating route is called in the audit log.
 ACTIONS = {
@@ -136,7 +136,9 @@ class ApiState:
                                ["view"], registry=r)
         self.audit_lines = Counter("orchestrator_audit_entries", "Audit lines written", ["outcome"], registry=r)
         r.register(_ProbeCollector(self.topology))
-        self.hub = Hub(self.topology, on_render=lambda view: self.renders.labels(view).inc())
+        self.views = ViewCache(self.topology)
+        self.hub = Hub(self.topology, on_render=lambda view: self.renders.labels(view).inc(), views=self.views)
+        self.views.on_stale = self.hub.notify
 
 
 class _ProbeCollector(Collector):
@@ -163,7 +165,6 @@ class _ProbeCollector(Collector):
 
 
 MARATHON_REFRESH_SECONDS = 15.0
-GZIP_ABOVE_BYTES = 64 * 1024   # smaller view documents are sent as they are
 
 
 async def _refresh_marathon_apps(state: ApiState) -> None:
@@ -483,9 +484,6 @@ def create_app(state: ApiState, *, ui_dir: str | None = None) -> FastAPI:
     async def views() -> Any:
         return JSONResponse(state.topology.summary())
 
-    # (view, search, group_by) -> [topology version, when rendered, JSON, its gzip or None until asked]
-    cache: dict[tuple[str, str, str | None], list[Any]] = {}
-
     @router.get("/topology/{view}", response_model=TopologyView)
     async def topology_view(request: Request, view: View,
                             search: Annotated[str, Query(max_length=contract.MAX_SEARCH_CHARS,
@@ -495,27 +493,15 @@ def create_app(state: ApiState, *, ui_dir: str | None = None) -> FastAPI:
             raise HTTPException(400, f"group_by: {view} can be grouped by "
                                      f"{', '.join(GROUP_BY[view]) or 'nothing'}")
         try:
-            query = parse(search)
+            parse(search)
         except SearchError as exc:
             raise HTTPException(400, f"search: {exc}") from None
-        key = (view, search, group_by)
-        hit = cache.get(key)
-        now = time.monotonic()
-        # One render per view, search and grouping per tick, like the WebSocket (reports arrive every 15 s).
-        if hit is None or (hit[0] != state.topology.version and now - hit[1] >= 1.0):
-            result = state.topology.render(view, query, group_by)
-            text = result.body(view=view, generated_at=time.time(), search=search, group_by=group_by,
-                               total_nodes=result.total).encode()
-            if len(cache) > 256:
-                cache.clear()
-            hit = cache[key] = [state.topology.version, now, text, None]
-        if len(hit[2]) > GZIP_ABOVE_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
-            # Compressed once per render and shared (10,000 containers: 7.5 MiB of JSON, about a tenth gzipped).
-            if hit[3] is None:
-                hit[3] = gzip.compress(hit[2], compresslevel=1)
-            return Response(hit[3], media_type="application/json",
+        # One render per view, search and grouping per tick, kept ready by the hub (views.py).
+        doc = await state.views.get(view, search, group_by)
+        if doc.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(doc.gzipped, media_type="application/json",
                             headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
-        return Response(hit[2], media_type="application/json", headers={"Vary": "Accept-Encoding"})
+        return Response(doc.text, media_type="application/json", headers={"Vary": "Accept-Encoding"})
 
     @router.get("/topology/{view}/nodes/{node_id:path}", response_model=NodeDetails)
     async def node_details(view: View, node_id: Annotated[str, PathParam(min_length=1, max_length=600)]) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 from orchestrator.contracts.search import parse
 from orchestrator.contracts.ws import TICK_SECONDS
 from orchestrator.services.api.topology import Render, Topology, dumps
+from orchestrator.services.api.views import ViewCache
 
 MAX_QUEUED = 32
 Key = tuple[str, str, str | None]
@@ -54,8 +55,9 @@ def _edge(key: tuple[str, str], connections: int) -> str:
 
 class Hub:
     def __init__(self, topology: Topology, *, tick: float = TICK_SECONDS,
-                 on_render: Callable[[str], None] | None = None) -> None:
+                 on_render: Callable[[str], None] | None = None, views: ViewCache | None = None) -> None:
         self.topology = topology
+        self.views = views      # GET documents, refreshed after the channels at each tick
         self.tick = tick
         self.channels: dict[Key, Channel] = {}
         self.on_render = on_render or (lambda view: None)
@@ -156,6 +158,8 @@ class Hub:
             self._changed.clear()
             last = time.monotonic()
             self.tick_once()
+            if self.views is not None:
+                await self.views.refresh()
 
     def start(self) -> None:
         if self._task is None:
