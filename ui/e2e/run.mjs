@@ -236,6 +236,14 @@ try {
     await page.getByTestId('notice').filter({ hasText: /Pause autoscaling.*accepted/ }).waitFor({ timeout: T });
     await row.getByRole('button', { name: 'Resume autoscaling' }).waitFor({ timeout: T });
   });
+  await step('log out revokes the session: the old refresh token renews nothing', async () => {
+    const { refreshToken } = await page.evaluate(() => JSON.parse(sessionStorage.getItem('orchestrator.session')));
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByText('You logged out.').waitFor({ timeout: T });
+    assert((await page.evaluate(() => sessionStorage.getItem('orchestrator.session'))) === null, 'tokens left in storage');
+    const r = await api('/refresh', null, { method: 'POST', body: JSON.stringify({ refresh_token: refreshToken }) });
+    assert(r.status === 401, `the refresh token still works after logout: ${r.status}`);
+  });
   await step('no uncaught error in the page', async () => {
     assert(errors.length === 0, errors.join(' | '));
   });

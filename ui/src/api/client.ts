@@ -82,12 +82,15 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
   }
   act.setApiError(null);
   if (!res.ok) throw new ApiError(await reason(res), res.status);
+  if (res.status === 204) return undefined as T;
   return (await res.json()) as T;
 }
 
 export async function logout(): Promise<void> {
+  // Revoke the refresh token too: a copy left in this tab's storage or a proxy log cannot renew anything.
+  const refreshToken = appStore.getState().session?.refreshToken;
   try {
-    await api('/logout', { method: 'POST', body: JSON.stringify({}) });
+    await api('/logout', { method: 'POST', body: JSON.stringify(refreshToken ? { refresh_token: refreshToken } : {}) });
   } catch {
     /* the session ends here whatever the API says */
   }
