@@ -12,12 +12,18 @@ sockets per host, gzipped like the probe sends them).
      render (a distinct search per request: the cost of a render);
   3. WebSocket: 20 subscribers of the hosts view; a report posted after a quiet second; time until each
      subscriber has the delta;
-  4. an authenticated trivial GET (/api/v1/whoami) paced at 200 requests/s: latency percentiles.
+  4. an authenticated trivial GET (/api/v1/whoami) paced at 200 requests/s: latency percentiles, from a
+     separate process (raw HTTP/1.1 on 4 keep-alive connections, open loop: request k is sent at start +
+     k/200 s whatever the previous answers) so the load generator is not the bottleneck; once alone, once
+     during ingest and containers-view reads (what a render on the event loop does to other requests);
   5. --memory: in a separate process, the topology of 1,000 hosts / 10,000 containers fed an hour of
      reports (240 per host) in process; RSS before and after.
 
 Each measure runs --runs times; the median is printed. The 2-core machine is shared, so the load average is
-printed with the figures. Usage: .venv/bin/python scripts/bench_api.py [--runs 3] [--memory]
+printed with the figures. --baseline DIR runs the same measures against the API of another source tree
+(e.g. `git archive <commit> orchestrator | tar -x -C DIR`), alternating with this tree's in each run, so a
+before/after comparison shares the machine's load.
+Usage: .venv/bin/python scripts/bench_api.py [--runs 3] [--memory] [--baseline DIR]
 """
 from __future__ import annotations
 
@@ -68,7 +74,7 @@ def rss_mb(pid: int | str = "self") -> float:
 
 
 class Server:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, source: Path | None = None) -> None:
         (workdir / "keys").write_text(f"k1 {secrets.token_urlsafe(40)}\n")
         password = secrets.token_urlsafe(12)
         (workdir / "api.yaml").write_text(json.dumps({
@@ -78,10 +84,13 @@ class Server:
         keys = load_keys(workdir / "keys")
         self.viewer = issue(keys, account="bench", kind="access", role=Role.VIEWER, ttl=900)[0]
         self.probe = issue(keys, account="probe", kind="api", scope="report:write", ttl=3600)[0]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if source is not None:   # the baseline's package shadows the installed one
+            env["PYTHONPATH"] = str(source)
         self.proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "api", "serve", "--config",
                                       str(workdir / "api.yaml"), "--listen", "127.0.0.1:0"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                                     cwd=str(source) if source is not None else None)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -151,6 +160,7 @@ def measure_ingest_and_view(server: Server, demo: DemoTopology, seconds: float) 
     stop_at = time.monotonic() + seconds
     poster = threading.Thread(target=post_all, args=(server, bodies[half:], RATE, stop_at))
     poster.start()
+    trivial = start_trivial_with_token(server, seconds=max(1.0, seconds - 2))
     cached, rendered = [], []
     headers = {"Authorization": f"Bearer {server.viewer}"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
@@ -161,6 +171,7 @@ def measure_ingest_and_view(server: Server, demo: DemoTopology, seconds: float) 
             assert r.status_code == 200 and r.json()["total_nodes"] >= HOSTS * PER_HOST * 0.9, r.text[:200]
             time.sleep(0.1)
         poster.join()
+        during = finish_trivial(trivial)
         size = len(r.content)
         for k in range(20):
             t = time.perf_counter()
@@ -168,6 +179,7 @@ def measure_ingest_and_view(server: Server, demo: DemoTopology, seconds: float) 
             rendered.append(time.perf_counter() - t)
     return {"reports_per_s": rate, "failed": failed, "ingest_cpu_share": cpu_share,
             "view_p50_ms": pct(cached, 50) * 1000, "view_p95_ms": pct(cached, 95) * 1000,
+            **{f"{k}_during_ingest": v for k, v in during.items()},
             "render_p50_ms": pct(rendered, 50) * 1000, "render_p95_ms": pct(rendered, 95) * 1000,
             "view_mb": size / 2**20}
 
@@ -208,22 +220,68 @@ async def _first_delta(ws: object, start: float) -> float:
             return time.perf_counter() - start
 
 
-def measure_trivial(server: Server, rate: float = 200.0, seconds: float = 10.0) -> dict[str, float]:
-    latencies = []
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.viewer}"},
-                      timeout=10) as client:
-        start = time.monotonic()
-        for k in range(int(rate * seconds)):
+def start_trivial(server: Server, rate: float = 200.0, seconds: float = 10.0) -> subprocess.Popen[str]:
+    """The trivial-GET load in its own process (see trivial_client)."""
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    return subprocess.Popen([sys.executable, __file__, "--trivial-client", host, port, str(rate), str(seconds)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def finish_trivial(proc: subprocess.Popen[str]) -> dict[str, float]:
+    out, _ = proc.communicate(timeout=120)
+    return {k: float(v) for k, v in json.loads(out).items()}
+
+
+def start_trivial_with_token(server: Server, rate: float = 200.0, seconds: float = 10.0) -> subprocess.Popen[str]:
+    proc = start_trivial(server, rate, seconds)
+    assert proc.stdin is not None
+    proc.stdin.write(server.viewer + "\n")   # the token on stdin, never in argv
+    proc.stdin.flush()
+    return proc
+
+
+async def trivial_client(host: str, port: int, rate: float, seconds: float, token: str,
+                         connections: int = 4) -> dict[str, float]:
+    """Open-loop GET /api/v1/whoami: request k leaves at start + k/rate on connection k mod `connections`
+    (raw HTTP/1.1, keep-alive). Latency is send → last byte; `late` counts requests sent more than 5 ms after
+    their time (a busy connection or a slow client)."""
+    request = (f"GET /api/v1/whoami HTTP/1.1\r\nHost: {host}:{port}\r\n"
+               f"Authorization: Bearer {token}\r\n\r\n").encode()
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    late = 0
+    start = time.monotonic() + 0.2
+
+    async def worker(c: int) -> None:
+        nonlocal late
+        reader, writer = await asyncio.open_connection(host, port)
+        for k in range(c, total, connections):
             due = start + k / rate
-            now = time.monotonic()
-            if due > now:
-                time.sleep(due - now)
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif wait < -0.005:
+                late += 1
             t = time.perf_counter()
-            assert client.get("/api/v1/whoami").status_code == 200
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            await reader.readexactly(length)
             latencies.append(time.perf_counter() - t)
-        achieved = len(latencies) / (time.monotonic() - start)
-    return {"trivial_rps": achieved, "trivial_p50_ms": pct(latencies, 50) * 1000,
-            "trivial_p99_ms": pct(latencies, 99) * 1000}
+            if status != 200:
+                raise SystemExit(f"whoami answered {status}")
+        writer.close()
+
+    await asyncio.gather(*(worker(c) for c in range(connections)))
+    elapsed = time.monotonic() - start
+    return {"trivial_rps": len(latencies) / elapsed, "trivial_p50_ms": pct(latencies, 50) * 1000,
+            "trivial_p99_ms": pct(latencies, 99) * 1000, "trivial_late_share": late / max(1, len(latencies))}
+
+
+def measure_trivial(server: Server, rate: float = 200.0, seconds: float = 10.0) -> dict[str, float]:
+    return finish_trivial(start_trivial_with_token(server, rate, seconds))
 
 
 def render_cpu_run() -> None:
@@ -296,48 +354,73 @@ def memory_run() -> None:
                       "cpu_seconds": round(time.process_time() - started, 1)}))
 
 
+def one_run(run: int, source: Path | None, ingest_seconds: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(Path(tmp), source)
+        try:
+            demo = DemoTopology(HOSTS, PER_HOST, seed=run + 1)
+            headers = {"Authorization": f"Bearer {server.probe}", "Content-Type": "application/json",
+                       "Content-Encoding": "gzip"}
+            t = time.monotonic()
+            with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+                for i in range(HOSTS):
+                    assert client.post("/api/v1/reports", content=gz(demo.full_report(i))).status_code == 200
+            print(f"  loaded {HOSTS} hosts in {time.monotonic() - t:.1f} s", flush=True)
+            figures = {"load1": os.getloadavg()[0]}
+            figures.update(measure_ingest_and_view(server, demo, ingest_seconds))
+            print("  ingest and view measured", flush=True)
+            figures.update(asyncio.run(measure_ws(server, demo)))
+            print("  websocket measured", flush=True)
+            figures.update(measure_trivial(server))
+            figures["trivial_server_share_le_5ms"] = server_side_share(server, "/api/v1/whoami", "0.005")
+            figures["view_server_share_le_250ms"] = server_side_share(server, "/api/v1/topology/{view}", "0.25")
+            figures["server_rss_mb"] = rss_mb(server.proc.pid)
+        finally:
+            server.stop()
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="repetitions of each measure (median printed)")
     parser.add_argument("--ingest-seconds", type=float, default=30.0, help="length of each ingest measure")
     parser.add_argument("--memory", action="store_true", help="also measure memory (a separate process, ~2 min)")
     parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--trivial-client", nargs=4, metavar=("HOST", "PORT", "RATE", "SECONDS"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also measure the API of this source tree (a directory holding orchestrator/), "
+                             "alternating with this tree's in each run")
     parser.add_argument("--render-cpu", action="store_true",
                         help="only the in-process CPU cost of an ingest and of renders (load-independent)")
     args = parser.parse_args()
     if args.memory_only:
         memory_run()
         return
+    if args.trivial_client:
+        host, port, rate, seconds = args.trivial_client
+        figures = asyncio.run(trivial_client(host, int(port), float(rate), float(seconds),
+                                             sys.stdin.readline().strip()))
+        print(json.dumps(figures))
+        return
     if args.render_cpu:
         render_cpu_run()
         return
     print(f"load average before: {os.getloadavg()}")
-    runs: list[dict[str, float]] = []
+    trees: list[tuple[str, Path | None]] = [("this tree", None)]
+    if args.baseline is not None:
+        if not (args.baseline / "orchestrator" / "cli.py").is_file():
+            raise SystemExit(f"--baseline {args.baseline}: no orchestrator/cli.py there")
+        trees.insert(0, ("baseline", args.baseline.resolve()))
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name, _ in trees}
     for run in range(args.runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            server = Server(Path(tmp))
-            try:
-                demo = DemoTopology(HOSTS, PER_HOST, seed=run + 1)
-                headers = {"Authorization": f"Bearer {server.probe}", "Content-Type": "application/json",
-                           "Content-Encoding": "gzip"}
-                t = time.monotonic()
-                with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
-                    for i in range(HOSTS):
-                        assert client.post("/api/v1/reports", content=gz(demo.full_report(i))).status_code == 200
-                print(f"  loaded {HOSTS} hosts in {time.monotonic() - t:.1f} s", flush=True)
-                figures = measure_ingest_and_view(server, demo, args.ingest_seconds)
-                print("  ingest and view measured", flush=True)
-                figures.update(asyncio.run(measure_ws(server, demo)))
-                print("  websocket measured", flush=True)
-                figures.update(measure_trivial(server))
-                figures["trivial_server_share_le_5ms"] = server_side_share(server, "/api/v1/whoami", "0.005")
-                figures["view_server_share_le_250ms"] = server_side_share(server, "/api/v1/topology/{view}", "0.25")
-                figures["server_rss_mb"] = rss_mb(server.proc.pid)
-            finally:
-                server.stop()
-        print(f"run {run + 1}: " + ", ".join(f"{k}={v:.3g}" for k, v in figures.items()), flush=True)
-        runs.append(figures)
-    print("median: " + ", ".join(f"{k}={statistics.median(r[k] for r in runs):.3g}" for k in runs[0]))
+        for name, source in trees:
+            figures = one_run(run, source, args.ingest_seconds)
+            print(f"{name} run {run + 1}: " + ", ".join(f"{k}={v:.3g}" for k, v in figures.items()), flush=True)
+            runs[name].append(figures)
+    for name, results in runs.items():
+        print(f"{name} median: " + ", ".join(f"{k}={statistics.median(r[k] for r in results):.3g}"
+                                              for k in results[0]))
     print(f"load average after: {os.getloadavg()}")
     if args.memory:
         proc = subprocess.run([sys.executable, __file__, "--memory-only"], capture_output=True, text=True,
