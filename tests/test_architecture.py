@@ -25,7 +25,7 @@ def test_policy_pack_data_is_generated_from_the_registry():
     assert on_disk == tiers.policy_data(), \
         "policy/tiers.json is stale: python -m orchestrator.contracts.tiers > policy/tiers.json"
     from policy import rules
-    assert rules.HA_TIERS == {"zookeeper": 3, "mesos-master": 3, "marathon": 2}
+    assert rules.HA_TIERS == {"zookeeper": 3, "mesos-master": 3, "marathon": 2, "alertmanager": 2}
     assert rules.AGENT_NAMESPACE_SUFFIX == tiers.AGENTS_NAMESPACE_SUFFIX
 
 
@@ -61,13 +61,15 @@ def test_every_tier_labels_its_objects_with_its_registry_identity(name):
 @pytest.mark.parametrize("spec", [t for t in tiers.TIERS if t.ha_min is not None], ids=lambda t: t.id)
 def test_settings_refuse_fewer_replicas_than_the_registry_minimum_in_production(spec):
     below = spec.ha_min - 1 if spec.ha_min % 2 == 0 else spec.ha_min - 2  # odd quorums stay odd
+    # An optional tier (`<section>.enabled`) is checked when it is on.
+    switch = {"enabled": True} if spec.enabled_when == f"{spec.section}.enabled" else {}
     config = {"orchestrator:production": "true", "orchestrator:security": '{"auth": false}',
-              f"orchestrator:{spec.section}": json.dumps({"replicas": below})}
+              f"orchestrator:{spec.section}": json.dumps({"replicas": below, **switch})}
     with pytest.raises(SettingsError) as err:
         settings_from_config(config, "Pulumi.x.yaml")
     assert f"orchestrator:{spec.section}.replicas" in str(err.value)
     # ... and accept exactly the minimum.
-    ok = {**config, f"orchestrator:{spec.section}": json.dumps({"replicas": spec.ha_min})}
+    ok = {**config, f"orchestrator:{spec.section}": json.dumps({"replicas": spec.ha_min, **switch})}
     assert getattr(settings_from_config(ok, "Pulumi.x.yaml"), spec.section).replicas == spec.ha_min
 
 
