@@ -1,5 +1,7 @@
-"""The orchestrator service (the platform's own HTTP API) as an Argo Rollout: canary and stable Services,
-the canary steps from settings and the analysis gates as AnalysisTemplates querying Prometheus.
+"""The orchestrator service, the platform's API (`orchestrator api serve`, docs/api.md), as an Argo Rollout:
+canary and stable Services, a headless Service the probes publish through (every replica gets every report),
+the canary steps from settings and the analysis gates as AnalysisTemplates querying Prometheus, the API's
+config, keys and accounts from the credentials tier's Secret, its network flows, an optional TLS Ingress.
 
 The gates query the service's metric contract (docs/metrics.md): the names below are that contract, and
 `analysis_queries()` is pure so the tests evaluate every query with Prometheus's own engine.
@@ -8,6 +10,7 @@ Never canary ZooKeeper or the Mesos masters: a quorum member is not a stateless 
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +18,18 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as kx
-from components.security import ANYWHERE, Flow, InNamespace, Peer
-from components.settings import CanarySettings, ServiceSettings, duration_seconds
+from components.security import (
+    ANYWHERE,
+    API_CONFIG_KEY,
+    API_KEYS_KEY,
+    API_MARATHON_KEY,
+    API_MESOS_KEY,
+    Flow,
+    InNamespace,
+    Peer,
+)
+from components.settings import CanarySettings, PlatformSettings, ServiceSettings, duration_seconds
+from components.zookeeper import server_hosts
 from orchestrator.contracts import tiers
 from orchestrator.contracts.service_metrics import (
     LIVENESS_PATH,
@@ -40,6 +53,16 @@ CANARY_SELECTOR = (f'namespace="{{{{args.{ARG_NAMESPACE}}}}}",'
                    f'pod=~"{{{{args.{ARG_ROLLOUT}}}}}-{{{{args.{ARG_CANARY_HASH}}}}}-.+"')
 
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+
+# Where the API reads its config: the credentials tier's Secret (authentication on) or, without
+# authentication, a ConfigMap with no account and a key generated per pod (nobody can log in: no default).
+API_CONFIG_DIR = "/etc/orchestrator/api"
+EPHEMERAL_KEY_DIR = "/run/orchestrator-api"
+UI_DIR = "/opt/orchestrator/ui"  # the web UI in the services image (Dockerfile)
+API_PREFIX = "/api/v1"
+# Without authentication: a random key per pod, written before the API starts (umask: readable by it only).
+KEYGEN = (f"umask 077 && python -c 'import secrets; print(\"pod\", secrets.token_urlsafe(48))' "
+          f"> {EPHEMERAL_KEY_DIR}/{API_KEYS_KEY}")
 
 
 @dataclass(frozen=True)
@@ -132,6 +155,41 @@ def canary_steps(gates: list[Gate], c: CanarySettings, rollout: str, namespace: 
     return steps
 
 
+def api_config(s: PlatformSettings) -> dict[str, Any]:
+    """The API's config file (services/api/config.py ApiConfig) without its accounts, from the settings alone:
+    the same names the tiers use, so the credentials tier builds it in both delivery modes."""
+    url = kx.PlatformContext.of(s).http_url
+    zk_id, mesos_id = tiers.ZOOKEEPER.id, tiers.MESOS_MASTER.id
+    ctx = kx.PlatformContext.of(s)
+    gates = [{"name": g.name, "threshold": f"{g.op} {g.bound:g}",
+              # The AnalysisTemplates' arguments, for every pod of the Rollout (the API shows the live values).
+              "query": g.query.replace(f"{{{{args.{ARG_NAMESPACE}}}}}", s.namespace)
+                              .replace(f"{{{{args.{ARG_ROLLOUT}}}}}", TIER.id)
+                              .replace(f"{{{{args.{ARG_CANARY_HASH}}}}}", "[a-z0-9]+")}
+             for g in analysis_queries(s.service.canary, s.monitoring.scrape_interval)]
+    config: dict[str, Any] = {
+        "signing_key_file": f"{API_CONFIG_DIR if s.auth_enabled else EPHEMERAL_KEY_DIR}/{API_KEYS_KEY}",
+        "revoked_tokens": list(s.service.api.revoked_tokens),
+        "ui_dir": UI_DIR,
+        "zookeeper": {"servers": [f"{h}:{s.zookeeper.client_port}" for h in server_hosts(
+            ctx, s.zookeeper.replicas, zk_id, f"{zk_id}-headless")]},
+        "mesos": {"masters": [f"http://{h}:{s.mesos_master.port}" for h in server_hosts(
+            ctx, s.mesos_master.replicas, mesos_id, f"{mesos_id}-headless")]},
+        "marathon": {"urls": [url(tiers.MARATHON.id, s.marathon.port)]},
+        "prometheus": {"url": url(tiers.PROMETHEUS.id, s.monitoring.port), "canary_gates": gates},
+    }
+    if s.auth_enabled:
+        config["mesos"]["credentials_file"] = f"{API_CONFIG_DIR}/{API_MESOS_KEY}"
+        config["marathon"]["credentials_file"] = f"{API_CONFIG_DIR}/{API_MARATHON_KEY}"
+    if tiers.ZK_SYNC.enabled(s):
+        config["zk_sync_metrics_url"] = url(tiers.ZK_SYNC.id, s.zk_sync.metrics_port) + "/metrics"
+    return config
+
+
+def serve_args(port: int) -> list[str]:
+    return ["api", "serve", "--config", f"{API_CONFIG_DIR}/{API_CONFIG_KEY}", "--listen", f"0.0.0.0:{port}"]
+
+
 @dataclass(frozen=True)
 class OrchestratorServiceArgs:
     platform: kx.PlatformContext
@@ -139,11 +197,18 @@ class OrchestratorServiceArgs:
     prometheus_url: pulumi.Input[str]
     scrape_interval: str  # monitoring.scrape_interval: the gates' rate window covers four scrapes
     rollouts_namespace: str  # security.rollouts_namespace: where the analysis queries come from
+    api_config: dict[str, Any] | None = None  # api_config(settings); None: the image's default command
+    # The credentials tier's `orchestrator-api` Secret (config with accounts, keys, Mesos/Marathon credentials);
+    # None: authentication is off and the config is a ConfigMap of this tier, with no account.
+    api_secret: pulumi.Input[str] | None = None
 
 
 class OrchestratorService(pulumi.ComponentResource):
     url: pulumi.Output[str]
     canary_url: pulumi.Output[str]
+    probe_url: pulumi.Output[str]  # the headless Service: resolves to every replica
+    api_url: pulumi.Output[str]
+    ui_url: pulumi.Output[str]
     rollout_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: OrchestratorServiceArgs, opts: pulumi.ResourceOptions | None = None):
@@ -158,13 +223,23 @@ class OrchestratorService(pulumi.ComponentResource):
         # Service at its ReplicaSet; without a traffic router the canary weight is the replica ratio.
         self.stable_service = t.cluster_service(ports)
         self.canary_service = t.cluster_service(ports, suffix="-canary")
+        # Not managed by Argo Rollouts: it selects stable and canary pods alike, and the probes resolve it to
+        # every pod IP, so every replica (the canary's included) holds the whole topology (docs/api.md).
+        self.headless_service = t.headless_service(ports)
         self.pdb = t.disruption_budget()
         self.peer = Peer.of(t, {"http": svc.port})
         self.flows = [
             Flow(InNamespace(args.rollouts_namespace), tiers.PROMETHEUS, "http",
                  "Argo Rollouts runs the canary analysis"),
+            # Authenticated (accounts, tokens, per-account and per-source login limits): the ingress
+            # controller, port-forwards and client pods reach it; the probes' flow is declared by the probe tier.
             Flow(ANYWHERE, TIER, "http", "the orchestrator service is the platform's public API"),
             Flow(tiers.PROMETHEUS, TIER, "http", "scrape the orchestrator service"),
+            Flow(TIER, tiers.ZOOKEEPER, "client", "the API reads each server's mode (srvr, mntr)"),
+            Flow(TIER, tiers.MESOS_MASTER, "http", "the API reads the leading master's state"),
+            Flow(TIER, tiers.MARATHON, "http", "the API lists, scales and restarts Marathon apps"),
+            Flow(TIER, tiers.PROMETHEUS, "http", "the API reads the canary gates' values"),
+            Flow(TIER, tiers.ZK_SYNC, "metrics", "the API shows the sync engine's lag (when zk-sync runs)"),
         ]
 
         templates = [
@@ -176,14 +251,37 @@ class OrchestratorService(pulumi.ComponentResource):
                 opts=child)
             for gate in gates]
 
+        volumes: list[dict[str, Any]] = [{"name": "tmp", "empty_dir": {}}]
+        mounts: list[dict[str, Any]] = [{"name": "tmp", "mount_path": "/tmp"}]
+        template_annotations = kx.scrape_annotations(svc.port, METRICS_PATH)
+        command: dict[str, Any] = {}
+        if args.api_secret is not None:
+            # Mounted whole (no subPath): Kubernetes swaps the files on a Secret update and the API re-reads
+            # them within a second (revocations, accounts, key rotation need no restart).
+            volume, mount = kx.secret_volume("api", args.api_secret, (API_CONFIG_KEY, API_KEYS_KEY, API_MESOS_KEY,
+                                                                      API_MARATHON_KEY), API_CONFIG_DIR)
+            volumes.append(volume)
+            mounts.append(mount)
+            command = {"command": ["orchestrator"], "args": serve_args(svc.port)}
+        elif args.api_config is not None:
+            text = json.dumps(args.api_config, indent=2, sort_keys=True) + "\n"
+            config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=t.metadata(f"{name}-config"),
+                                           data={API_CONFIG_KEY: text}, opts=child)
+            volumes += [{"name": "api", "config_map": {"name": config.metadata["name"]}},
+                        {"name": "keys", "empty_dir": {"medium": "Memory", "size_limit": "1Mi"}}]
+            mounts += [{"name": "api", "mount_path": API_CONFIG_DIR, "read_only": True},
+                       {"name": "keys", "mount_path": EPHEMERAL_KEY_DIR}]
+            command = {"command": ["sh", "-c", f"{KEYGEN} && exec orchestrator {' '.join(serve_args(svc.port))}"]}
+            template_annotations["orchestrator.io/config-sha"] = kx.content_hash(text)
         container = kx.container({
             "name": "service",
             "image": svc.image,
-            "env": [{"name": "ORCHESTRATOR_HTTP_PORT", "value": str(svc.port)}],
+            **command,
             "ports": [{"name": "http", "container_port": svc.port}],
+            # /healthz: the process answers; /readyz: its config and signing key are loaded.
             "liveness_probe": kx.http_probe(LIVENESS_PATH, "http", initial_delay=10),
             "readiness_probe": kx.http_probe(READINESS_PATH, "http", initial_delay=5, period=5),
-            "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
+            "volume_mounts": mounts,
         }, svc.resources)
         self.rollout = k8s.apiextensions.CustomResource(
             name, api_version=ARGO_ROLLOUTS_API, kind="Rollout",
@@ -198,11 +296,11 @@ class OrchestratorService(pulumi.ComponentResource):
                 "progressDeadlineSeconds": 600,
                 "progressDeadlineAbort": True,
                 "template": {
-                    "metadata": {"labels": labels, "annotations": kx.scrape_annotations(svc.port, METRICS_PATH)},
+                    "metadata": {"labels": labels, "annotations": template_annotations},
                     # No account of its own (the namespace default, without a token); spread softly even
                     # in production: a canary may briefly run two pods on one node.
                     "spec": _camel(t.pod_spec(None, [container], uid=UID, spread=False,
-                                              volumes=[{"name": "tmp", "empty_dir": {}}]))},
+                                              volumes=volumes))},
                 "strategy": {"canary": {
                     "stableService": self.stable_service.metadata["name"],
                     "canaryService": self.canary_service.metadata["name"],
@@ -212,10 +310,27 @@ class OrchestratorService(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=templates))
 
+        ingress = svc.api.ingress
+        if ingress is not None:
+            # Only when configured (settings require security.allow_ingress), always with TLS for its host.
+            spec: dict[str, Any] = {
+                "tls": [{"hosts": [ingress.host], "secret_name": ingress.tls_secret}],
+                "rules": [{"host": ingress.host, "http": {"paths": [{
+                    "path": "/", "path_type": "Prefix", "backend": {"service": {
+                        "name": self.stable_service.metadata["name"], "port": {"name": "http"}}}}]}}]}
+            if ingress.class_name:
+                spec["ingress_class_name"] = ingress.class_name
+            k8s.networking.v1.Ingress(name, metadata=t.metadata(), spec=spec, opts=child)
+
         self.url = t.url(self.stable_service, svc.port)
         self.canary_url = t.url(self.canary_service, svc.port)
+        self.probe_url = t.url(self.headless_service, svc.port)
+        self.api_url = self.url.apply(lambda u: u + API_PREFIX)
+        self.ui_url = pulumi.Output.from_input(f"https://{ingress.host}/") if ingress else self.url.apply(
+            lambda u: u + "/")
         self.rollout_name = self.rollout.metadata["name"]
-        self.register_outputs({"url": self.url, "canary_url": self.canary_url, "rollout_name": self.rollout_name})
+        self.register_outputs({"url": self.url, "canary_url": self.canary_url, "probe_url": self.probe_url,
+                               "api_url": self.api_url, "ui_url": self.ui_url, "rollout_name": self.rollout_name})
 
 
 def _camel(value: Any) -> Any:

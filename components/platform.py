@@ -18,7 +18,7 @@ from components.marathon_scaler import MarathonScaler, MarathonScalerArgs
 from components.mesos_agent import MesosAgents, MesosAgentsArgs
 from components.mesos_master import MesosMasters, MesosMastersArgs
 from components.monitoring import Monitoring, MonitoringArgs
-from components.orchestrator_service import OrchestratorService, OrchestratorServiceArgs
+from components.orchestrator_service import API_PREFIX, OrchestratorService, OrchestratorServiceArgs, api_config
 from components.probe import Probe, ProbeArgs
 from components.security import (
     ZK_SUPERUSER_SECRET,
@@ -37,7 +37,8 @@ from components.zookeeper import ZooKeeperEnsemble, ZooKeeperEnsembleArgs, conne
 from orchestrator.contracts import tiers
 
 # Bump on any incompatible change to the outputs below (renamed/removed key, changed meaning).
-OUTPUTS_CONTRACT_VERSION = "1"
+# 2: the orchestrator service is the API; `api_url`, `ui_url` and `api_probe_url` added.
+OUTPUTS_CONTRACT_VERSION = "2"
 
 
 # What a run declares (docs/delivery.md):
@@ -95,7 +96,9 @@ class Platform(pulumi.ComponentResource):
 
         def secrets(zk_connect: pulumi.Input[str]) -> PlatformSecretsArgs:
             assert credentials is not None
-            return PlatformSecretsArgs(ctx, credentials, zk_connect, s.mesos_master.zk_path, s.marathon.zk_path)
+            # The API's config, accounts and keys: a Secret Pulumi applies in both delivery modes.
+            return PlatformSecretsArgs(ctx, credentials, zk_connect, s.mesos_master.zk_path, s.marathon.zk_path,
+                                       api_config(s), s.service.api.admin_account)
 
         gitops = GitOpsArgs(ctx, s.gitops, stack, tiers.ARGOCD_APPS.id)
 
@@ -132,7 +135,8 @@ class Platform(pulumi.ComponentResource):
         monitoring = Monitoring(tiers.PROMETHEUS.id, MonitoringArgs(
             ctx, s.monitoring, s.zookeeper.replicas, auth.get("prometheus-scrape-auth"), alertmanagers), in_ns)
         service = OrchestratorService(tiers.ORCHESTRATOR_SERVICE.id, OrchestratorServiceArgs(
-            ctx, s.service, monitoring.url, s.monitoring.scrape_interval, s.security.rollouts_namespace), in_ns)
+            ctx, s.service, monitoring.url, s.monitoring.scrape_interval, s.security.rollouts_namespace,
+            api_config(s), auth.get("orchestrator-api")), in_ns)
         # Every master by its stable name: each answers its own /metrics/snapshot.
         master_urls = masters.headless.metadata["name"].apply(lambda headless: [
             f"http://{tiers.MESOS_MASTER.id}-{i}.{ctx.service_fqdn(headless)}:{s.mesos_master.port}"
@@ -158,7 +162,7 @@ class Platform(pulumi.ComponentResource):
                 auth.get("marathon-scaler-auth")), in_ns))
         if tiers.PROBE.enabled(s):  # every node reports to the API (docs/probe.md); settings require auth
             built.append(Probe(tiers.PROBE.id, ProbeArgs(
-                ctx, s.probe, s.service.image, s.probe.api_url or service.url, auth["probe-token"],
+                ctx, s.probe, s.service.image, s.probe.api_url or service.probe_url, auth["probe-token"],
                 s.mesos_agent.port), in_ns))
         peers: list[Peer] = [c.peer for c in built]
         flows: list[Flow] = [f for c in built for f in c.flows]
@@ -185,6 +189,9 @@ class Platform(pulumi.ComponentResource):
             "service_url": service.url,
             "service_canary_url": service.canary_url,
             "service_rollout": service.rollout_name,
+            "api_url": service.api_url,
+            "api_probe_url": service.probe_url,
+            "ui_url": service.ui_url,
         }
         self.register_outputs(dict(self.outputs))
 
@@ -212,4 +219,8 @@ def outputs_from_settings(s: PlatformSettings) -> dict[str, pulumi.Output[str] |
         "service_url": url(tiers.ORCHESTRATOR_SERVICE.id, s.service.port),
         "service_canary_url": url(f"{tiers.ORCHESTRATOR_SERVICE.id}-canary", s.service.port),
         "service_rollout": tiers.ORCHESTRATOR_SERVICE.id,
+        "api_url": url(tiers.ORCHESTRATOR_SERVICE.id, s.service.port) + API_PREFIX,
+        "api_probe_url": url(f"{tiers.ORCHESTRATOR_SERVICE.id}-headless", s.service.port),
+        "ui_url": (f"https://{s.service.api.ingress.host}/" if s.service.api.ingress
+                   else url(tiers.ORCHESTRATOR_SERVICE.id, s.service.port) + "/"),
     }

@@ -36,6 +36,10 @@ MARATHON_PRINCIPAL, AGENT_PRINCIPAL, HTTP_ADMIN = "marathon", "agent", "admin"
 MESOS_AUTH_DIR = "/etc/mesos/auth"
 # ZooKeeper's superuser (reconfig): the servers read the digest, the operator's tool the password.
 ZK_SUPERUSER, ZK_SUPERUSER_SECRET = "super", "zookeeper-superuser"
+# The API's Secret and its files (mounted by the orchestrator service at API_CONFIG_DIR).
+API_SECRET = "orchestrator-api"
+API_CONFIG_KEY, API_KEYS_KEY = "api.yaml", "signing-keys"
+API_MESOS_KEY, API_MARATHON_KEY = "mesos-credentials", "marathon-credentials"
 KUBE_DNS = {"namespace": "kube-system", "selector": {"k8s-app": "kube-dns"}, "port": 53}
 
 
@@ -49,6 +53,8 @@ class Credentials:
     mesos_agent_secret: pulumi.Output[str]
     mesos_http_password: pulumi.Output[str]
     marathon_http_password: pulumi.Output[str]
+    api_signing_key: pulumi.Output[str]
+    api_admin_password_hash: pulumi.Output[str]
     probe_token: pulumi.Output[str] | None = None  # with probe.enabled
     zookeeper_scaler_password: pulumi.Output[str] | None = None  # with marathon_scaler.enabled
     zookeeper_superuser_password: pulumi.Output[str] | None = None  # when set: reconfig is possible
@@ -94,8 +100,27 @@ def secret(resource_name: str, name: str, namespace: str, labels: dict[str, str]
 
 
 # --- credentials as Kubernetes Secrets ------------------------------------------------------------
+def api_signing_keys(value: str) -> str:
+    """The API's key file from the secret `api_signing_key`: one key gets an id derived from it (not secret:
+    8 hex digits of its SHA-256); a value of `<key-id> <secret>` lines is the file itself (a rotation: the
+    new key first, the old one until its tokens expire; docs/api.md)."""
+    import hashlib
+
+    value = value.strip()
+    if any(c.isspace() for c in value):
+        return value + "\n"
+    return f"k-{hashlib.sha256(value.encode()).hexdigest()[:8]} {value}\n"
+
+
+def api_config_file(base: dict[str, Any], admin: str, admin_hash: str) -> str:
+    """The API's config file (JSON, which YAML reads): the settings-derived `base` and the first admin."""
+    return json.dumps({**base, "accounts": [{"name": admin, "role": "admin", "password_hash": admin_hash}]},
+                      indent=2, sort_keys=True) + "\n"
+
+
 def secret_files(platform: kx.PlatformContext, mesos_zk_path: str, marathon_zk_path: str,
-                 zk_connect: pulumi.Input[str], creds: Credentials) -> dict[str, dict[str, Any]]:
+                 zk_connect: pulumi.Input[str], creds: Credentials, api_config: dict[str, Any] | None = None,
+                 api_admin: str = "admin") -> dict[str, dict[str, Any]]:
     """Per Secret, its files in the formats the components read. ZooKeeper URLs gain digest
     credentials (`zk://user:password@...`): Mesos and Marathon then create their znodes readable by
     all and writable only by themselves."""
@@ -157,6 +182,16 @@ def secret_files(platform: kx.PlatformContext, mesos_zk_path: str, marathon_zk_p
         # Alertmanager's receivers read them as files (api_url_file, auth_password_file).
         files["alertmanager-auth"] = {"namespace": platform.namespace,
                                       **{k: v for k, v in receivers.items() if v is not None}}
+    if api_config is not None:
+        # The API (orchestrator-service): its config with the accounts, its signing keys, and the HTTP
+        # credentials it forwards to Mesos and Marathon ("principal:secret", what both clients read).
+        files[API_SECRET] = {
+            "namespace": platform.namespace,
+            API_CONFIG_KEY: creds.api_admin_password_hash.apply(lambda h: api_config_file(api_config, api_admin, h)),
+            API_KEYS_KEY: creds.api_signing_key.apply(api_signing_keys),
+            API_MESOS_KEY: creds.mesos_http_password.apply(lambda pw: f"{HTTP_ADMIN}:{pw}"),
+            API_MARATHON_KEY: creds.marathon_http_password.apply(lambda pw: f"{HTTP_ADMIN}:{pw}"),
+        }
     if creds.probe_token is not None:
         # The probes' API token (report:write), next to them in the agents namespace.
         files["probe-token"] = {"namespace": platform.agents_namespace, "token": creds.probe_token}
@@ -177,6 +212,8 @@ class PlatformSecretsArgs:
     zk_connect: pulumi.Input[str]
     mesos_zk_path: str  # mesos_master.zk_path
     marathon_zk_path: str  # marathon.zk_path
+    api_config: dict[str, Any] | None = None  # the API's config without accounts (orchestrator_service.api_config)
+    api_admin: str = "admin"  # service.api.admin_account
 
 
 class PlatformSecrets(pulumi.ComponentResource):
@@ -190,7 +227,8 @@ class PlatformSecrets(pulumi.ComponentResource):
         t = kx.TierContext.of(self, tiers.AUTH, name, args.platform)
         self.names = {}
         for secret_name, files in secret_files(args.platform, args.mesos_zk_path, args.marathon_zk_path,
-                                               args.zk_connect, args.credentials).items():
+                                               args.zk_connect, args.credentials, args.api_config,
+                                               args.api_admin).items():
             data = {k: v for k, v in files.items() if k != "namespace"}
             self.names[secret_name] = secret(secret_name, secret_name, files["namespace"], t.labels, data,
                                              t.opts).metadata["name"]

@@ -420,14 +420,56 @@ class CanarySettings(_Settings):
         return self
 
 
+# The API's account names as stack config declares them (a subset of what the API accepts).
+API_ACCOUNT = r"^[a-z][a-z0-9_-]{0,31}$"
+# Token ids the API issues (`api-<hex>`, access/refresh ids): what a revocation list may name.
+API_TOKEN_ID = r"^[A-Za-z0-9_-]{1,128}$"
+# The API's memory floor: 74 MiB RSS for the interpreter and its libraries alone, plus render caches and HTTP
+# buffers (docs/api.md, "Why there is no database"): a smaller limit is an OOM kill at the first big view.
+API_MIN_MEMORY_LIMIT = "256Mi"
+
+
+class ApiIngressSettings(_Settings):
+    """An Ingress in front of the API and UI: only when explicitly configured, only with TLS."""
+
+    host: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+    tls_secret: DnsLabel  # a kubernetes.io/tls Secret in the platform namespace (e.g. from cert-manager)
+    class_name: str | None = None
+
+
+class ApiSettings(_Settings):
+    """What the API (`orchestrator api serve`, docs/api.md) takes from stack config. Its secrets: the signing
+    key `api_signing_key` and the first admin's argon2id hash `api_admin_password_hash` (credentials tier)."""
+
+    # The first admin's account name; its password hash is the secret api_admin_password_hash (no default
+    # credential: without authentication on the API runs with no account at all).
+    admin_account: str = Field("admin", pattern=API_ACCOUNT)
+    # Token ids (jti) denied by every replica within a second of the Secret's update.
+    revoked_tokens: list[Annotated[str, Field(pattern=API_TOKEN_ID)]] = Field(default_factory=list, max_length=10_000)
+    # None: reach the API with `kubectl port-forward` (docs/api.md "How people reach it").
+    ingress: ApiIngressSettings | None = None
+
+
 class ServiceSettings(_Settings):
-    """The orchestrator's own HTTP service (one image for the project's services), run as an Argo Rollout."""
+    """The orchestrator's own HTTP service (one image for the project's services), run as an Argo Rollout:
+    the API, `orchestrator api serve` (docs/api.md)."""
 
     image: Image = "ghcr.io/orchestrator/orchestrator-services:0.1.0"
     replicas: int = Field(2, ge=1, le=MAX_REPLICAS)
     port: Port = 8080
-    resources: Resources = Resources(cpu_request="100m", memory_request="128Mi", memory_limit="256Mi")
+    # Measured (docs/api.md): 204 MiB RSS at 1,000 hosts / 10,000 containers with an hour of samples, 434 MiB
+    # after heavy use (render caches); ingest at that size takes 12 % of a core.
+    resources: Resources = Resources(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi")
     canary: CanarySettings = CanarySettings()
+    api: ApiSettings = ApiSettings()
+
+    @model_validator(mode="after")
+    def _api_memory_floor(self) -> ServiceSettings:
+        if quantity_bytes(self.resources.memory_limit) < quantity_bytes(API_MIN_MEMORY_LIMIT):
+            raise _KeyError("service.resources.memory_limit",
+                            f"{self.resources.memory_limit} is below {API_MIN_MEMORY_LIMIT}: the API needs 74 MiB "
+                            "for the interpreter alone and about 200 MiB at 1,000 hosts (docs/api.md)")
+        return self
 
 
 
@@ -451,6 +493,9 @@ SECRET_KEYS = {
     "mesos_agent_secret": "CRAM-MD5 secret of the `agent` principal the agents register with",
     "mesos_http_password": "HTTP basic-auth password of the `admin` principal on the masters' API",
     "marathon_http_password": "HTTP basic-auth password of the `admin` user on Marathon's API",
+    "api_signing_key": "the API's token signing key (HS256, at least 32 characters; docs/api.md)",
+    "api_admin_password_hash": "argon2id hash of the API's first admin (`orchestrator api hash-password`), "
+                               "account service.api.admin_account",
 }
 # Secret config keys of optional tiers: required only when their tier is on.
 PROBE_TOKEN_KEY = "probe_token"
@@ -672,6 +717,13 @@ class PlatformSettings(_Settings):
                                           "source_port, so the engine could not connect"))
         if problems:
             raise _KeyErrors(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _api_ingress_is_allowed(self) -> PlatformSettings:
+        if self.service.api.ingress is not None and not self.security.allow_ingress:
+            raise _KeyError("service.api.ingress", f"needs {CONFIG_NAMESPACE}:security.allow_ingress: true (an "
+                            "Ingress exposes the API outside the cluster; the default way in is a port-forward)")
         return self
 
     @model_validator(mode="after")

@@ -43,6 +43,8 @@ class ZkSync(pulumi.ComponentResource):
         t = kx.TierContext.of(self, TIER, name, args.platform)
         account = t.service_account()
         self.peer = sec.Peer.of(t, {"metrics": z.metrics_port})
+        # The API reads the engine's lag from its /metrics through this name (zk_sync_metrics_url).
+        self.service = t.cluster_service([kx.service_port("metrics", z.metrics_port)])
         source = sec.External("zk-source", tuple(z.source_cidrs), {"client": z.source_port})
         self.flows = [
             sec.Flow(TIER, tiers.ZOOKEEPER, "client", "the sync engine writes into this platform's ensemble"),

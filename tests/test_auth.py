@@ -45,7 +45,8 @@ def test_configured_secret_values_never_appear_in_render_or_outputs(tmp_path, sc
     # The Secrets exist and hold redacted values only.
     secrets = [m for m in result.manifests if m["kind"] == "Secret"]
     assert {s["metadata"]["name"] for s in secrets} == {
-        "mesos-master-auth", "mesos-agent-auth", "marathon-auth", "prometheus-scrape-auth", "zk-sync-auth"}
+        "mesos-master-auth", "mesos-agent-auth", "marathon-auth", "prometheus-scrape-auth", "zk-sync-auth",
+        "orchestrator-api"}
     for s in secrets:
         assert s["stringData"] and set(s["stringData"].values()) == {REDACTED}
     # Inside the program the values really are the configured ones (wired, then redacted on output).

@@ -51,7 +51,7 @@ def rollout_of(result):
 def test_component_objects_and_outputs():
     _, result, out = build()
     kinds = sorted(m["kind"] for m in result.manifests)
-    assert kinds == ["AnalysisTemplate"] * 4 + ["PodDisruptionBudget", "Rollout", "Service", "Service"]
+    assert kinds == ["AnalysisTemplate"] * 4 + ["PodDisruptionBudget", "Rollout", "Service", "Service", "Service"]
     assert out == {"url": "http://orchestrator-service.ns.svc.cluster.local:8080",
                    "canary_url": "http://orchestrator-service-canary.ns.svc.cluster.local:8080",
                    "rollout": "orchestrator-service"}
@@ -68,8 +68,9 @@ def test_services_select_the_rollout_pods_and_differ():
     pod_labels = rollout["spec"]["template"]["metadata"]["labels"]
     assert rollout["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     services = {s["metadata"]["name"]: s for s in objects(result, "Service")}
-    assert set(services) == {canary["stableService"], canary["canaryService"]} == {
-        "orchestrator-service", "orchestrator-service-canary"}
+    # The headless Service (the probes') is not Argo Rollouts': it selects stable and canary pods alike.
+    assert set(services) - {"orchestrator-service-headless"} == {canary["stableService"], canary["canaryService"]} \
+        == {"orchestrator-service", "orchestrator-service-canary"}
     for svc in services.values():
         assert svc["spec"]["selector"] and svc["spec"]["selector"].items() <= pod_labels.items()
         assert svc["spec"]["ports"][0]["targetPort"] == "http"

@@ -28,6 +28,9 @@ NEEDED = {
     ("exporters", "mesos-master", 5050), ("exporters", "mesos-agent", 5051), ("exporters", "marathon", 8080),
     ("prometheus", "exporters", 9105), ("prometheus", "exporters", 9111),
     ("prometheus", "orchestrator-service", 8080),
+    # The API reads ZooKeeper (srvr, mntr), the Mesos masters and Prometheus, and operates Marathon.
+    ("orchestrator-service", "zookeeper", 2181), ("orchestrator-service", "mesos-master", 5050),
+    ("orchestrator-service", "marathon", 8080), ("orchestrator-service", "prometheus", 9090),
 }
 
 

@@ -15,11 +15,13 @@ STACKS = ["dev", "prod"]
 
 # The stack-outputs contract other teams consume (README "Stack outputs"). Changing a key or its
 # meaning is a breaking change: bump OUTPUTS_CONTRACT_VERSION and update the README with it.
-CONTRACT_V1 = {
+CONTRACT_V2 = {
     "contract_version", "namespace", "agents_namespace", "zookeeper_connect", "zookeeper_client_service",
     "mesos_zk_url", "mesos_master_url", "marathon_url", "marathon_zk_url", "prometheus_url",
     # added with GitOps delivery and the canary (backward-compatible additions)
     "delivery", "service_url", "service_canary_url", "service_rollout",
+    # version 2: the orchestrator service is the API (docs/api.md)
+    "api_url", "api_probe_url", "ui_url",
 }
 
 
@@ -57,8 +59,8 @@ def test_every_component_registers_outputs_and_has_a_module_token(name):
 @pytest.mark.parametrize("name", STACKS)
 def test_outputs_contract(name):
     outputs = stack(name).stack_outputs
-    assert set(outputs) == CONTRACT_V1
-    assert outputs["contract_version"] == OUTPUTS_CONTRACT_VERSION == "1"
+    assert set(outputs) == CONTRACT_V2
+    assert outputs["contract_version"] == OUTPUTS_CONTRACT_VERSION == "2"
     ns = outputs["namespace"]
     assert re.fullmatch(rf"(zookeeper-\d\.zookeeper-headless\.{ns}\.svc\.cluster\.local:2181,?)+",
                         outputs["zookeeper_connect"])
@@ -70,6 +72,9 @@ def test_outputs_contract(name):
     assert outputs["service_url"] == f"http://orchestrator-service.{ns}.svc.cluster.local:8080"
     assert outputs["service_canary_url"] == f"http://orchestrator-service-canary.{ns}.svc.cluster.local:8080"
     assert outputs["service_rollout"] == "orchestrator-service"
+    assert outputs["api_url"] == f"http://orchestrator-service.{ns}.svc.cluster.local:8080/api/v1"
+    assert outputs["api_probe_url"] == f"http://orchestrator-service-headless.{ns}.svc.cluster.local:8080"
+    assert outputs["ui_url"] == f"http://orchestrator-service.{ns}.svc.cluster.local:8080/"
     assert outputs["delivery"] == {"dev": "direct", "prod": "gitops"}[name]
 
 

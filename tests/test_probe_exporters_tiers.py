@@ -63,7 +63,8 @@ def test_probe_daemonset_privileges_are_the_documented_minimum():
     host_paths = [v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v]
     assert host_paths == ["/sys/fs/cgroup"]
     args = container["args"]
-    assert args[:3] == ["probe", "--api", "http://orchestrator-service.orchestrator.svc.cluster.local:8080"]
+    # The API's headless Service: every replica gets every report.
+    assert args[:3] == ["probe", "--api", "http://orchestrator-service-headless.orchestrator.svc.cluster.local:8080"]
     assert "--kubernetes" in args and "--mesos-agent" in args and "--token-file" in args
     skipped = {v.split("=", 1)[0] for k, v in ds["metadata"]["annotations"].items() if k.startswith("checkov.io/skip")}
     assert {"CKV_K8S_17", "CKV_K8S_23", "CKV_K8S_25", "CKV_K8S_38", "CKV_K8S_40"} <= skipped
