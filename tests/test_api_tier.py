@@ -198,3 +198,32 @@ def test_production_without_the_api_secrets_names_them():
     message = _errors(production="true")
     for key in ("api_signing_key", "api_admin_password_hash"):
         assert f"orchestrator:{key}: required when authentication is on" in message
+
+
+def test_with_zk_sync_the_api_reads_its_lag_through_a_service_and_only_that_port():
+    from components.platform import Platform, PlatformArgs
+    from tests.support.harness import run, settings
+    from tests.support.netpol import allowed, workload_endpoints
+
+    s = settings(namespace="p", zk_sync={"enabled": True, "source": "zk-old:2181"})
+    docs = run(lambda: Platform("orchestrator", PlatformArgs(s, scope="tree"))).manifests
+    config = json.loads(one_named(docs, "ConfigMap", "orchestrator-service-config")["data"]["api.yaml"])
+    assert config["zk_sync_metrics_url"] == "http://zk-sync.p.svc.cluster.local:9143/metrics"
+    sync_service = one_named(docs, "Service", "zk-sync")
+    assert [p["port"] for p in sync_service["spec"]["ports"]] == [9143]
+    eps = {e.name: e for e in workload_endpoints(docs, "10.1.2.3", "100.64.0.0/24")}
+    api, sync = eps["orchestrator-service"], eps["zk-sync"]
+    assert allowed(docs, api, sync, 9143)
+    assert not allowed(docs, api, sync, 2181) and not allowed(docs, sync, api, 9143)
+    # Nothing else of the platform gets the API's egress: the probes' and users' flows are inbound only.
+    assert not allowed(docs, api, eps["exporters"], 9105) and not allowed(docs, api, eps["zookeeper"], 2888)
+    # Without zk-sync there is no such target and no dangling flow.
+    plain_docs = run(lambda: Platform("orchestrator", PlatformArgs(settings(namespace="p"), scope="tree"))).manifests
+    assert "zk_sync_metrics_url" not in json.loads(
+        one_named(plain_docs, "ConfigMap", "orchestrator-service-config")["data"]["api.yaml"])
+
+
+def one_named(docs, kind, name):
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, (kind, name, len(found))
+    return found[0]
