@@ -288,15 +288,15 @@ def test_marathon_replicas_are_no_quorum(repo):
 
 def test_zk_path_and_agent_work_dir_are_data_loss(repo, capsys):
     edit_stack(repo, "dev", "marathon", "zk_path", "/marathon2")
-    edit_stack(repo, "dev", "mesos_agent", "work_dir", "/")
+    edit_stack(repo, "dev", "mesos_agent", "work_dir", "/var/lib/mesos/agent-b")  # ("/" is refused by the settings)
     diff = diff_stack("dev", repo)
     changes = by_kind_name(diff)
     marathon, agents = changes[("Deployment", "marathon")], changes[("DaemonSet", "mesos-agent")]
     assert marathon.action == UPDATED and marathon.flags == [DATA_LOSS_FLAG]
     assert "ZooKeeper path /marathon, /mesos → /marathon2, /mesos" in marathon.data_loss
     assert agents.flags == [DATA_LOSS_FLAG]
-    assert "Mesos work dir /var/lib/mesos/agent → /" in agents.data_loss
-    assert "host path of volume 'work' /var/lib/mesos/agent → /" in agents.data_loss
+    assert "Mesos work dir /var/lib/mesos/agent → /var/lib/mesos/agent-b" in agents.data_loss
+    assert "host path of volume 'work' /var/lib/mesos/agent → /var/lib/mesos/agent-b" in agents.data_loss
     # The outputs contract says it too (with authentication on, the pods' zk URLs are in Secrets).
     assert [r.subject for r in diff.risks] == ["marathon_zk_url path /marathon → /marathon2"]
     assert diff.exit_code == EXIT_DANGEROUS
