@@ -134,3 +134,89 @@ def test_secrets_reach_only_the_credentials_tier():
     assert set(secrets["alertmanager-auth"]["stringData"]) == {"slack-api-url"}
     others = json.dumps([m for m in result.manifests if m["kind"] != "Secret"])
     assert ADMIN_PASSWORD not in others and SLACK_URL not in others and "s3cr3t" not in others
+
+
+def test_two_real_alertmanagers_with_the_rendered_flags_share_a_silence(tmp_path):
+    """The cluster flags the tier renders, run by two real Alertmanagers on loopback (each rendered address
+    swapped for a loopback port): they form one cluster and a silence set on one holds on the other."""
+    import subprocess
+    import time
+    import urllib.request
+
+    from components import k8s as kx
+    from components.alertmanager import alertmanager_args, config
+    from components.settings import AlertmanagerSettings
+    from tests.support.harness import settings
+    from tests.support.tools import require_tool
+
+    binary = require_tool("prometheus-alertmanager",
+                          hint="scripts/install-system-tools.sh installs Debian's prometheus-alertmanager")
+    a = AlertmanagerSettings(enabled=True, replicas=2)
+    ctx = kx.PlatformContext.of(settings())
+    rendered = alertmanager_args(ctx, a)
+    web, gossip = [free_port() for _ in range(2)], [free_port() for _ in range(2)]
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config([])))
+
+    def local(i: int) -> list[str]:
+        swap = {"--config.file": str(tmp_path / "alertmanager.yml"), "--storage.path": str(tmp_path / f"data{i}"),
+                "--web.listen-address": f"127.0.0.1:{web[i]}", "--cluster.listen-address": f"127.0.0.1:{gossip[i]}",
+                "--cluster.advertise-address": f"127.0.0.1:{gossip[i]}"}
+        out, peers = [], iter(gossip)
+        for arg in rendered:
+            flag, _, _ = arg.partition("=")
+            if flag == "--cluster.peer":
+                out.append(f"--cluster.peer=127.0.0.1:{next(peers)}")
+            else:
+                assert flag in swap, f"a rendered flag this test does not run: {arg}"
+                out.append(f"{flag}={swap[flag]}")
+        return out
+
+    assert sum(arg.startswith("--cluster.peer=") for arg in rendered) == 2
+    procs = [subprocess.Popen([binary, *local(i)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for i in range(2)]
+
+    def get(i: int, path: str):
+        return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{web[i]}/api/v2/{path}", timeout=2).read())
+
+    def wait(check, what: str):
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if check():
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.3)
+
+    try:
+        wait(lambda: all(len(get(i, "status")["cluster"].get("peers") or []) == 2 for i in range(2)),
+             "both replicas to see two peers")
+        now = time.time()
+        silence = {"matchers": [{"name": "alertname", "value": "ZooKeeperServerDown", "isRegex": False}],
+                   "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60)),
+                   "endsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
+                   "createdBy": "test", "comment": "maintenance"}
+        request = urllib.request.Request(f"http://127.0.0.1:{web[0]}/api/v2/silences", method="POST",
+                                         data=json.dumps(silence).encode(), headers={"Content-Type": "application/json"})
+        silence_id = json.loads(urllib.request.urlopen(request, timeout=5).read())["silenceID"]
+        wait(lambda: silence_id in {s["id"] for s in get(1, "silences")}, "the silence to reach the other replica")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
+    assert all(p.returncode is not None for p in procs)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
