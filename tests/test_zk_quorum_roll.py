@@ -171,3 +171,7 @@ def test_reconfig_tool_refuses_what_would_break_the_quorum(ensemble, tmp_path, c
     assert main(["zk", "reconfig", "--connect", "127.0.0.1:1", "--remove", "2"]) == ExitCode.INPUT
     assert "--superuser-file: required" in capsys.readouterr().err
     assert members(sts.connect_string([0, 1, 2])) == {1: "participant", 2: "participant", 3: "participant"}
+    # --show needs no superuser: the membership and the majority, as ZooKeeper has them.
+    assert main(["zk", "reconfig", "--connect", sts.connect_string([0, 1, 2]), "--show"]) == 0
+    shown = capsys.readouterr().out
+    assert "3 voting member(s), a majority is 2" in shown and sts.server_line(2) in shown
