@@ -81,7 +81,7 @@ def test_every_registry_section_is_a_settings_section():
 def test_privileged_tiers_live_only_in_the_privileged_namespace():
     s = PlatformSettings.model_validate({"namespace": "p"})
     privileged = [t for t in tiers.TIERS if t.privileged]
-    assert [t.id for t in privileged] == ["mesos-agent"]
+    assert [t.id for t in privileged] == ["mesos-agent", "probe"]  # the probe reads the node: docs/probe.md
     assert {t.namespace_of(s.namespace) for t in privileged} == {s.agents_namespace}
 
 
