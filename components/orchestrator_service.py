@@ -19,11 +19,11 @@ import pulumi_kubernetes as k8s
 
 from components import k8s as kx
 from components.security import (
-    ANYWHERE,
     API_CONFIG_KEY,
     API_KEYS_KEY,
     API_MARATHON_KEY,
     API_MESOS_KEY,
+    CLIENTS,
     Flow,
     InNamespace,
     Peer,
@@ -231,9 +231,9 @@ class OrchestratorService(pulumi.ComponentResource):
         self.flows = [
             Flow(InNamespace(args.rollouts_namespace), tiers.PROMETHEUS, "http",
                  "Argo Rollouts runs the canary analysis"),
-            # Authenticated (accounts, tokens, per-account and per-source login limits): the ingress
-            # controller, port-forwards and client pods reach it; the probes' flow is declared by the probe tier.
-            Flow(ANYWHERE, TIER, "http", "the orchestrator service is the platform's public API"),
+            # Not open to any pod: people come through `kubectl port-forward` (not filtered by NetworkPolicies)
+            # or the ingress controller (below); the probes' flow is declared by the probe tier.
+            Flow(CLIENTS, TIER, "http", "pods of security.client_namespaces call the API (scripts, API tokens)"),
             Flow(tiers.PROMETHEUS, TIER, "http", "scrape the orchestrator service"),
             Flow(TIER, tiers.ZOOKEEPER, "client", "the API reads each server's mode (srvr, mntr)"),
             Flow(TIER, tiers.MESOS_MASTER, "http", "the API reads the leading master's state"),
@@ -241,6 +241,9 @@ class OrchestratorService(pulumi.ComponentResource):
             Flow(TIER, tiers.PROMETHEUS, "http", "the API reads the canary gates' values"),
             Flow(TIER, tiers.ZK_SYNC, "metrics", "the API shows the sync engine's lag (when zk-sync runs)"),
         ]
+        if svc.api.ingress is not None:
+            self.flows.append(Flow(InNamespace(svc.api.ingress.controller_namespace), TIER, "http",
+                                   "users reach the API and UI through the ingress controller (service.api.ingress)"))
 
         templates = [
             k8s.apiextensions.CustomResource(

@@ -435,6 +435,8 @@ class ApiIngressSettings(_Settings):
     host: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
     tls_secret: DnsLabel  # a kubernetes.io/tls Secret in the platform namespace (e.g. from cert-manager)
     class_name: str | None = None
+    # The ingress controller's namespace: with the Ingress, its pods may reach the API's port.
+    controller_namespace: DnsLabel = "ingress-nginx"
 
 
 class ApiSettings(_Settings):

@@ -176,6 +176,27 @@ def test_an_ingress_only_when_configured_and_allowed_and_always_with_tls(scope):
     (rule,) = ingress["spec"]["rules"]
     assert rule["host"] == "orchestrator.example.com"
     assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "orchestrator-service", "port": {"name": "http"}}
+    # The controller's pods may reach the API's port; other pods still may not.
+    from tests.support.netpol import Endpoint, allowed, workload_endpoints
+
+    api = next(e for e in workload_endpoints(result.manifests, "10.1.2.3", "100.64.0.0/24")
+               if e.name == "orchestrator-service")
+    controller = Endpoint("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}, "100.64.9.10")
+    assert allowed(result.manifests, controller, api, 8080)
+    assert not allowed(result.manifests, Endpoint("default", {"app": "x"}, "100.64.9.11"), api, 8080)
+    assert not allowed(result.manifests, controller, api, 2181)
+
+
+def test_client_namespaces_reach_the_api_and_nothing_else_does():
+    from tests.support.netpol import Endpoint, allowed, workload_endpoints
+
+    config, _, _ = load_stack_config("prod")
+    security = {**json.loads(config["orchestrator:security"]), "client_namespaces": ["ops-tools"]}
+    result = prod_with_secrets(extra={"orchestrator:security": json.dumps(security)})
+    api = next(e for e in workload_endpoints(result.manifests, "10.1.2.3", "100.64.0.0/24")
+               if e.name == "orchestrator-service")
+    assert allowed(result.manifests, Endpoint("ops-tools", {"app": "script"}, "100.64.9.12"), api, 8080)
+    assert not allowed(result.manifests, Endpoint("elsewhere", {"app": "script"}, "100.64.9.13"), api, 8080)
 
 
 def _errors(**config: str) -> str:

@@ -13,7 +13,9 @@ from tests.support.netpol import Endpoint, allowed, workload_endpoints
 NODE_IP = "10.1.2.3"          # inside the default security.node_cidrs
 POD_NET = "100.64.0.0/24"     # outside them: pods are not nodes
 CORE = {"zookeeper", "mesos-master", "mesos-agent", "marathon", "prometheus", "orchestrator-service", "exporters"}
-PUBLIC = {("orchestrator-service", 8080)}  # the platform's public API: open to any source
+# Open to any source: nothing. The API is reached by port-forward (not filtered by NetworkPolicies), from
+# security.client_namespaces, or through the ingress controller when service.api.ingress is set.
+PUBLIC: set[tuple[str, int]] = set()
 
 # (source, destination, port) the platform needs.
 NEEDED = {
