@@ -248,3 +248,93 @@ def one_named(docs, kind, name):
     found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     assert len(found) == 1, (kind, name, len(found))
     return found[0]
+
+
+# --- the rendered command and files, run for real -----------------------------------------------------
+def _serve(command: list[str], env_path: str):
+    """Start the API as the pod would (the rendered command, paths moved under tmp, a free loopback port) and
+    return (process, base URL); the caller stops it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{env_path}"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 60
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if "listening on " in line:
+            return proc, line.split("listening on ", 1)[1].strip()
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"the API did not start: {proc.stdout.read()}")
+
+
+def _stop(proc) -> None:
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def _moved(text: str, tmp_path) -> str:
+    return (text.replace("/etc/orchestrator/api", str(tmp_path / "etc")).replace("/run/orchestrator-api",
+                                                                                  str(tmp_path / "run"))
+            .replace("/opt/orchestrator/ui", str(tmp_path / "ui")).replace("0.0.0.0:8080", "127.0.0.1:0"))
+
+
+def test_the_rendered_dev_command_starts_a_ready_api_nobody_can_log_in_to(tmp_path):
+    import os
+    import stat
+
+    import httpx
+
+    result = stack("dev")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "run").mkdir()
+    text = one(result, "ConfigMap", "orchestrator-service-config")["data"]["api.yaml"]
+    (tmp_path / "etc" / "api.yaml").write_text(_moved(text, tmp_path))
+    command = [_moved(part, tmp_path) for part in service_container(result)["command"]]
+    proc, url = _serve(command, os.environ.get("PATH", ""))
+    try:
+        assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
+        login = httpx.post(f"{url}/api/v1/login", json={"account": "admin", "password": "admin"}, timeout=30)
+        assert login.status_code == 401
+    finally:
+        _stop(proc)
+    key_file = tmp_path / "run" / "signing-keys"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # the umask: readable by the API's user only
+    assert len(parse_keys(key_file.read_text(), "k").keys["pod"]) >= 32
+
+
+def test_the_api_secret_serves_a_login_for_the_first_admin(tmp_path):
+    import os
+
+    import httpx
+    from argon2 import PasswordHasher
+
+    password = "correct horse battery staple x9Q"
+    hashed = PasswordHasher().hash(password)
+    result = prod_with_secrets(extra={"orchestrator:api_admin_password_hash": hashed})
+    (tmp_path / "etc").mkdir()
+    for key, value in api_secret_inputs(result).items():
+        (tmp_path / "etc" / key).write_text(_moved(value, tmp_path))
+    container = service_container(result)
+    command = [_moved(part, tmp_path) for part in container["command"] + container["args"]]
+    proc, url = _serve(command, os.environ.get("PATH", ""))
+    try:
+        assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
+        login = httpx.post(f"{url}/api/v1/login", json={"account": "admin", "password": password}, timeout=30)
+        assert login.status_code == 200, login.text
+        token = login.json()["access_token"]
+        whoami = httpx.get(f"{url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert whoami.status_code == 200 and whoami.json()["role"] == "admin"
+    finally:
+        _stop(proc)
