@@ -138,6 +138,10 @@ class ZooKeeperSettings(_Settings):
     # and Marathon, whose ZooKeeper clients cannot speak TLS. None: no TLS.
     tls_secret: DnsLabel | None = None
     secure_client_port: Port = 2281
+    # Quorum TLS on a running plain ensemble takes three rolling changes, never one (a TLS member cannot
+    # join plain ones, its pod never gets Ready and the roll stalls): "accept" (plain, and TLS accepted),
+    # then "prefer" (TLS, and plain accepted), then "require" (docs/zookeeper-tls.md). New ensembles: require.
+    tls_quorum: Literal["accept", "prefer", "require"] = "require"
 
 
 class MesosMasterSettings(_Settings):

@@ -52,7 +52,10 @@ def tls_cfg(zk: ZooKeeperSettings, tls_dir: str = TLS_DIR, keystore: str = TLS_K
     keep authenticating with their digest credentials). Netty is ZooKeeper's only TLS transport."""
     if zk.tls_secret is None:
         return []
-    lines = ["sslQuorum=true", "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+    # Port unification lets a member accept plain and TLS quorum connections while the others switch.
+    lines = [f"sslQuorum={'false' if zk.tls_quorum == 'accept' else 'true'}",
+             f"portUnification={'false' if zk.tls_quorum == 'require' else 'true'}",
+             "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
              f"secureClientPort={zk.secure_client_port}", "ssl.clientAuth=none"]
     for prefix in ("ssl.quorum.", "ssl."):
         lines += [f"{prefix}keyStore.location={keystore}", f"{prefix}keyStore.type=PEM",

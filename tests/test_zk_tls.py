@@ -14,7 +14,7 @@ from components import zookeeper as zkc
 from components.k8s import PlatformContext
 from components.settings import ZooKeeperSettings
 from tests.support.harness import one, resolve, settings
-from tests.support.statefulset_roll import LoopbackStatefulSet, write_tls_secret
+from tests.support.statefulset_roll import LeaderWatch, LoopbackStatefulSet, Writer, read_all, write_tls_secret
 
 ZK = ZooKeeperSettings(tick_time_ms=500, tls_secret="zookeeper-tls")
 
@@ -125,3 +125,41 @@ def test_plain_port_stays_for_mesos_and_marathon_only():
     for port in (2181, 2281):
         assert not allowed(docs, outsider, zk, port)
         assert not allowed(docs, eps["prometheus"], zk, port)
+
+
+def test_enabling_quorum_tls_on_a_running_ensemble_in_three_rolls(tmp_path):
+    """accept -> prefer -> require (port unification), each a rolling update under writes: quorum kept,
+    one leader, every acknowledged write kept; afterwards the quorum port speaks TLS."""
+    sts = LoopbackStatefulSet(tmp_path / "sts", max_replicas=3, tls_dir=write_tls_secret(tmp_path / "secret"))
+    plain = ZooKeeperSettings(tick_time_ms=500)
+    try:
+        sts.apply(plain, 3)
+        with LeaderWatch(sts) as watch, Writer(sts.connect_string()) as writer:
+            for stage in ("accept", "prefer", "require"):
+                sts.apply(plain.model_copy(update={"tls_secret": "zookeeper-tls", "tls_quorum": stage}), 3)
+        assert watch.max_leaders == 1, watch.split[:3]
+        assert len(writer.acked) > 100
+        for ordinal in range(3):
+            assert read_all(sts.connect_string([ordinal]), writer.acked) == [], ordinal
+        live = (sts.pods[0].volume / "data" / "conf" / "zoo.cfg").read_text()
+        assert "sslQuorum=true" in live and "portUnification=false" in live
+        leader = next(p for p in sts.running() if sts.mode(p.ordinal) == "leader")
+        anonymous = ssl.create_default_context(cafile=str(sts.tls_dir / "ca.crt"))
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            anonymous_handshake(leader.peer_port, anonymous)
+    finally:
+        sts.stop()
+
+
+def test_requiring_quorum_tls_in_one_roll_stalls_it(tmp_path):
+    """The danger the stages avoid: the first member rolled to TLS-only cannot join the plain ones, never
+    gets Ready, and the StatefulSet's roll waits for it forever (the others keep serving)."""
+    sts = LoopbackStatefulSet(tmp_path / "sts", max_replicas=3, tls_dir=write_tls_secret(tmp_path / "secret"))
+    plain = ZooKeeperSettings(tick_time_ms=500)
+    try:
+        sts.apply(plain, 3)
+        with pytest.raises(TimeoutError, match=r"pods \[2\] not Ready"):
+            sts.apply(plain.model_copy(update={"tls_secret": "zookeeper-tls"}), 3, ready_timeout=20)
+        assert {sts.mode(0), sts.mode(1)} == {"leader", "follower"}
+    finally:
+        sts.stop()
