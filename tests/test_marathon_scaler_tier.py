@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from components.platform import Platform, PlatformArgs
-from components.settings import SettingsError, settings_from_config
+from components.settings import SECRET_KEYS, SettingsError, settings_from_config
 from orchestrator.toolchain import checks
 from tests.support.harness import run, settings
 from tests.support.netpol import allowed, workload_endpoints
@@ -70,8 +70,7 @@ def test_one_recreate_replica_running_the_cli_contract(apps_dir, tmp_path):
         "marathon-scaler")]) == []
 
 
-SECRETS = ("zookeeper_mesos_password", "zookeeper_marathon_password", "mesos_marathon_secret", "mesos_agent_secret",
-           "mesos_http_password", "marathon_http_password")
+SECRETS = tuple(SECRET_KEYS)  # every secret authentication requires
 
 
 def test_its_own_zookeeper_identity_and_marathon_credentials_when_auth_is_on(apps_dir):

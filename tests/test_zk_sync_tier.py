@@ -42,9 +42,9 @@ def test_engine_gets_digest_credentials_from_a_secret_when_auth_is_on():
     from orchestrator.toolchain.render import SCOPE_CONFIG, build_manifests, run_program
     config = {"orchestrator:namespace": "p", "orchestrator:security": '{"auth": true}',
               "orchestrator:zk_sync": f'{{"enabled": true, "source": "{SOURCE}"}}', SCOPE_CONFIG: "tree"}
-    secrets = {f"orchestrator:{k}": "x" for k in ("zookeeper_mesos_password", "zookeeper_marathon_password",
-                                                  "mesos_marathon_secret", "mesos_agent_secret",
-                                                  "mesos_http_password", "marathon_http_password")}
+    from components.settings import SECRET_KEYS
+
+    secrets = {f"orchestrator:{k}": "x" for k in SECRET_KEYS}  # every secret authentication requires
     docs = build_manifests(run_program("unit", {**config, **secrets}, list(secrets))).manifests
     c = one_named(docs, "Deployment", "zk-sync")["spec"]["template"]["spec"]["containers"][0]
     assert c["env"] == [{"name": "ORCHESTRATOR_ZK_AUTH",
