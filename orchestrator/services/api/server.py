@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from orchestrator.errors import InputError
+from orchestrator.services.api import gc_policy
 from orchestrator.services.api.app import ApiState, create_app
 from orchestrator.services.api.audit import AuditLog
 from orchestrator.services.api.auth import LoginLimiter
@@ -80,7 +81,11 @@ def serve(state: ApiState, host: str, port: int, ui_dir: str | None, banner: lis
             print(f"orchestrator api: listening on http://{bound[0]}:{bound[1]}", flush=True)
             for line in banner or []:
                 print(line, flush=True)
-        await task
+        collector = asyncio.get_running_loop().create_task(gc_policy.run())   # see gc_policy.py
+        try:
+            await task
+        finally:
+            collector.cancel()
 
     asyncio.run(main())
     if not server.started:

@@ -120,11 +120,8 @@ class ProbeState:
     cache: dict[str, tuple[tuple[int, str], list[Rendered]]] = field(default_factory=dict)
     # This probe's established sockets resolved to listeners: (listener generation, (source, target) -> n)
     resolved: tuple[int, Counter[tuple[tuple[str, int | None], tuple[str, int | None]]]] | None = None
-    # view -> (key, edges whose source is one of this probe's nodes, their JSON texts, the target probes'
-    # owners_version they were mapped with)
-    edge_cache: dict[str, tuple[tuple[int, int], list[EdgeDict], list[str], list[tuple[str, int]]]] = field(
-        default_factory=dict)
-    owners_version: int = 0     # the store version when `pid_nodes` last changed
+    # view -> ((version, listener generation), edges whose source is one of this probe's nodes, their JSON)
+    edge_cache: dict[str, tuple[tuple[int, int], list[EdgeDict], list[str]]] = field(default_factory=dict)
 
     def state(self, now: float) -> str:
         age = now - self.received
@@ -175,6 +172,7 @@ def _endpoints(state: ProbeState) -> None:
 # Views whose every edge starts at a node of one probe (its host, process, container, pod): their edges are
 # cached per probe and concatenated. Services and Marathon apps span hosts, so their edges are merged.
 _PER_PROBE_EDGES = ("hosts", "processes", "containers", "pods")
+_OWNER_MAPPED = ("containers", "pods")      # mapped through the target probe's pid table
 
 
 class Topology:
@@ -190,13 +188,14 @@ class Topology:
         # report that changes only established sockets re-resolves that probe alone.
         self._listeners: dict[tuple[str, str, int], tuple[str, int | None]] = {}
         self._listeners_gen = 0
-        # Moves when some probe's pid -> container/pod/service/app table changes (merged views' edges).
-        self._owners_gen = 0
+        # probe -> the probes whose cached container/pod edges end at one of its processes: a change of its
+        # pid -> container/pod table drops those caches (instead of checking every edge at every render).
+        self._dependents: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------------------------------------ ingest
     def ingest(self, report: FullReport | DeltaReport) -> ProbeState:
         now = self._clock()
-        state = old_state = self.probes.get(report.probe_id)
+        state = self.probes.get(report.probe_id)
         old_listeners = state.listeners if state is not None else []
         old_owners = state.pid_nodes if state is not None else {}
         if isinstance(report, DeltaReport):
@@ -240,12 +239,9 @@ class Topology:
             for endpoint, listener_pid in state.listeners:
                 self._listeners[endpoint] = (owner, listener_pid)
             self._listeners_gen += 1
-        self.version += 1
         if state.pid_nodes != old_owners:
-            self._owners_gen += 1
-            state.owners_version = self.version
-        elif old_state is not None:
-            state.owners_version = old_state.owners_version
+            self._owners_changed(report.probe_id)
+        self.version += 1
         state.version = self.version
         state.cache.clear()
         state.resolved = None
@@ -264,8 +260,15 @@ class Topology:
             return False
         self._unindex(probe_id, state.listeners)
         self._listeners_gen += 1
-        self._owners_gen += 1
+        self._dependents.pop(probe_id, None)
         return True
+
+    def _owners_changed(self, probe_id: str) -> None:
+        for source in self._dependents.pop(probe_id, ()):
+            state = self.probes.get(source)
+            if state is not None:
+                for view in _OWNER_MAPPED:
+                    state.edge_cache.pop(view, None)
 
     def _forget_oldest(self) -> None:
         oldest = min(self.probes.values(), key=lambda p: p.received)
@@ -555,15 +558,11 @@ class Topology:
         self._view_edges[view] = (cached[0], edges, text)
         return text
 
-    def _probe_edges(self, view: str, state: ProbeState) -> tuple[Any, list[EdgeDict], list[str], Any]:
+    def _probe_edges(self, view: str, state: ProbeState) -> tuple[tuple[int, int], list[EdgeDict], list[str]]:
         """The view's edges that start at one of this probe's nodes, and their JSON texts."""
         key = (state.version, self._listeners_gen)
         cached = state.edge_cache.get(view)
-        probes = self.probes
-        # Hosts and processes map an endpoint by its own fields; containers and pods through the target
-        # probe's pid table, so those edges also depend on the target probes' tables.
-        if cached is not None and cached[0] == key and all(
-                (t := probes.get(pid)) is not None and t.owners_version == v for pid, v in cached[3]):
+        if cached is not None and cached[0] == key:
             return cached
         mapping = self._endpoint_mapper(view)
         counts: Counter[tuple[str, str]] = Counter()
@@ -573,10 +572,12 @@ class Topology:
             targets.add(dst[0])
             if a and b and a != b:
                 counts[(a, b)] += n
-        deps = [] if view in ("hosts", "processes") else [(t, probes[t].owners_version) for t in targets
-                                                          if t in probes]
+        if view in _OWNER_MAPPED:
+            # Containers and pods map a target through its probe's pid table: a change there drops this.
+            for target in targets:
+                self._dependents.setdefault(target, set()).add(state.probe_id)
         edges = [{"source": a, "target": b, "connections": n} for (a, b), n in counts.items()]
-        entry = (key, edges, [dumps(e) for e in edges], deps)
+        entry = (key, edges, [dumps(e) for e in edges])
         state.edge_cache[view] = entry
         return entry
 

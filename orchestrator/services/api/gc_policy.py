@@ -1,0 +1,31 @@
+"""Garbage-collector policy of the API process.
+
+The live topology at 1,000 hosts is ~300,000 container objects (reports' models, caches); CPython's full
+(generation 2) collection walks all of them: ~150 ms of CPU with the event loop stopped, every ten seconds
+or so under ingest (a full pass runs whenever a quarter as many objects again have survived). Almost all of
+that data is acyclic and freed by reference counting, so the process freezes what it holds every
+FREEZE_SECONDS (frozen objects are not scanned; routine collections only walk what is newer), and once every
+FULL_SECONDS unfreezes and runs one full collection, which bounds any cyclic garbage caught by a freeze.
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+
+FREEZE_SECONDS = 10.0
+FULL_SECONDS = 600.0
+
+
+async def run(freeze_every: float = FREEZE_SECONDS, full_every: float = FULL_SECONDS) -> None:
+    last_full = time.monotonic()
+    try:
+        while True:
+            await asyncio.sleep(freeze_every)
+            if time.monotonic() - last_full >= full_every:
+                gc.unfreeze()
+                gc.collect()
+                last_full = time.monotonic()
+            gc.freeze()
+    finally:
+        gc.unfreeze()
