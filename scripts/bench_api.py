@@ -16,6 +16,8 @@ sockets per host, gzipped like the probe sends them).
      separate process (raw HTTP/1.1 on 4 keep-alive connections, open loop: request k is sent at start +
      k/200 s whatever the previous answers) so the load generator is not the bottleneck; once alone, once
      during ingest and containers-view reads (what a render on the event loop does to other requests);
+     The floor: the same client against the smallest asyncio HTTP server (no framework, no auth), run
+     right after, shows how much of a p99 the machine's load alone accounts for;
   5. --memory: in a separate process, the topology of 1,000 hosts / 10,000 containers fed an hour of
      reports (240 per host) in process; RSS before and after.
 
@@ -242,9 +244,10 @@ def start_trivial_with_token(server: Server, rate: float = 200.0, seconds: float
 
 async def trivial_client(host: str, port: int, rate: float, seconds: float, token: str,
                          connections: int = 4) -> dict[str, float]:
-    """Open-loop GET /api/v1/whoami: request k leaves at start + k/rate on connection k mod `connections`
-    (raw HTTP/1.1, keep-alive). Latency is send → last byte; `late` counts requests sent more than 5 ms after
-    their time (a busy connection or a slow client)."""
+    """Open-loop GET /api/v1/whoami: request k is due at start + k/rate on connection k mod `connections`
+    (raw HTTP/1.1, keep-alive). Latency runs from the request's due time to its last byte, so a stalled server
+    (or connection) counts in full, not only the requests it answers after the stall; `late` counts requests
+    sent more than 5 ms after their due time (a busy connection or a starved client)."""
     request = (f"GET /api/v1/whoami HTTP/1.1\r\nHost: {host}:{port}\r\n"
                f"Authorization: Bearer {token}\r\n\r\n").encode()
     total = int(rate * seconds)
@@ -262,14 +265,13 @@ async def trivial_client(host: str, port: int, rate: float, seconds: float, toke
                 await asyncio.sleep(wait)
             elif wait < -0.005:
                 late += 1
-            t = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head.split(b" ", 2)[1])
             length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
                           if line.lower().startswith(b"content-length:"))
             await reader.readexactly(length)
-            latencies.append(time.perf_counter() - t)
+            latencies.append(time.monotonic() - due)
             if status != 200:
                 raise SystemExit(f"whoami answered {status}")
         writer.close()
@@ -282,6 +284,37 @@ async def trivial_client(host: str, port: int, rate: float, seconds: float, toke
 
 def measure_trivial(server: Server, rate: float = 200.0, seconds: float = 10.0) -> dict[str, float]:
     return finish_trivial(start_trivial_with_token(server, rate, seconds))
+
+
+async def floor_server() -> None:
+    """The floor: the smallest asyncio HTTP/1.1 server (fixed 200 answer, no framework, no auth). The same
+    client against it shows what the machine's load alone does to a p99."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(answer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    print(f"listening on http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+    await asyncio.sleep(120)   # bounded: the bench stops it long before
+
+
+def measure_floor(rate: float = 200.0, seconds: float = 10.0) -> dict[str, float]:
+    proc = subprocess.Popen([sys.executable, __file__, "--floor-server"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split("listening on ")[1].strip()
+        fake = Server.__new__(Server)
+        fake.url, fake.viewer = url, "floor"
+        return {f"floor_{k.removeprefix('trivial_')}": v for k, v in measure_trivial(fake, rate, seconds).items()}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def render_cpu_run() -> None:
@@ -373,6 +406,7 @@ def one_run(run: int, source: Path | None, ingest_seconds: float) -> dict[str, f
             print("  websocket measured", flush=True)
             figures.update(measure_trivial(server))
             figures["trivial_server_share_le_5ms"] = server_side_share(server, "/api/v1/whoami", "0.005")
+            figures.update(measure_floor())
             figures["view_server_share_le_250ms"] = server_side_share(server, "/api/v1/topology/{view}", "0.25")
             figures["server_rss_mb"] = rss_mb(server.proc.pid)
         finally:
@@ -388,6 +422,7 @@ def main() -> None:
     parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--trivial-client", nargs=4, metavar=("HOST", "PORT", "RATE", "SECONDS"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--floor-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--baseline", type=Path, metavar="DIR",
                         help="also measure the API of this source tree (a directory holding orchestrator/), "
                              "alternating with this tree's in each run")
@@ -396,6 +431,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.memory_only:
         memory_run()
+        return
+    if args.floor_server:
+        asyncio.run(floor_server())
         return
     if args.trivial_client:
         host, port, rate, seconds = args.trivial_client
