@@ -1,8 +1,9 @@
 """Garbage-collector policy of the API process.
 
 The live topology at 1,000 hosts is ~300,000 container objects (reports' models, caches); CPython's full
-(generation 2) collection walks all of them: ~150 ms of CPU with the event loop stopped, every ten seconds
-or so under ingest (a full pass runs whenever a quarter as many objects again have survived). Almost all of
+(generation 2) collection walks all of them: 120-150 ms of CPU with the event loop stopped, about once a
+minute under ingest (measured in process: one full pass per 4,000 reports; a pass runs whenever a quarter
+as many objects again have survived). At 200 requests/s that one stall alone is enough to set a p99. Almost all of
 that data is acyclic and freed by reference counting, so the process freezes what it holds every
 FREEZE_SECONDS (frozen objects are not scanned; routine collections only walk what is newer), and once every
 FULL_SECONDS unfreezes and runs one full collection, which bounds any cyclic garbage caught by a freeze.
