@@ -244,9 +244,13 @@ class Writer:
 
 class Forward:
     """A loopback TCP port forward to one ZooKeeper member: the same ensemble under another address and port,
-    as a DNS alias, a Kubernetes Service or an IPv6 listener would present it. Closed by the test."""
+    as a DNS alias, a Kubernetes Service or an IPv6 listener would present it. Closed by the test.
 
-    def __init__(self, upstream_port: int, listen_host: str = "127.0.0.1") -> None:
+    `hold_after`: once that many bytes went from clients to the server, the forward holds every further
+    byte in both directions (`held` is set) until `release()`: a command caught mid-write, deterministically,
+    however fast it runs. Held bytes wait at most 120 s."""
+
+    def __init__(self, upstream_port: int, listen_host: str = "127.0.0.1", hold_after: int | None = None) -> None:
         import socket
         import threading
         family = socket.AF_INET6 if ":" in listen_host else socket.AF_INET
@@ -256,6 +260,11 @@ class Forward:
         self.server.listen(16)
         self.port = self.server.getsockname()[1]
         self.host = listen_host
+        self.hold_after = hold_after
+        self.sent_upstream = 0
+        self.held = threading.Event()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._socks: list = []
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -264,6 +273,10 @@ class Forward:
     @property
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def release(self) -> None:
+        self.hold_after = None
+        self._flowing.set()
 
     def _accept(self) -> None:
         import socket
@@ -281,15 +294,22 @@ class Forward:
             up.settimeout(None)
             with self._lock:
                 self._socks += [conn, up]
-            for a, b in ((conn, up), (up, conn)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, upstream in ((conn, up, True), (up, conn, False)):
+                threading.Thread(target=self._pump, args=(a, b, upstream), daemon=True).start()
 
-    @staticmethod
-    def _pump(src, dst) -> None:
+    def _pump(self, src, dst, upstream: bool) -> None:
         import socket
         try:
             while data := src.recv(65536):
+                if not self._flowing.wait(120):
+                    return
                 dst.sendall(data)
+                if upstream:
+                    with self._lock:
+                        self.sent_upstream += len(data)
+                        if self.hold_after is not None and self.sent_upstream >= self.hold_after:
+                            self._flowing.clear()
+                            self.held.set()
         except OSError:
             pass
         finally:
@@ -300,6 +320,7 @@ class Forward:
     def close(self) -> None:
         self.server.close()
         self._thread.join(timeout=5)
+        self._flowing.set()  # held pumps wake up and find their sockets closed
         with self._lock:
             for s in self._socks:
                 s.close()

@@ -18,7 +18,7 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.errors import ExitCode
 from orchestrator.services.zk.verify import verify
-from tests.zk.helpers import AUTH, ORCH_ACL, Cli, bulk_create, orchestrator, wait_until, wide_tree
+from tests.zk.helpers import AUTH, ORCH_ACL, Cli, Forward, bulk_create, orchestrator, wait_until, wide_tree
 
 
 def zk_cmd(action: str, source: str, target: str, *paths: str, extra: tuple[str, ...] = ()) -> list[str]:
@@ -151,20 +151,27 @@ def test_copy_interrupted_says_the_target_is_partial_then_rerun_finishes(zk, sig
     r = zk.root
     bulk_create(zk.ca, wide_tree(r, 100, 100, size=512))
     total = 1 + 100 + 100 * 100
+    # The target is reached through a forward that holds everything once 300 KB (of ~5.5 MB) went through:
+    # the signal always lands mid-copy, however fast the machine. (The signal has to arrive before kazoo
+    # gives the held connection up, 2/3 of the 10-s session timeout; then closing waits that long. Few
+    # enough requests are held that the server does not throttle its other clients.)
+    held = Forward(zk.b.nodes[0].client_port, hold_after=300_000)
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli",
-                             *zk_cmd("copy", zk.a.connect_string, zk.b.connect_string, r)],
+                             *zk_cmd("copy", zk.a.connect_string, held.address, r)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: zk.cb.exists(r), timeout=60, interval=0.005, what="first writes on the target")
+        assert held.held.wait(60), "the copy never wrote 300 KB"
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        held.close()
     assert proc.returncode == ExitCode.INTERRUPTED, err
     assert "target is partial, re-run to finish" in one_error_line(err)
-    assert verify(zk.A, zk.B, [r]).target_count < total, "the copy finished before the signal"
+    # (B's member may take a moment to drop the held connection's requests: retried, not timed)
+    assert wait_until(lambda: verify(zk.A, zk.B, [r]), what="B readable").target_count < total
     again = orchestrator(*zk_cmd("copy", zk.a.connect_string, zk.b.connect_string, r))
     assert again.returncode == 0, again.stderr
     report = verify(zk.A, zk.B, [r])

@@ -16,7 +16,9 @@ import contextlib
 import json
 import logging
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -160,6 +162,21 @@ def _check_options(args: Any) -> list[str]:
     return validate_paths(args.paths)
 
 
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set `stop` instead of raising: the writer stops at its next step. (A KeyboardInterrupt
+    raised at an arbitrary point can land inside kazoo's request path, which swallows it.)"""
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _quiet_kazoo(quiet: bool = True) -> None:
     # One-shot commands (and sync until its engine starts) report connection trouble in their one error
     # line; kazoo's per-retry warnings ("Connection dropped …") would bury it. The running sync daemon
@@ -271,13 +288,18 @@ def cmd_copy(args: Any) -> int:
                 return ExitCode.OK
             started = time.monotonic()
             writing = True
+            interrupted = threading.Event()
             try:
-                stats = bootstrap(source, target, paths, ephemeral="skip", source_tree=tree, plan=plan)
+                with _stop_on_signals(interrupted):
+                    stats = bootstrap(source, target, paths, ephemeral="skip", source_tree=tree, plan=plan,
+                                      stop=interrupted)
             except Exception as exc:
                 if _lost(exc):
                     raise UnreachableError(f"lost an ensemble during the copy ({type(exc).__name__}): the target "
                                            "is partial, re-run to finish") from None
                 raise
+            if stats.stopped:
+                raise Interrupted("interrupted: the target is partial, re-run to finish")
             elapsed = time.monotonic() - started
             writing = False
     except KeyboardInterrupt:

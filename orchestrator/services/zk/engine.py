@@ -16,6 +16,7 @@ from kazoo.exceptions import NoNodeError
 from orchestrator.services.zk.tree import (
     MAX_INFLIGHT,
     SEQUENTIAL,
+    SIGNAL_POLL,
     Ensemble,
     Op,
     Plan,
@@ -47,6 +48,7 @@ class CopyStats:
     skipped_ephemeral: int = 0
     counts: Counter = field(default_factory=Counter)
     errors: list[tuple[Op, Exception]] = field(default_factory=list)
+    stopped: bool = False  # ended early by the stop event: the target is partial
 
     def summary(self) -> str:
         parts = [f"{self.counts[k]} {k}s" for k in ("create", "set", "delete", "acl")]
@@ -63,7 +65,7 @@ def bootstrap(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: s
     if plan is None:
         plan = plan_copy(tree, target, roots, ephemeral)
     result = apply_copy(tree, target, roots, plan, stop)
-    stats = CopyStats(source_nodes=len(tree), errors=result.errors)
+    stats = CopyStats(source_nodes=len(tree), errors=result.errors, stopped=result.stopped)
     if ephemeral == "skip":
         stats.skipped_ephemeral = sum(1 for n in tree.values() if n.kind == "ephemeral")
     stats.counts.update(op.kind for op, _ in result.applied)
@@ -394,7 +396,8 @@ def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: st
                 print(f"bootstrapped {s.source_nodes} znodes under {', '.join(roots)} ({s.summary()}); "
                       "following changes", flush=True)
                 break
-        stop.wait()
+        while not stop.wait(SIGNAL_POLL):  # untimed, a signal taken by another thread would go unanswered
+            pass
     finally:
         engine.stop()
         server.shutdown()

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
@@ -406,6 +407,7 @@ def plan_reconcile(desired: Tree, target: Tree, roots: Iterable[str], ephemeral:
 class ApplyResult:
     applied: list[tuple[Op, float]] = field(default_factory=list)  # (op, wall time of the ack)
     errors: list[tuple[Op, Exception]] = field(default_factory=list)
+    stopped: bool = False  # the stop event ended it early: the target is partial
 
 
 def units(ops: list[Op]) -> Iterable[list[Op]]:
@@ -445,9 +447,29 @@ def send_unit(client: KazooClient, unit: list[Op]):
     return tx.commit_async()
 
 
-def succeeded(async_result) -> bool:
+# How long the main thread blocks at a time while waiting for ZooKeeper: a signal the kernel delivers to
+# another thread (kazoo's) runs its Python handler only when the main thread executes bytecode again, so an
+# untimed wait would leave Ctrl-C/SIGTERM unanswered until ZooKeeper replies (or the connection times out).
+SIGNAL_POLL = 0.2
+
+
+def await_result(async_result: Any) -> Any:
+    """`async_result.get()`, waiting in SIGNAL_POLL slices so that signals are acted on promptly."""
+    settled(async_result)
+    return async_result.get()
+
+
+def settled(async_result: Any, stop: threading.Event | None = None) -> bool:
+    """Wait until the result is in (True), or until `stop` is set (False)."""
+    while not async_result.wait(SIGNAL_POLL):
+        if stop is not None and stop.is_set():
+            return False
+    return True
+
+
+def succeeded(async_result: Any) -> bool:
     try:
-        outcome = async_result.get()
+        outcome = await_result(async_result)
     except Exception as exc:
         if is_connection_error(exc):
             raise
@@ -459,28 +481,35 @@ def apply_plan(client: KazooClient, plan: Plan, stop: threading.Event | None = N
     """Send the plan pipelined, in multi batches; a batch that fails is retried op by op, repairing
     what it can (existing node → made to match, missing parent → created, non-empty → subtree removed).
     Each path occurs at most once per plan, so retrying a batch late cannot reorder writes to a path.
-    When `stop` is set, no further batch is sent (those in flight are settled): the target is partial."""
+    When `stop` is set, nothing more is sent nor awaited (result.stopped): the target is partial. Commands
+    set it from their signal handlers, which only set the event: an exception raised by a handler inside
+    kazoo's request path would be swallowed there."""
     result = ApplyResult()
     inflight: deque = deque()
     failed: list[list[Op]] = []
 
-    def settle_one() -> None:
-        unit, r = inflight.popleft()
+    def settle_one() -> bool:
+        unit, r = inflight[0]
+        if not settled(r, stop):
+            return False
+        inflight.popleft()
         if succeeded(r):
             now = time.time()
             result.applied.extend((op, now) for op in unit)
         else:
             failed.append(unit)
+        return True
 
     for unit in units(plan.deletes + plan.upserts):
         if stop is not None and stop.is_set():
             break
-        if len(inflight) >= MAX_INFLIGHT:
-            settle_one()
+        if len(inflight) >= MAX_INFLIGHT and not settle_one():
+            break
         inflight.append((unit, send_unit(client, unit)))
-    while inflight:
-        settle_one()
+    while inflight and settle_one():
+        pass
     if stop is not None and stop.is_set():
+        result.stopped = True
         return result
     for unit in failed:
         for op in unit:
@@ -577,7 +606,7 @@ def align_sequences(client: KazooClient, targets: dict[str, int]) -> None:
                 tx.delete(pad)
             sent.append(tx.commit_async())
         for r in sent:
-            r.get()
+            await_result(r)
 
 
 def plan_copy(desired: Tree, target: Ensemble, roots: list[str], ephemeral: str = "mirror") -> Plan:
