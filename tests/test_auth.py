@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from components.settings import SECRET_KEYS, SettingsError
+from components.settings import OPTIONAL_SECRET_KEYS, SECRET_KEYS, SettingsError
 from orchestrator.toolchain.render import (
     REDACTED,
     SCOPE_CONFIG,
@@ -16,17 +16,22 @@ from orchestrator.toolchain.render import (
 )
 from tests.support.harness import one, stack
 
-# Distinctive values, so a leak anywhere is found by a plain substring search.
-VALUES = {key: f"S3cr3t-{key}-x9Q" for key in SECRET_KEYS}
+# Distinctive values, so a leak anywhere is found by a plain substring search (every key prod may hold).
+VALUES = {key: f"S3cr3t-{key}-x9Q" for key in (*SECRET_KEYS, *OPTIONAL_SECRET_KEYS)}
+
+
+def secret_keys_of_prod():
+    return [k.split(":", 1)[1] for k in load_stack_config("prod")[1]]
 
 
 def render_prod_with_real_secrets(tmp_path, scope="tree"):
     """prod with real secret values: the whole tree (what the render writes) or what `pulumi up` of
     the GitOps-delivered prod stack applies (namespaces, credentials, Argo CD objects)."""
     config, secret_keys, _ = load_stack_config("prod")
-    assert set(secret_keys) == {f"orchestrator:{k}" for k in SECRET_KEYS}
-    for key in SECRET_KEYS:
-        config[f"orchestrator:{key}"] = VALUES[key]
+    # Every required secret, and the optional ones prod's tiers need (Grafana, Alertmanager's receivers).
+    assert {f"orchestrator:{k}" for k in SECRET_KEYS} <= set(secret_keys) <= {f"orchestrator:{k}" for k in VALUES}
+    for full_key in secret_keys:
+        config[full_key] = VALUES[full_key.split(":", 1)[1]]
     config[SCOPE_CONFIG] = scope
     result = build_manifests(run_program("prod", config, secret_keys))
     write_render(result, tmp_path / "prod")
@@ -39,14 +44,15 @@ def test_configured_secret_values_never_appear_in_render_or_outputs(tmp_path, sc
     files = [p for p in (tmp_path / "prod").rglob("*") if p.is_file()]
     assert len(files) >= min_files
     text = "\n".join(p.read_text() for p in files)
-    for key, value in VALUES.items():
+    for key in secret_keys_of_prod():
+        value = VALUES[key]
         assert value not in text, f"{key} leaked into the render"
         assert value not in json.dumps(result.stack_outputs)
     # The Secrets exist and hold redacted values only.
     secrets = [m for m in result.manifests if m["kind"] == "Secret"]
     assert {s["metadata"]["name"] for s in secrets} == {
         "mesos-master-auth", "mesos-agent-auth", "marathon-auth", "prometheus-scrape-auth", "zk-sync-auth",
-        "orchestrator-api"}
+        "orchestrator-api", "grafana-auth", "alertmanager-auth"}
     for s in secrets:
         assert s["stringData"] and set(s["stringData"].values()) == {REDACTED}
     # Inside the program the values really are the configured ones (wired, then redacted on output).
