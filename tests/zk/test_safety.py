@@ -181,20 +181,19 @@ def test_copy_interrupted_says_the_target_is_partial_then_rerun_finishes(zk, sig
 def test_copy_losing_the_target_ensemble_is_one_line_and_exit_5(zk):
     r = zk.root
     bulk_create(zk.ca, wide_tree(r, 100, 100, size=512))
+    route = Forward(zk.b.nodes[0].client_port, hold_after=300_000)
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli",
-                             *zk_cmd("copy", zk.a.connect_string, zk.b.connect_string, r)],
+                             *zk_cmd("copy", zk.a.connect_string, route.address, r)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: zk.cb.exists(r), timeout=60, interval=0.005, what="first writes on the target")
-        for node in zk.b.nodes:  # the whole target ensemble goes away mid-copy
-            zk.b.stop_node(node, signal.SIGKILL)
+        assert route.held.wait(60), "the copy never wrote 300 KB"
+        route.close()  # the only way to the target is gone mid-copy (connections dropped, then refused)
         _, err = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        zk.b.start()
-        zk.b.wait_quorum()
+        route.close()
     assert proc.returncode == ExitCode.UNREACHABLE, err
     assert "the target is partial, re-run to finish" in one_error_line(err)
 
@@ -203,22 +202,24 @@ def test_sync_stopped_during_its_initial_copy_says_the_target_is_partial(zk):
     r = zk.root
     bulk_create(zk.ca, wide_tree(r, 100, 100, size=512))
     total = 1 + 100 + 100 * 100
+    held = Forward(zk.b.nodes[0].client_port, hold_after=300_000)  # the signal lands mid-bootstrap
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli",
-                             *zk_cmd("sync", zk.a.connect_string, zk.b.connect_string, r,
+                             *zk_cmd("sync", zk.a.connect_string, held.address, r,
                                      extra=("--metrics-port", "0", "--metrics-address", "127.0.0.1"))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: zk.cb.exists(r), timeout=60, interval=0.005, what="first writes on the target")
+        assert held.held.wait(60), "the sync never wrote 300 KB"
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        held.close()
     assert proc.returncode == ExitCode.INTERRUPTED, out + err
     assert "target is partial, re-run to finish" in one_error_line(err)
     assert "bootstrapped" not in out
-    assert verify(zk.A, zk.B, [r]).target_count < total
+    assert wait_until(lambda: verify(zk.A, zk.B, [r]), what="B readable").target_count < total
 
 
 # -- F3, F12: the same ensemble under another spelling ------------------------------------------------------

@@ -399,6 +399,9 @@ def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: st
         while not stop.wait(SIGNAL_POLL):  # untimed, a signal taken by another thread would go unanswered
             pass
     finally:
+        # The sessions are being closed on purpose: kazoo's connection warnings from here on would bury the
+        # line that says how the command ended.
+        logging.getLogger("kazoo").setLevel(logging.CRITICAL)
         engine.stop()
         server.shutdown()
         source.close()
