@@ -82,9 +82,10 @@ def test_build_context_is_an_allowlist():
              if line and not line.startswith("#")]
     assert rules[0] == "*"
     ui = {"ui/package.json", "ui/package-lock.json", "ui/tsconfig.json", "ui/vite.config.ts", "ui/index.html", "ui/src"}
-    assert {r[1:].rstrip("/") for r in rules if r.startswith("!")} == {"pyproject.toml", "components", "orchestrator"} | ui
+    context = {"pyproject.toml", "requirements/services.lock", "components", "orchestrator"}
+    assert {r[1:].rstrip("/") for r in rules if r.startswith("!")} == context | ui
     copied = {line.split()[1] for line in stages(DOCKERFILE.read_text())[0] if line.startswith("COPY ")}
-    assert copied == {"pyproject.toml", "components", "orchestrator"}
+    assert copied == context
     ui_copied = {src for line in stages(DOCKERFILE.read_text())[1] if line.startswith("COPY ") for src in line.split()[1:-1]}
     assert ui_copied == ui
 
@@ -98,6 +99,7 @@ def test_deploy_pushes_the_image_the_settings_name(stack):
     image = settings_from_config(config, source, set(secret_keys)).service.image
     repository = image.rsplit(":", 1)[0].rsplit("/", 1)[1]
     deploy = (PROJECT_DIR / ".github" / "workflows" / "deploy.yml").read_text()
-    assert f"ref=ghcr.io/${{OWNER,,}}/{repository}:${{SHA}}" in deploy
+    # The image job pushes ghcr.io/<owner>/<repository>:<commit sha> (release tags re-publish it for prod).
+    assert f'repo="ghcr.io/${{OWNER,,}}/{repository}"' in deploy and 'echo "ref=$repo:$SHA"' in deploy
     pulumi = (PROJECT_DIR / ".github" / "workflows" / "pulumi.yml").read_text()
     assert 'orchestrator:service.image "$IMAGE"' in pulumi, "each deploy sets the stack's image to the pushed tag"
