@@ -3,21 +3,24 @@
 # autoscaler and API later — as one image with one entry point: the `orchestrator` CLI.
 #
 # Base: the official Python image, Debian 12 "bookworm" slim, Python 3.11 (the version the tests run on;
-# https://hub.docker.com/_/python, tag 3.11.11-slim-bookworm). Both stages use the same base so the
+# https://hub.docker.com/_/python, tag 3.11.16-slim-bookworm). Both stages use the same base so the
 # virtualenv built in the first runs unchanged in the second. Every dependency ships wheels for amd64
 # and arm64: no compiler is installed in either stage. Built and pushed for linux/amd64 and linux/arm64
 # by .github/workflows/deploy.yml (ghcr.io/<owner>/<repo>/services:<commit sha>); the stacks take the
 # tag from the `orchestrator:services_image` setting. Scanned by checkov in tests/test_dockerfile.py.
 
-FROM python:3.11.11-slim-bookworm AS build
+FROM python:3.11.16-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+COPY requirements/services.lock ./requirements/
 COPY pyproject.toml ./
 COPY components ./components
 COPY orchestrator ./orchestrator
 # A self-contained virtualenv; pip itself is removed from it once the package is installed.
+# The dependencies exactly as requirements/services.lock pins and hashes them, then the project alone.
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install . \
+ && /opt/venv/bin/pip install --require-hashes -r requirements/services.lock \
+ && /opt/venv/bin/pip install --no-deps . \
  && /opt/venv/bin/pip uninstall --yes pip \
  && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
@@ -32,7 +35,7 @@ COPY ui/tsconfig.json ui/vite.config.ts ui/index.html ./
 COPY ui/src ./src
 RUN npm run build
 
-FROM python:3.11.11-slim-bookworm AS runtime
+FROM python:3.11.16-slim-bookworm AS runtime
 LABEL org.opencontainers.image.title="orchestrator services" \
       org.opencontainers.image.description="ZooKeeper sync engine and the other services of the Mesos/Marathon platform" \
       org.opencontainers.image.licenses="Apache-2.0"

@@ -3,12 +3,29 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup check test render bench bench-ui demo clean
+.PHONY: setup check test render bench bench-ui demo clean lock
 
-$(STAMP): pyproject.toml
+# Every Python package, indirect ones too, at the version and with the hashes of requirements/dev.lock
+# (`make lock` writes it from pyproject.toml; tests/test_lock.py keeps them in step); then the project itself.
+$(STAMP): pyproject.toml requirements/dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q -e '.[platform,test]'
+	$(VENV)/bin/pip install -q --require-hashes -r requirements/dev.lock
+	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# pip-tools in a virtualenv of its own, pinned: `make lock` after any change to pyproject.toml's dependencies.
+PIP_TOOLS_VERSION := 7.6.2
+PIP_COMPILE := $(VENV)/tools/pip-tools/bin/pip-compile
+$(PIP_COMPILE): Makefile
+	$(PYTHON) -m venv $(VENV)/tools/pip-tools
+	$(VENV)/tools/pip-tools/bin/pip install -q 'pip-tools==$(PIP_TOOLS_VERSION)'
+	touch $(PIP_COMPILE)
+
+lock: $(PIP_COMPILE)
+	CUSTOM_COMPILE_COMMAND='make lock' $(PIP_COMPILE) -q --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+		--extra platform --extra test -o requirements/dev.lock pyproject.toml
+	CUSTOM_COMPILE_COMMAND='make lock' $(PIP_COMPILE) -q --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+		-o requirements/services.lock pyproject.toml
 
 .stamp-system-tools: scripts/install-system-tools.sh
 	./scripts/install-system-tools.sh
