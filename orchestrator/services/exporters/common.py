@@ -4,14 +4,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Generic, TypeVar
+from http.server import ThreadingHTTPServer
+from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from orchestrator.contracts import probe as names
+from orchestrator.services.metrics_http import serve_metrics
 
 T = TypeVar("T")
 
@@ -75,25 +75,4 @@ class Throttled(Generic[T]):
 
 
 def serve(registry: CollectorRegistry, address: str, port: int) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802
-            path = self.path.split("?")[0]
-            if path == "/metrics":
-                body, code, ctype = generate_latest(registry), 200, CONTENT_TYPE_LATEST
-            elif path == "/healthz":
-                body, code, ctype = b"ok\n", 200, "text/plain"
-            else:
-                body, code, ctype = b"not found\n", 404, "text/plain"
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer((address, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="exporter-http", daemon=True).start()
-    return server
+    return serve_metrics(registry, address, port, name="exporter-http")

@@ -6,16 +6,15 @@ import resource
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from orchestrator.contracts import probe as names
 from orchestrator.contracts.report import ProbeCost
+from orchestrator.services import metrics_http
 from orchestrator.services.probe.collector import Collection
 from orchestrator.services.probe.collector import Collector as ProbeCollector
 from orchestrator.services.probe.publisher import Publisher
@@ -72,29 +71,11 @@ class _OwnCpu(Collector):
 
 
 def serve_metrics(metrics: ProbeMetrics, address: str, port: int, max_age: float) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
+    def health() -> tuple[bool, bytes]:
+        fresh = time.time() - metrics.last_collection <= max_age
+        return fresh, (b"ok\n" if fresh else b"no collection recently\n")
 
-        def do_GET(self) -> None:  # noqa: N802
-            if self.path.split("?")[0] == "/metrics":
-                body, code, ctype = generate_latest(metrics.registry), 200, CONTENT_TYPE_LATEST
-            elif self.path.split("?")[0] == "/healthz":
-                fresh = time.time() - metrics.last_collection <= max_age
-                body, code, ctype = (b"ok\n" if fresh else b"no collection recently\n"), (200 if fresh else 503), \
-                    "text/plain"
-            else:
-                body, code, ctype = b"not found\n", 404, "text/plain"
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer((address, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="probe-metrics", daemon=True).start()
-    return server
+    return metrics_http.serve_metrics(metrics.registry, address, port, name="probe-metrics", health=health)
 
 
 def run(collector: ProbeCollector, publisher: Publisher | None, metrics: ProbeMetrics, interval: float,
