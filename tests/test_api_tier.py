@@ -3,6 +3,7 @@ config, keys and accounts from the credentials tier's Secret (authentication on)
 (authentication off), probes on /healthz and /readyz, a headless Service for the probes, settings errors that
 name their keys. The network flows are checked in tests/test_network.py, the outputs in tests/test_platform.py."""
 import json
+from collections.abc import Sequence
 
 import pytest
 
@@ -24,7 +25,7 @@ VALUES["api_admin_password_hash"] = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$
 VALUES["api_signing_key"] = "k" * 40 + "-x9Q-signing"
 
 
-def prod_with_secrets(scope: str = "tree", extra: dict[str, str] | None = None, secret: list[str] = ()):
+def prod_with_secrets(scope: str = "tree", extra: dict[str, str] | None = None, secret: Sequence[str] = ()):
     config, secret_keys, _ = load_stack_config("prod")
     secret_keys = [*secret_keys, *secret]
     for key in SECRET_KEYS:
