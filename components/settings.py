@@ -517,7 +517,6 @@ OPTIONAL_SECRET_KEYS = {
                                 "receiver sets slack_channel",
     ALERTMANAGER_SMTP_PASSWORD_KEY: "password of alertmanager.smtp.username on the SMTP relay; required when a "
                                     "receiver sets email_to",
-
     BACKUP_S3_KEYS[0]: "S3 access key id of the ZooKeeper backups (zk_backup); both or neither, used when "
                        "authentication is on; without them the pod's identity (service_account_annotations)",
     BACKUP_S3_KEYS[1]: "S3 secret access key of the ZooKeeper backups (zk_backup)",
