@@ -63,3 +63,19 @@ def test_lock_matches_pyproject(lock):
 def test_services_lock_has_no_pulumi():
     have = locked(LOCKS["services"][1])
     assert not [n for n in have if n.startswith("pulumi")], "the services image carries no Pulumi"
+
+
+def test_every_install_of_the_project_goes_through_the_lock():
+    """make, the image and the workflows that install our own tree install the hashed lock, then the project
+    without resolving anything (`--no-deps`); pr-comment installs the *base* branch, which brings its own pins."""
+    makefile = (PROJECT_DIR / "Makefile").read_text()
+    assert "--require-hashes -r requirements/dev.lock" in makefile
+    assert "--require-hashes -r requirements/services.lock" in (PROJECT_DIR / "Dockerfile").read_text()
+    checked = 0
+    for workflow in sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml")):
+        for line in workflow.read_text().splitlines():
+            if "pip install" in line and "-e ." in line:
+                checked += 1
+                assert "--require-hashes -r requirements/dev.lock" in line and "--no-deps -e ." in line, \
+                    f"{workflow.name}: installs the project without the lock: {line.strip()}"
+    assert checked >= 3, checked
