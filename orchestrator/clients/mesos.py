@@ -1,4 +1,4 @@
-"""The one Mesos HTTP client (masters and agents), sync and async, with tolerant models of what they return.
+"""The one Mesos HTTP client (masters and agents), with tolerant models of what they return.
 
 Behaviour it relies on (Mesos operator docs, see docs/probe.md):
 - every master answers `/master/health` and its own `/metrics/snapshot` (never redirected);
@@ -342,9 +342,14 @@ def _model(model: type[BaseModel], body: Any, what: str) -> Any:
         raise MesosProtocolError(f"{what}: field {where!r}: {first.get('msg')}") from exc
 
 
-class _Common:
-    def __init__(self, masters: list[str] | str, credentials: Credentials | None,
-                 timeout: float) -> None:
+class MesosClient:
+    """Client of a Mesos master set (and its agents). Use as a context manager or call close().
+
+    Synchronous only: asyncio code (the API) calls it in a worker thread, as it does the Marathon client.
+    """
+
+    def __init__(self, masters: list[str] | str, credentials: Credentials | None = None,
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS, transport: httpx.BaseTransport | None = None) -> None:
         urls = [masters] if isinstance(masters, str) else list(masters)
         if not urls:
             raise InputError("no Mesos master URL given")
@@ -352,23 +357,13 @@ class _Common:
         self.credentials = credentials
         self.timeout = timeout
         self.leader: str | None = None  # cached; reset on a connection error or a redirect
+        self._http = httpx.Client(transport=transport, **self._client_kwargs())
 
     def _client_kwargs(self) -> dict[str, Any]:
         return {"timeout": httpx.Timeout(self.timeout), "follow_redirects": False,
                 "auth": self.credentials.auth() if self.credentials else None,
                 "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"}}
 
-    def _candidates(self) -> list[str]:
-        return ([self.leader] if self.leader else []) + [m for m in self.masters if m != self.leader]
-
-
-class MesosClient(_Common):
-    """Synchronous client of a Mesos master set (and its agents). Use as a context manager or call close()."""
-
-    def __init__(self, masters: list[str] | str, credentials: Credentials | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS, transport: httpx.BaseTransport | None = None) -> None:
-        super().__init__(masters, credentials, timeout)
-        self._http = httpx.Client(transport=transport, **self._client_kwargs())
 
     def __enter__(self) -> MesosClient:
         return self
@@ -460,79 +455,3 @@ class MesosClient(_Common):
             raise MesosProtocolError(f"{url}/monitor/statistics: expected a JSON array")
         return [ExecutorStatistics.model_validate(e) for e in body if isinstance(e, Mapping)]
 
-
-class AsyncMesosClient(_Common):
-    """The same client for asyncio code (the API). Same semantics as MesosClient."""
-
-    def __init__(self, masters: list[str] | str, credentials: Credentials | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
-        super().__init__(masters, credentials, timeout)
-        self._http = httpx.AsyncClient(transport=transport, **self._client_kwargs())
-
-    async def __aenter__(self) -> AsyncMesosClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def _get(self, url: str) -> httpx.Response:
-        try:
-            return await self._http.get(url)
-        except httpx.TransportError as exc:
-            raise UnreachableError(f"Mesos at {url}: {type(exc).__name__}: {exc or 'no answer'}") from exc
-
-    async def find_leader(self) -> str:
-        errors: list[str] = []
-        no_leader = False
-        for master in self.masters:
-            try:
-                response = await self._get(f"{master}/master/redirect")
-            except UnreachableError as exc:
-                errors.append(str(exc))
-                continue
-            if response.status_code in (301, 302, 307) and response.headers.get("location"):
-                self.leader = _leader_from_location(response.headers["location"], urlsplit(master).scheme)
-                return self.leader
-            if response.status_code == 503:
-                no_leader = True
-                continue
-            errors.append(f"{master}/master/redirect: HTTP {response.status_code}")
-        if no_leader:
-            raise MesosNoLeader("Mesos masters answer but none is elected (503 from /master/redirect)")
-        raise UnreachableError("no Mesos master answered: " + "; ".join(errors))
-
-    async def _leader_get(self, path: str) -> Any:
-        for attempt in range(2):
-            leader = self.leader or await self.find_leader()
-            try:
-                response = await self._get(leader + path)
-            except UnreachableError:
-                self.leader = None
-                if attempt:
-                    raise
-                continue
-            if response.status_code == 307 and response.headers.get("location"):
-                self.leader = _leader_from_location(response.headers["location"], urlsplit(leader).scheme)
-                response = await self._get(self.leader + path)
-                if response.status_code == 307:
-                    raise MesosError(f"{path}: redirected twice (leadership is changing); try again")
-            return _check(response, f"{self.leader}{path}")
-        raise AssertionError("unreachable")
-
-    async def master_state(self) -> MasterState:
-        state: MasterState = _model(MasterState, await self._leader_get("/master/state"), "/master/state")
-        return state
-
-    async def master_snapshot(self, master: str) -> dict[str, float]:
-        url = _normalise(master)
-        return parse_metrics_snapshot(_check(await self._get(f"{url}/metrics/snapshot"), f"{url}/metrics/snapshot"))
-
-    async def agent_state(self, agent: str) -> AgentState:
-        url = _normalise(agent)
-        body = _check(await self._get(f"{url}/state"), f"{url}/state")
-        state: AgentState = _model(AgentState, body, f"{url}/state")
-        return state

@@ -1,14 +1,12 @@
 """The one Mesos client against the one fake Mesos (real HTTP on loopback)."""
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 
 from orchestrator.clients.mesos import (
     AgentState,
-    AsyncMesosClient,
     Credentials,
     MasterState,
     MesosAuthError,
@@ -160,20 +158,3 @@ def test_models_tolerate_nulls_strings_and_missing() -> None:
 ])
 def test_marathon_app_id(task_id: str, app: str | None) -> None:
     assert marathon_app_id(task_id) == app
-
-
-def test_async_client_follows_the_leader(mesos: FakeMesos) -> None:
-    async def run() -> tuple[str, str]:
-        async with AsyncMesosClient(mesos.master_urls) as client:
-            first = (await client.master_state()).pid
-            mesos.elect(1)
-            second = (await client.master_state()).pid
-            return first, second
-
-    # A private loop: asyncio.run() would leave the main thread without an event loop, which the Pulumi
-    # mocks of later tests in the same session need.
-    loop = asyncio.new_event_loop()
-    try:
-        assert loop.run_until_complete(run()) == (mesos.master_pid(0), mesos.master_pid(1))
-    finally:
-        loop.close()

@@ -92,13 +92,20 @@ async def zookeeper_status(servers: list[str], timeout: float) -> dict[str, Any]
 async def mesos_status(config: ApiConfig) -> dict[str, Any]:
     if not config.mesos.masters:
         return _part("mesos", "unknown", "not configured", leader=None)
-    from orchestrator.clients.mesos import AsyncMesosClient, load_credentials
+    import anyio.to_thread
+
+    from orchestrator.clients.mesos import MasterState, MesosClient, load_credentials
     from orchestrator.errors import OrchestratorError
 
     credentials = load_credentials(config.mesos.credentials_file) if config.mesos.credentials_file else None
+
+    def read_state() -> MasterState:
+        # The one (synchronous) Mesos client, in a worker thread like the Marathon calls: the loop keeps serving.
+        with MesosClient(config.mesos.masters, credentials, timeout=3.0) as client:
+            return client.master_state()
+
     try:
-        async with AsyncMesosClient(config.mesos.masters, credentials, timeout=3.0) as client:
-            state = await client.master_state()
+        state = await anyio.to_thread.run_sync(read_state)
     except OrchestratorError as exc:
         return _part("mesos", "critical", f"no leading master: {exc}"[:300], leader=None)
     active = sum(1 for a in state.agents if a.active)
