@@ -230,34 +230,31 @@ def _drive(loops: list[Loop], args: argparse.Namespace, guard: Callable[[], None
 
 
 # ------------------------------------------------------------------------------------------------ commands
-def cmd_autoscale(args: argparse.Namespace) -> int:
-    from orchestrator.services.marathon.autoscale import Autoscaler
+def _run_single_loop(args: argparse.Namespace, name: str, build: Callable[..., Any]) -> int:
+    """autoscale and heal alone: one loop over (Marathon, Prometheus, state store), closed on the way out."""
     from orchestrator.services.marathon.policy import load_config
 
     config = load_config(args.config)
     interval = _interval(args, config)
-    client, metrics, ensemble = _client(args), _prometheus(args), _zk(args)
+    client, prometheus, ensemble = _client(args), _prometheus(args), _zk(args)
     try:
         telemetry = _telemetry(args)
-        scaler = Autoscaler(client, metrics, config, _store(args, ensemble), telemetry, dry_run=args.dry_run)
-        return _drive([Loop("autoscale", scaler.cycle, interval, telemetry)], args)
+        worker = build(client, prometheus, config, _store(args, ensemble), telemetry, dry_run=args.dry_run)
+        return _drive([Loop(name, worker.cycle, interval, telemetry)], args)
     finally:
         _close(client, ensemble)
+
+
+def cmd_autoscale(args: argparse.Namespace) -> int:
+    from orchestrator.services.marathon.autoscale import Autoscaler
+
+    return _run_single_loop(args, "autoscale", Autoscaler)
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
     from orchestrator.services.marathon.heal import Healer
-    from orchestrator.services.marathon.policy import load_config
 
-    config = load_config(args.config)
-    interval = _interval(args, config)
-    client, signals, ensemble = _client(args), _prometheus(args), _zk(args)
-    try:
-        telemetry = _telemetry(args)
-        healer = Healer(client, signals, config, _store(args, ensemble), telemetry, dry_run=args.dry_run)
-        return _drive([Loop("heal", healer.cycle, interval, telemetry)], args)
-    finally:
-        _close(client, ensemble)
+    return _run_single_loop(args, "heal", Healer)
 
 
 def _reconcile_cycle(client: Any, config: Any, declared: list[dict[str, Any]], args: argparse.Namespace,
