@@ -137,7 +137,8 @@ def test_enabling_quorum_tls_on_a_running_ensemble_in_three_rolls(tmp_path):
         with LeaderWatch(sts) as watch, Writer(sts.connect_string()) as writer:
             for stage in ("accept", "prefer", "require"):
                 sts.apply(plain.model_copy(update={"tls_secret": "zookeeper-tls", "tls_quorum": stage}), 3)
-        assert watch.max_leaders == 1, watch.split[:3]
+                watch.mark()
+        assert watch.sampled_every_phase() and watch.max_leaders == 1, watch.split[:3]
         assert len(writer.acked) > 100
         for ordinal in range(3):
             assert read_all(sts.connect_string([ordinal]), writer.acked) == [], ordinal

@@ -238,6 +238,7 @@ class LeaderWatch:
         self.samples = 0
         self.max_leaders = 0
         self.split: list[dict[int, str | None]] = []  # samples with two or more leaders
+        self.marks: list[int] = []  # sample counts at the caller's phase boundaries
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -248,6 +249,16 @@ class LeaderWatch:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+
+    def mark(self) -> None:
+        """Record a phase boundary; `sampled_every_phase` then says whether each phase saw a sample."""
+        self.marks.append(self.samples)
+
+    def sampled_every_phase(self) -> bool:
+        # Proves the watch ran through every step, not that the steps were slow: a count threshold would be a
+        # timing assertion (a fast machine finishes a step in fewer samples).
+        counts = [0, *self.marks, self.samples]
+        return all(b > a for a, b in zip(counts, counts[1:]))
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.limit_s
