@@ -222,7 +222,8 @@ class Anchor:
         return wall, target
 
 
-def simulate(rows: list[Row], which: str, down_window: int | None = None, step_seconds: float = STEP_SECONDS) -> Result:
+def simulate(rows: list[Row], which: str, down_window: int | None = None, step_seconds: float = STEP_SECONDS,
+             drop_window: int | None = None) -> Result:
     world = World(step_seconds)
     result = Result()
     end = rows[-1].t
@@ -231,6 +232,9 @@ def simulate(rows: list[Row], which: str, down_window: int | None = None, step_s
     if down_window is not None:
         policy = policy.model_copy(update={"scale_down": policy.scale_down.model_copy(
             update={"stabilization_seconds": down_window})})
+    if drop_window is not None:  # < 0: none (the plain HPA window)
+        policy = policy.model_copy(update={"scale_down": policy.scale_down.model_copy(
+            update={"drop_window_seconds": drop_window if drop_window >= 0 else None})})
     ours = Autoscaler(world.client, TraceMetric(world), ScalerConfig(policies={APP: policy}), MemoryStore(),
                       telemetry, clock=world.clock.now)
     anchor = Anchor(world)
@@ -341,6 +345,8 @@ def main() -> int:
     parser.add_argument("--skip-cost", action="store_true", help="skip the 500-app decision-cost measurement")
     parser.add_argument("--only", help="run only the built-in traces whose name contains this")
     parser.add_argument("--down-window", type=int, help="our scale-down stabilization window (s), default the policy's")
+    parser.add_argument("--drop-window", type=int,
+                        help="our scale-down drop window (s), default the policy's; -1: none (the plain HPA window)")
     args = parser.parse_args()
     traces = {p.name: read_trace(p) for p in args.trace} if args.trace else builtin_traces()
     if args.only:
@@ -354,7 +360,7 @@ def main() -> int:
         # A rollout of the built-in deployment trace takes minutes: 30 s per step instead of 5 s.
         step = 30.0 if name.startswith("deployment") else STEP_SECONDS
         for which in ("ours", "anchor"):
-            r = simulate(rows, which, args.down_window, step)
+            r = simulate(rows, which, args.down_window, step, args.drop_window)
             totals[which] = [a + b for a, b in zip(totals[which], (r.changes, r.slo_minutes, r.instance_minutes,
                                                                    r.during_deployments, r.downs_in_outage),
                                                    strict=True)]

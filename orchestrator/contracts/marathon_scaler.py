@@ -57,6 +57,9 @@ class Behavior(BaseModel):
     stabilization_seconds: int = Field(ge=0, le=3600)
     policies: tuple[RatePolicy, ...]
     select: Literal["Max", "Min", "Disabled"] = "Max"
+    # Ours, not the HPA's, scale-down only (hpa._down_bound, MARATHON_DOWN): after a drop the window shortens to
+    # this. None, or not shorter than the window: the plain HPA window.
+    drop_window_seconds: int | None = Field(default=None, ge=0, le=3600)
 
 
 # Kubernetes HPA defaults (behavior): up = max(100 %, 4 pods) per 15 s, no window; down = 100 % per 15 s, 300 s.
@@ -64,11 +67,18 @@ DEFAULT_UP = Behavior(stabilization_seconds=0, policies=(RatePolicy(type="Percen
                                                          RatePolicy(type="Pods", value=4, period_seconds=15)))
 DEFAULT_DOWN = Behavior(stabilization_seconds=300,
                         policies=(RatePolicy(type="Percent", value=100, period_seconds=15),))
-# Our default for Marathon apps: the HPA's, with a 600 s scale-down window. A Marathon task may take up to its
-# health-check grace period (300 s by default) to turn healthy, so a 300 s window has not yet seen the effect of
-# the last scale-up; measured (scripts/bench_marathon_scaler.py), ±15 % load oscillating with a 10-minute period
-# made 12 changes an hour with 300 s and 1 with 600 s.
-MARATHON_DOWN = DEFAULT_DOWN.model_copy(update={"stabilization_seconds": 600})
+# Our default for Marathon apps: the HPA's, with a 600 s scale-down window and a 180 s drop window.
+# 600 s: a Marathon task may take up to its health-check grace period (300 s by default) to turn healthy, so a
+# 300 s window has not yet seen the effect of the last scale-up; measured (scripts/bench_marathon_scaler.py),
+# ±15 % load oscillating with a 10-minute period made 12 changes an hour with 300 s and 1 with 600 s.
+# 180 s drop window (hpa._down_bound): a long window also holds capacity after load has really gone, which is
+# the autoscaler's whole cost over the anchor's; when every recommendation older than 180 s in the window is
+# higher than every one since, the load fell to a level the window has not seen (a drop, not a dip between
+# peaks: an oscillation keeps the 600 s) and the scale-down needs only 180 s of it. Why 180 s: the named cpu
+# metric is a 2-minute rate, so a drop shows fully only after 120 s; 180 s then sees the settled level for four
+# more 15 s cycles. Measured: the square wave (10 min high / 10 min low) cost 649 instance-minutes without it,
+# 598 with 300 s, 574 with 180 s, the oscillation still made 1 change.
+MARATHON_DOWN = DEFAULT_DOWN.model_copy(update={"stabilization_seconds": 600, "drop_window_seconds": 180})
 
 
 class AutoscalePolicy(BaseModel):

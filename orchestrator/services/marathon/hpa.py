@@ -120,18 +120,39 @@ def recommend(policy: AutoscalePolicy, inputs: Inputs) -> tuple[int, str]:
 
 def stabilize(history: History, recommended: int, current: int, now: float, policy: AutoscalePolicy) -> int:
     """Step 2: clamp by the windows, then record the recommendation."""
-    up_rec = down_rec = recommended
+    up_rec = recommended
     up_cut = now - policy.scale_up.stabilization_seconds
-    down_cut = now - policy.scale_down.stabilization_seconds
     for rec in history.recommendations:
         if rec.at > up_cut:
             up_rec = min(up_rec, rec.value)
-        if rec.at > down_cut:
-            down_rec = max(down_rec, rec.value)
+    down_rec = _down_bound(history.recommendations, Recommendation(now, recommended), policy.scale_down)
     result = max(current, up_rec)
     result = min(result, down_rec)
     history.recommendations.append(Recommendation(now, recommended))
     return result
+
+
+def _down_bound(recorded: list[Recommendation], new: Recommendation, behavior: Behavior) -> int:
+    """The lowest count a scale-down may reach: the highest recommendation of the window (HPA) or, after a drop,
+    the highest of the drop window.
+
+    A drop: split the window at its latest recommendation at least `drop_window_seconds` old; if every
+    recommendation before that one is higher than every one from it on, the load fell to a level the window has
+    not seen and stayed there for the drop window: the older, higher ones are history, not a peak that comes back.
+    A dip between peaks (an oscillation) fails the test as soon as the window holds one earlier trough as low as
+    the current one, so it keeps the whole window."""
+    now = new.at
+    window = [r for r in recorded if r.at > now - behavior.stabilization_seconds] + [new]
+    highest = max(r.value for r in window)
+    drop = behavior.drop_window_seconds
+    if drop is None or drop >= behavior.stabilization_seconds:
+        return highest
+    split = max((r.at for r in window if r.at <= now - drop), default=None)
+    if split is None:
+        return highest
+    older = [r.value for r in window if r.at < split]
+    since = max(r.value for r in window if r.at >= split)
+    return since if older and min(older) > since else highest
 
 
 def _changes(events: list[ScaleEvent], now: float, period: int) -> tuple[int, int]:
