@@ -179,6 +179,105 @@ def test_properties_bounds_rate_and_stabilization(lo, span, up, down, steps):
     assert math.isfinite(t)
 
 
+# ------------------------------------------------------------------------------------------- the drop window
+# Ours, not the HPA's (MARATHON_DOWN, hpa._down_bound): a drop to a level the window has not seen scales down
+# after the drop window (180 s); a dip between peaks keeps the whole window (600 s).
+def ours(**kw) -> AutoscalePolicy:
+    return AutoscalePolicy(**{"min_instances": 1, "max_instances": 100, "metric": "cpu", "target": 100.0, **kw})
+
+
+def load(schedule: dict[int, float | None]):
+    """value_at for run(): the app's total load (in units of one task at target) from each time on."""
+    def value_at(t: int, n: int) -> float | None:
+        total = schedule[max(k for k in schedule if k <= t)]
+        return None if total is None else total * 100.0 / n
+    return value_at
+
+
+def test_a_drop_scales_down_after_the_drop_window_not_the_whole_window():
+    assert (MARATHON_DOWN.stabilization_seconds, MARATHON_DOWN.drop_window_seconds) == (600, 180)
+    trace = dict(run(ours(), 12, load({0: 12.0, 600: 6.0}), seconds=1500))
+    assert {trace[t] for t in range(600, 780, 15)} == {12}  # the drop is 165 s old: hold
+    assert trace[780] == 6                                    # 180 s of the new level: down at once
+    plain = dict(run(ours(scale_down=DEFAULT_DOWN.model_copy(update={"stabilization_seconds": 600})), 12,
+                     load({0: 12.0, 600: 6.0}), seconds=1500))
+    assert (plain[1170], plain[1185]) == (12, 6)             # without it: once the last 12 (t=585) left the window
+
+
+def test_the_drop_must_last_the_drop_window_across_a_metrics_gap():
+    # Load falls while metrics are missing (no recommendation is recorded); the new level is seen from t=900.
+    trace = dict(run(ours(), 12, load({0: 12.0, 600: None, 900: 6.0}), seconds=1500))
+    assert {trace[t] for t in range(900, 1080, 15)} == {12}  # seen for < 180 s (the 12s of t<600 still count)
+    assert trace[1080] == 6
+
+
+def test_a_dip_between_peaks_keeps_the_whole_window():
+    # 12 -> 6 for 5 min -> 12 for 5 min -> 6: the second dip is a level the window has seen: not a drop.
+    schedule = {0: 12.0, 600: 6.0, 900: 12.0, 1200: 6.0}
+    no_drop = ours(scale_down=MARATHON_DOWN.model_copy(update={"drop_window_seconds": None}))
+    trace, plain = dict(run(ours(), 12, load(schedule), seconds=2400)), dict(run(no_drop, 12, load(schedule),
+                                                                                    seconds=2400))
+    assert (trace[765], trace[780], plain[780]) == (12, 6, 12)  # the first dip is a drop: nothing lower before it
+    assert {trace[t] for t in range(1200, 1785, 15)} == {12}     # 6 was seen at 600-885: the whole window holds
+    assert trace[1785] == 6 and all(trace[t] == plain[t] for t in range(900, 2400, 15))
+
+
+def test_an_oscillation_around_target_keeps_its_capacity():
+    # ±15 % around the target of 6 tasks, 10-minute period: 1 change in an hour, as without the drop window;
+    # a plain window as short as the drop window flaps.
+    def value_at(t: int, n: int) -> float:
+        return 6 * 100.0 * (1 + 0.15 * math.sin(2 * math.pi * t / 600)) / n
+    def changes(p: AutoscalePolicy) -> int:
+        counts = [n for _, n in run(p, 6, value_at, seconds=3600)]
+        return sum(1 for a, b in zip([6, *counts], counts, strict=False) if a != b)
+    assert changes(ours()) == 1
+    assert changes(ours(scale_down=MARATHON_DOWN.model_copy(update={"stabilization_seconds": 180}))) > 2
+
+
+def test_drop_window_labels():
+    from orchestrator.errors import InputError
+    from orchestrator.services.marathon.policy import policy_from_labels
+
+    base = {"orchestrator.autoscale.min": "1", "orchestrator.autoscale.max": "9",
+            "orchestrator.autoscale.metric": "cpu", "orchestrator.autoscale.target": "0.5"}
+    got = policy_from_labels("/a", {**base, "orchestrator.autoscale.scale-down-drop-window": "120",
+                                    "orchestrator.autoscale.scale-down-window": "900"})
+    assert got is not None and (got.scale_down.stabilization_seconds, got.scale_down.drop_window_seconds) == (900, 120)
+    with pytest.raises(InputError, match="/a"):
+        policy_from_labels("/a", {**base, "orchestrator.autoscale.scale-down-drop-window": "-1"})
+
+
+drop_behaviors = st.builds(
+    lambda window, drop, value, period: Behavior(stabilization_seconds=window, drop_window_seconds=drop,
+                                                 policies=(RatePolicy(type="Pods", value=value,
+                                                                      period_seconds=period),)),
+    st.integers(0, 900), st.integers(0, 600), st.integers(1, 10), st.integers(15, 600))
+
+
+@settings(max_examples=150, deadline=None)
+@given(down=drop_behaviors,
+       steps=st.lists(st.tuples(st.integers(1, 120), st.one_of(st.none(), st.floats(0, 1000))), min_size=1,
+                      max_size=60))
+def test_property_a_scale_down_below_the_window_follows_a_drop(down, steps):
+    p = ours(max_instances=30, scale_down=down)
+    history, instances, t = History(), 10, 0.0
+    recs: list[tuple[float, int]] = []
+    for dt, value in steps:
+        t += dt
+        d = decide("/app", p, Inputs(instances, instances, value), history, t)
+        if d.recommended is not None:
+            recs.append((t, d.recommended))
+        record_scale(history, d, t)
+        window = [(u, r) for u, r in recs if u > t - down.stabilization_seconds or u == t]
+        if d.desired < d.current and window and d.desired < max(r for _, r in window):
+            # The window is one drop: a split at least the drop window old, everything before it higher than
+            # everything from it on, and the result not below anything from it on.
+            assert down.drop_window_seconds is not None
+            assert any(window[:i] and min(r for _, r in window[:i]) > max(r for _, r in window[i:]) <= d.desired
+                       for i, (u, _) in enumerate(window) if u <= t - down.drop_window_seconds)
+        instances = d.desired
+
+
 def test_default_behaviors_are_the_hpa_defaults():
     assert (DEFAULT_UP.stabilization_seconds, DEFAULT_DOWN.stabilization_seconds) == (0, 300)
     assert {(p.type, p.value, p.period_seconds) for p in DEFAULT_UP.policies} == {("Percent", 100, 15), ("Pods", 4, 15)}

@@ -13,7 +13,7 @@ Sources, in order (the first that declares a field for an app wins, field by fie
        "orchestrator.autoscale.metric": "cpu",  "orchestrator.autoscale.target": "0.6"
 
    Optional: `orchestrator.autoscale.metric-type` (`average`|`total`), `.tolerance`,
-   `.scale-down-window` / `.scale-up-window` (seconds), `.heal` (`true` enables the healer for the app).
+   `.scale-down-window` / `.scale-down-drop-window` / `.scale-up-window` (seconds), `.heal` (`true` enables the healer for the app).
 
 An app with no policy from any source is never touched.
 """
@@ -54,16 +54,18 @@ def policy_from_labels(app_id: str, labels: dict[str, str]) -> AutoscalePolicy |
     for key, value in ours.items():
         if key in names:
             data[names[key]] = value
-        elif key in ("scale-down-window", "scale-up-window"):
+        elif key in ("scale-down-window", "scale-down-drop-window", "scale-up-window"):
             data[key] = value
         else:
             raise InputError(f"app {app_id}: unknown label {LABEL_PREFIX}{key}")
     try:
-        if "scale-down-window" in data:
-            data["scale_down"] = MARATHON_DOWN.model_copy(
-                update={"stabilization_seconds": int(data.pop("scale-down-window"))})
+        down = {field: int(data.pop(label)) for label, field in (("scale-down-window", "stabilization_seconds"),
+                ("scale-down-drop-window", "drop_window_seconds")) if label in data}
+        if down:  # validated: model_copy does not validate, the Behavior built from its dump does
+            data["scale_down"] = Behavior.model_validate({**MARATHON_DOWN.model_dump(), **down})
         if "scale-up-window" in data:
-            data["scale_up"] = DEFAULT_UP.model_copy(update={"stabilization_seconds": int(data.pop("scale-up-window"))})
+            data["scale_up"] = Behavior.model_validate({**DEFAULT_UP.model_dump(),
+                                                        "stabilization_seconds": int(data.pop("scale-up-window"))})
         return AutoscalePolicy.model_validate(data)
     except (ValidationError, ValueError) as exc:
         raise InputError(f"app {app_id}: labels {LABEL_PREFIX}*: {_first_error(exc)}") from None
