@@ -125,6 +125,19 @@ def test_history_survives_a_restart(fake_marathon, sim_clock, prometheus, tmp_pa
     assert [d.desired for d in forgetful.cycle()] == [2]
 
 
+def test_a_drop_scales_down_after_the_drop_window_across_a_restart(fake_marathon, sim_clock, prometheus, tmp_path):
+    fake_marathon.add_app(web(12))
+    prometheus.values[QUERY] = 0.5  # at target for 10 minutes: every recommendation is 12
+    cycles(scaler(fake_marathon, sim_clock, prometheus, store=FileStore(tmp_path)), fake_marathon, 40)
+    prometheus.values[QUERY] = 0.25  # the load halves for good (t=600)
+    first = cycles(scaler(fake_marathon, sim_clock, prometheus, store=FileStore(tmp_path)), fake_marathon, 6)
+    restarted = scaler(fake_marathon, sim_clock, prometheus, store=FileStore(tmp_path))  # the drop's start kept
+    after = cycles(restarted, fake_marathon, 7)
+    assert [d.reason for d in first + after[:-1]] == ["stabilized"] * 12  # t=600..765: the drop is < 180 s old
+    assert [(after[-1].desired, after[-1].reason)] == [(6, "scale-down")]  # t=780, not t=1185 (the 600 s window)
+    assert puts(fake_marathon) == [{"instances": 6}]
+
+
 def test_leader_failover_between_cycles(fake_marathon, sim_clock, prometheus):
     fake_marathon.add_app(web(4))
     prometheus.values[QUERY] = 0.5
