@@ -21,9 +21,11 @@ The model (same for both): one app, 6 instances at start, bounds 2..20. SLO viol
 utilization of the ready tasks exceeds 80 % (marathon-autoscale's example upper bound). Cost = instance-minutes
 of running tasks.
 
-**Ours**: `orchestrator.services.marathon.autoscale.Autoscaler` (HPA defaults: tolerance 10 %, scale-down window
-300 s, rate policies; target 65 % utilization, `average` metric), every 15 s (HPA's sync period), through the
-real client over HTTP against the fake.
+**Ours**: `orchestrator.services.marathon.autoscale.Autoscaler` with its defaults (the HPA's tolerance 10 % and
+rate policies; scale-down window 600 s with a drop window, see MARATHON_DOWN in
+orchestrator/contracts/marathon_scaler.py; target 65 % utilization, `average` metric), every 15 s (HPA's sync
+period), through the real client over HTTP against the fake. `--down-window` / `--drop-window` override the two
+windows; `--more` adds periodic traces.
 
 **Anchor**: a re-implementation (not a copy) of mesosphere/marathon-autoscale @ 8949324 (Apache-2.0), CPU mode with
 its README example: `--min_range 55 --max_range 80 --autoscale_multiplier 1.5 --scale_up_factor 3
@@ -93,6 +95,26 @@ def builtin_traces() -> dict[str, list[Row]]:
         "deployment in flight (load x2)": [Row(0, base, True, False), Row(600, 2 * base, True, True),
                                            Row(3600, 0, True, False)],
     }
+
+
+def more_traces() -> dict[str, list[Row]]:
+    """`--more`: periodic loads around the built-ins' periods, to see which ones the scale-down follows."""
+    base = START * TARGET
+
+    def sampled(fn: Callable[[float], float]) -> list[Row]:
+        return [Row(t, fn(t), True, False) for t in range(0, 3600, 30)] + [Row(3600, 0, True, False)]
+
+    def sine(period: int, amp: float) -> Callable[[float], float]:
+        return lambda t: base * (1 + amp * math.sin(2 * math.pi * t / period))
+
+    def square(half: int) -> Callable[[float], float]:
+        return lambda t: 2 * base if (t // half) % 2 else base
+
+    traces = {f"sine ±{round(100 * amp)} % ({period // 60} min period)": sampled(sine(period, amp))
+              for period in (900, 1200, 1800) for amp in (0.15, 0.3)}
+    for half in (300, 480, 900):
+        traces[f"square {half / 60:g} min high / {half / 60:g} min low"] = sampled(square(half))
+    return traces
 
 
 def read_trace(path: Path) -> list[Row]:
@@ -339,16 +361,43 @@ def fake_hour() -> tuple[float, float, float]:
             return idle, time.process_time() - c0, time.perf_counter() - w0
 
 
+def print_targets(results: dict[str, dict[str, Result]]) -> None:
+    """Where the cost difference comes from (per trace) and issue 13's targets over these traces, met or not."""
+    delta = {name: r["ours"].instance_minutes - r["anchor"].instance_minutes for name, r in results.items()}
+    ours_cost = sum(r["ours"].instance_minutes for r in results.values())
+    anchor_cost = sum(r["anchor"].instance_minutes for r in results.values())
+    print("instance-minutes, ours - anchor: " + ", ".join(f"{name} {d:+.0f}" for name, d in delta.items()) +
+          f"; total {ours_cost - anchor_cost:+.0f} ({100 * (ours_cost / anchor_cost - 1):+.1f} %)")
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT MET"
+
+    ours = [r["ours"] for r in results.values()]
+    slo = (sum(r.slo_minutes for r in ours), sum(r["anchor"].slo_minutes for r in results.values()))
+    targets = [f"fewer SLO-min than the anchor {slo[0]:.1f} < {slo[1]:.1f} {verdict(slo[0] < slo[1])}",
+               f"at no more cost {ours_cost:.0f} <= {anchor_cost:.0f} {verdict(ours_cost <= anchor_cost)}",
+               f"0 actions during deployments {verdict(sum(r.during_deployments for r in ours) == 0)}",
+               f"0 scale-downs in outages {verdict(sum(r.downs_in_outage for r in ours) == 0)}"]
+    oscillation = [r["ours"].changes for name, r in results.items() if name.startswith("oscillation")]
+    if oscillation:
+        targets.insert(0, f"<= 2 changes in the oscillation hour: {oscillation[0]} {verdict(oscillation[0] <= 2)}")
+    print(f"targets ({len(results)} traces): " + "; ".join(targets))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trace", action="append", type=Path, help="a trace CSV (repeatable); default: built-ins")
     parser.add_argument("--skip-cost", action="store_true", help="skip the 500-app decision-cost measurement")
+    parser.add_argument("--more", action="store_true",
+                        help="add periodic traces (sines of 15-30 min, squares of 5-15 min) to the table")
     parser.add_argument("--only", help="run only the built-in traces whose name contains this")
     parser.add_argument("--down-window", type=int, help="our scale-down stabilization window (s), default the policy's")
     parser.add_argument("--drop-window", type=int,
                         help="our scale-down drop window (s), default the policy's; -1: none (the plain HPA window)")
     args = parser.parse_args()
     traces = {p.name: read_trace(p) for p in args.trace} if args.trace else builtin_traces()
+    if args.more:
+        traces.update(more_traces())
     if args.only:
         traces = {k: v for k, v in traces.items() if args.only in k}
     header = (f"{'trace':38} {'scaler':7} {'changes':>7} {'SLO-min':>8} {'inst-min':>9} {'in-depl':>8} "
@@ -356,11 +405,13 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     totals = {"ours": [0.0] * 5, "anchor": [0.0] * 5}
+    results: dict[str, dict[str, Result]] = {}
     for name, rows in traces.items():
         # A rollout of the built-in deployment trace takes minutes: 30 s per step instead of 5 s.
         step = 30.0 if name.startswith("deployment") else STEP_SECONDS
         for which in ("ours", "anchor"):
             r = simulate(rows, which, args.down_window, step, args.drop_window)
+            results.setdefault(name, {})[which] = r
             totals[which] = [a + b for a, b in zip(totals[which], (r.changes, r.slo_minutes, r.instance_minutes,
                                                                    r.during_deployments, r.downs_in_outage),
                                                    strict=True)]
@@ -370,6 +421,8 @@ def main() -> int:
                   f"{r.during_deployments:8d} {r.downs_in_outage:11d} {cycle:7.3f}{label[0]}")
     for which, (changes, slo, cost, depl, downs) in totals.items():
         print(f"{'TOTAL':38} {which:7} {changes:7.0f} {slo:8.1f} {cost:9.0f} {depl:8.0f} {downs:11.0f}")
+    builtin = {name: r for name, r in results.items() if name in builtin_traces()}
+    print_targets(builtin or results)  # issue 13's targets are over the built-in traces when they ran
     print("cycle s: median cycle duration — ours measured wall time (w), anchor modelled from its sleeps (m): "
           "2 s per task, plus its interval between cycles")
     idle, cpu, wall = fake_hour()

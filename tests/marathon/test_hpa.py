@@ -181,7 +181,8 @@ def test_properties_bounds_rate_and_stabilization(lo, span, up, down, steps):
 
 # ------------------------------------------------------------------------------------------- the drop window
 # Ours, not the HPA's (MARATHON_DOWN, hpa._down_bound): a drop to a level the window has not seen scales down
-# after the drop window (180 s); a dip between peaks keeps the whole window (600 s).
+# after the drop window (120 s); a dip between peaks, or a scale-up younger than the window, keeps the whole
+# window (600 s).
 def ours(**kw) -> AutoscalePolicy:
     return AutoscalePolicy(**{"min_instances": 1, "max_instances": 100, "metric": "cpu", "target": 100.0, **kw})
 
@@ -195,10 +196,10 @@ def load(schedule: dict[int, float | None]):
 
 
 def test_a_drop_scales_down_after_the_drop_window_not_the_whole_window():
-    assert (MARATHON_DOWN.stabilization_seconds, MARATHON_DOWN.drop_window_seconds) == (600, 180)
+    assert (MARATHON_DOWN.stabilization_seconds, MARATHON_DOWN.drop_window_seconds) == (600, 120)
     trace = dict(run(ours(), 12, load({0: 12.0, 600: 6.0}), seconds=1500))
-    assert {trace[t] for t in range(600, 780, 15)} == {12}  # the drop is 165 s old: hold
-    assert trace[780] == 6                                    # 180 s of the new level: down at once
+    assert {trace[t] for t in range(600, 720, 15)} == {12}  # the drop is 105 s old: hold
+    assert trace[720] == 6                                    # 120 s of the new level: down at once
     plain = dict(run(ours(scale_down=DEFAULT_DOWN.model_copy(update={"stabilization_seconds": 600})), 12,
                      load({0: 12.0, 600: 6.0}), seconds=1500))
     assert (plain[1170], plain[1185]) == (12, 6)             # without it: once the last 12 (t=585) left the window
@@ -207,8 +208,8 @@ def test_a_drop_scales_down_after_the_drop_window_not_the_whole_window():
 def test_the_drop_must_last_the_drop_window_across_a_metrics_gap():
     # Load falls while metrics are missing (no recommendation is recorded); the new level is seen from t=900.
     trace = dict(run(ours(), 12, load({0: 12.0, 600: None, 900: 6.0}), seconds=1500))
-    assert {trace[t] for t in range(900, 1080, 15)} == {12}  # seen for < 180 s (the 12s of t<600 still count)
-    assert trace[1080] == 6
+    assert {trace[t] for t in range(900, 1020, 15)} == {12}  # seen for < 120 s (the 12s of t<600 still count)
+    assert trace[1020] == 6
 
 
 def test_a_dip_between_peaks_keeps_the_whole_window():
@@ -217,21 +218,34 @@ def test_a_dip_between_peaks_keeps_the_whole_window():
     no_drop = ours(scale_down=MARATHON_DOWN.model_copy(update={"drop_window_seconds": None}))
     trace, plain = dict(run(ours(), 12, load(schedule), seconds=2400)), dict(run(no_drop, 12, load(schedule),
                                                                                     seconds=2400))
-    assert (trace[765], trace[780], plain[780]) == (12, 6, 12)  # the first dip is a drop: nothing lower before it
+    assert (trace[705], trace[720], plain[720]) == (12, 6, 12)  # the first dip is a drop: nothing lower before it
     assert {trace[t] for t in range(1200, 1785, 15)} == {12}     # 6 was seen at 600-885: the whole window holds
     assert trace[1785] == 6 and all(trace[t] == plain[t] for t in range(900, 2400, 15))
 
 
-def test_an_oscillation_around_target_keeps_its_capacity():
-    # ±15 % around the target of 6 tasks, 10-minute period: 1 change in an hour, as without the drop window;
-    # a plain window as short as the drop window flaps.
+def test_a_scale_up_younger_than_the_window_keeps_the_whole_window():
+    # Up from 6 to 12 at t=0; the load falls back at t=300: a level the window has not seen, but undoing a
+    # 5-minute-old scale-up is the flap the window is for.
+    trace = dict(run(ours(), 6, load({0: 12.0, 300: 6.0}), seconds=1200))
+    assert trace[0] == 12 and {trace[t] for t in range(300, 885, 15)} == {12}
+    assert trace[885] == 6  # the last 12 (t=285) left the 600 s window
+
+
+@pytest.mark.parametrize("period", [600, 900])
+def test_an_oscillation_around_target_keeps_its_capacity(period):
+    # ±15 % around the target of 6 tasks, 10- and 15-minute periods: 1 change in an hour, as without the drop
+    # window; a plain window as short as the drop window flaps, and so does a longer drop window on the 15 min.
     def value_at(t: int, n: int) -> float:
-        return 6 * 100.0 * (1 + 0.15 * math.sin(2 * math.pi * t / 600)) / n
-    def changes(p: AutoscalePolicy) -> int:
-        counts = [n for _, n in run(p, 6, value_at, seconds=3600)]
+        return 6 * 100.0 * (1 + 0.15 * math.sin(2 * math.pi * t / period)) / n
+
+    def changes(down: Behavior) -> int:
+        counts = [n for _, n in run(ours(scale_down=down), 6, value_at, seconds=3600)]
         return sum(1 for a, b in zip([6, *counts], counts, strict=False) if a != b)
-    assert changes(ours()) == 1
-    assert changes(ours(scale_down=MARATHON_DOWN.model_copy(update={"stabilization_seconds": 180}))) > 2
+
+    assert changes(MARATHON_DOWN) == 1
+    assert changes(MARATHON_DOWN.model_copy(update={"stabilization_seconds": 120})) > 2
+    if period == 900:
+        assert changes(MARATHON_DOWN.model_copy(update={"drop_window_seconds": 300})) > 2
 
 
 def test_drop_window_labels():
@@ -262,6 +276,7 @@ def test_property_a_scale_down_below_the_window_follows_a_drop(down, steps):
     p = ours(max_instances=30, scale_down=down)
     history, instances, t = History(), 10, 0.0
     recs: list[tuple[float, int]] = []
+    ups: list[float] = []
     for dt, value in steps:
         t += dt
         d = decide("/app", p, Inputs(instances, instances, value), history, t)
@@ -270,11 +285,14 @@ def test_property_a_scale_down_below_the_window_follows_a_drop(down, steps):
         record_scale(history, d, t)
         window = [(u, r) for u, r in recs if u > t - down.stabilization_seconds or u == t]
         if d.desired < d.current and window and d.desired < max(r for _, r in window):
-            # The window is one drop: a split at least the drop window old, everything before it higher than
-            # everything from it on, and the result not below anything from it on.
+            # The window is one drop: no scale-up within the window, a split at least the drop window old,
+            # everything before it higher than everything from it on, and the result not below anything from it on.
             assert down.drop_window_seconds is not None
+            assert all(u <= t - down.stabilization_seconds for u in ups)
             assert any(window[:i] and min(r for _, r in window[:i]) > max(r for _, r in window[i:]) <= d.desired
                        for i, (u, _) in enumerate(window) if u <= t - down.drop_window_seconds)
+        if d.desired > d.current:
+            ups.append(t)
         instances = d.desired
 
 

@@ -47,7 +47,9 @@ class History:
 
     def prune(self, now: float, policy: AutoscalePolicy) -> None:
         window = max(policy.scale_down.stabilization_seconds, policy.scale_up.stabilization_seconds)
-        period = max([p.period_seconds for p in policy.scale_up.policies + policy.scale_down.policies] or [0])
+        # Scale events: for the rate policies' periods, and for the scale-down window (the drop window's rule).
+        period = max([p.period_seconds for p in policy.scale_up.policies + policy.scale_down.policies]
+                     + [policy.scale_down.stabilization_seconds])
         self.recommendations = [r for r in self.recommendations if r.at > now - window]
         self.events = [e for e in self.events if e.at > now - period]
 
@@ -125,14 +127,16 @@ def stabilize(history: History, recommended: int, current: int, now: float, poli
     for rec in history.recommendations:
         if rec.at > up_cut:
             up_rec = min(up_rec, rec.value)
-    down_rec = _down_bound(history.recommendations, Recommendation(now, recommended), policy.scale_down)
+    last_up = max((e.at for e in history.events if e.change > 0), default=None)
+    down_rec = _down_bound(history.recommendations, Recommendation(now, recommended), policy.scale_down, last_up)
     result = max(current, up_rec)
     result = min(result, down_rec)
     history.recommendations.append(Recommendation(now, recommended))
     return result
 
 
-def _down_bound(recorded: list[Recommendation], new: Recommendation, behavior: Behavior) -> int:
+def _down_bound(recorded: list[Recommendation], new: Recommendation, behavior: Behavior,
+                last_up: float | None = None) -> int:
     """The lowest count a scale-down may reach: the highest recommendation of the window (HPA) or, after a drop,
     the highest of the drop window.
 
@@ -140,12 +144,16 @@ def _down_bound(recorded: list[Recommendation], new: Recommendation, behavior: B
     recommendation before that one is higher than every one from it on, the load fell to a level the window has
     not seen and stayed there for the drop window: the older, higher ones are history, not a peak that comes back.
     A dip between peaks (an oscillation) fails the test as soon as the window holds one earlier trough as low as
-    the current one, so it keeps the whole window."""
+    the current one, so it keeps the whole window. Nor does a drop shorten the window within a window of a
+    scale-up (`last_up`): undoing a scale-up that soon is the flap the window is for (a slow wave would otherwise
+    be followed down and up a step at a time); the drop window releases capacity held longer than that."""
     now = new.at
     window = [r for r in recorded if r.at > now - behavior.stabilization_seconds] + [new]
     highest = max(r.value for r in window)
     drop = behavior.drop_window_seconds
     if drop is None or drop >= behavior.stabilization_seconds:
+        return highest
+    if last_up is not None and last_up > now - behavior.stabilization_seconds:
         return highest
     split = max((r.at for r in window if r.at <= now - drop), default=None)
     if split is None:
