@@ -9,7 +9,8 @@ stabilizeRecommendationWithBehaviors, convertDesiredReplicasWithBehaviorRate, ca
    on a scale-down (HPA's not-ready / missing-metric rule); if that correction brings the ratio into
    tolerance or reverses it, nothing happens.
 2. stabilization: the recommendation is recorded; the result is at most the **max** of the recommendations in
-   the scale-down window and at least the **min** of those in the scale-up window.
+   the scale-down window and at least the **min** of those in the scale-up window. Ours, not the HPA's: after a
+   drop to a level the window has not seen, the scale-down window shortens to its drop window (`_down_bound`).
 3. rate policies: per direction, each policy limits the change relative to the replica count at the start of
    its period (from recorded scale events); `select` Max takes the policy allowing the biggest change, Min
    the smallest, Disabled none. Then min/max bounds.
