@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.services.marathon.hpa import Decision, History, Inputs, decide, record_scale
+from orchestrator.services.marathon.hpa import Decision, History, Inputs, Recommendation, decide, record_scale
 from orchestrator.services.marathon.policy import (
     DEFAULT_DOWN,
     DEFAULT_UP,
@@ -108,7 +108,9 @@ def test_scale_up_window_takes_the_lowest_recommendation():
 def test_holds(inputs, reason):
     history = History()
     d = decide("/app", policy(), inputs, history, 0.0)
-    assert (d.desired, d.reason, history.recommendations) == (inputs.instances, reason, [])
+    # Missing metrics record the running count (see the outage test below); the other holds record nothing.
+    recorded = [Recommendation(0.0, inputs.instances)] if reason == "metrics-missing" else []
+    assert (d.desired, d.reason, history.recommendations) == (inputs.instances, reason, recorded)
 
 
 def test_bounds_and_pause():
@@ -210,6 +212,14 @@ def test_the_drop_must_last_the_drop_window_across_a_metrics_gap():
     trace = dict(run(ours(), 12, load({0: 12.0, 600: None, 900: 6.0}), seconds=1500))
     assert {trace[t] for t in range(900, 1020, 15)} == {12}  # seen for < 120 s (the 12s of t<600 still count)
     assert trace[1020] == 6
+
+
+def test_after_an_outage_longer_than_the_window_a_scale_down_waits_for_fresh_samples():
+    # 15 minutes without metrics: every recommendation seen before the outage has left the 600 s window, so
+    # without the counts recorded during the outage the first fresh sample (t=1500) would scale down at once.
+    trace = dict(run(ours(), 12, load({0: 12.0, 600: None, 1500: 6.0}), seconds=2100))
+    assert {trace[t] for t in range(600, 1620, 15)} == {12}  # the outage and < 120 s of the new level
+    assert trace[1620] == 6                                   # the drop window of fresh samples
 
 
 def test_a_dip_between_peaks_keeps_the_whole_window():

@@ -214,6 +214,10 @@ def decide(app: str, policy: AutoscalePolicy, inputs: Inputs, history: History, 
     if current < policy.min_instances:
         return Decision(app, current, policy.min_instances, "below-min", inputs.value, inputs.ready)
     if not usable(inputs.value):
+        # The count Marathon runs is all we know: recorded, it keeps a scale-down after the outage waiting for
+        # the drop window of fresh samples instead of acting on the first one (KEDA #965's failure, one step on).
+        history.prune(now, policy)
+        history.recommendations.append(Recommendation(now, current))
         return hold("metrics-missing")
     if policy.metric_type == "average" and inputs.ready == 0:
         return hold("no-ready-tasks")
