@@ -64,6 +64,82 @@ def test_a_client_that_does_not_trust_the_ca_is_refused(tls_ensemble, tmp_path):
     client.close()
 
 
+def secure_connect(sts: LoopbackStatefulSet, chroot: str = "") -> str:
+    return ",".join(f"127.0.0.1:{sts.secure_ports[i]}" for i in range(3)) + chroot
+
+
+def test_our_services_speak_tls_through_the_one_helper(tls_ensemble):
+    """The sessions of the sync engine, the scaler and the API (open_client), the engine's bulk reader and the
+    API's four-letter-word status: all over the secure port with the mounted Secret's ca.crt."""
+    import asyncio
+
+    from orchestrator.services.api.status import zookeeper_status
+    from orchestrator.services.zk.session import close_client, open_client
+    from orchestrator.services.zk.tls import ZkTls
+
+    sts = tls_ensemble
+    tls = ZkTls.from_dir(str(sts.tls_dir), "--target-tls")
+    side = open_client(secure_connect(sts), tls=tls, label="target")
+    try:
+        assert side.client.use_ssl and side.client.check_hostname
+        side.client.ensure_path("/svc-tls/a")
+        side.client.set("/svc-tls/a", b"bulk over TLS")
+        tree = side.read(["/svc-tls"])  # BulkReader: our own socket, wrapped with the same policy
+        assert tree["/svc-tls/a"].data == b"bulk over TLS" and tree["/svc-tls"].children == ["a"]
+    finally:
+        close_client(side)
+    status = asyncio.run(zookeeper_status([f"127.0.0.1:{sts.secure_ports[i]}" for i in range(3)], 5.0,
+                                          str(sts.tls_dir)))
+    assert status["quorum"] and status["health"] == "healthy", status
+    assert {s["mode"] for s in status["servers"]} == {"leader", "follower"}
+
+
+def test_zk_commands_cross_from_plain_to_tls(tls_ensemble, tmp_path):
+    """`zk copy` from the plain port into the secure one (chroots: the identity check's twin session must
+    use TLS too), then `zk verify` reading both sides; exit 0 each."""
+    from tests.zk.helpers import orchestrator
+
+    sts = tls_ensemble
+    plain = KazooClient(hosts=sts.connect_string([0]), timeout=10.0)
+    plain.start(timeout=30)
+    try:
+        plain.create("/cross/src/app", b"payload", makepath=True)
+        plain.ensure_path("/cross/dst")
+    finally:
+        plain.stop()
+        plain.close()
+    ca_only = tmp_path / "ca-only"  # what the pods mount: ca.crt alone
+    ca_only.mkdir()
+    (ca_only / "ca.crt").write_bytes((sts.tls_dir / "ca.crt").read_bytes())
+    got = orchestrator("zk", "copy", "--source", sts.connect_string([0]) + "/cross/src",
+                       "--target", secure_connect(sts, "/cross/dst"), "--target-tls", str(ca_only), "--path", "/")
+    assert got.returncode == 0, got.stderr
+    got = orchestrator("zk", "verify", "--source", secure_connect(sts, "/cross/src"), "--source-tls", str(ca_only),
+                       "--target", sts.connect_string([1]) + "/cross/dst", "--path", "/")
+    assert got.returncode == 0, got.stdout + got.stderr
+
+
+def test_a_service_without_the_ca_gets_one_clear_line(tls_ensemble, tmp_path):
+    """An untrusted server certificate is 'unreachable' (exit 5) with the TLS reason, no traceback; a TLS
+    directory without ca.crt is bad input (exit 2) before anything connects."""
+    from tests.zk.helpers import orchestrator
+
+    sts = tls_ensemble
+    other = write_tls_secret(tmp_path / "other")
+    got = orchestrator("zk", "verify", "--source", secure_connect(sts), "--source-tls", str(other),
+                       "--target", sts.connect_string([0]), "--path", "/", "--connect-timeout", "3")
+    assert got.returncode == 5, got.stderr
+    lines = got.stderr.strip().splitlines()
+    assert len(lines) == 1 and "certificate verify failed" in lines[0] and "source" in lines[0], got.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    got = orchestrator("marathon", "run", "--marathon", "http://127.0.0.1:1", "--prometheus", "http://127.0.0.1:1",
+                       "--zk", secure_connect(sts), "--zk-tls", str(empty), "--once")
+    assert got.returncode == 2, got.stderr
+    assert got.stderr.strip().splitlines() == [
+        f"orchestrator marathon: --zk-tls {empty}: no readable ca.crt (the CA that signed ZooKeeper's certificate)"]
+
+
 def test_the_quorum_port_speaks_mutual_tls(tls_ensemble):
     sts = tls_ensemble
     leader = next(p for p in sts.running() if sts.mode(p.ordinal) == "leader")

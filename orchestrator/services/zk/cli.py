@@ -35,6 +35,7 @@ from orchestrator.errors import (
 if TYPE_CHECKING:  # kazoo is imported by the commands, not by `--help`
     from orchestrator.services.zk.tree import Ensemble, Plan, Tree
 
+TLS_CA = "ca.crt"  # orchestrator.services.zk.tls.CA_FILE (not imported: `--help` loads no kazoo)
 MAX_TIMEOUT = 3600.0  # seconds; a longer connect or session timeout is a typo, not a wish
 MAX_RESYNC_INTERVAL = 7 * 86400.0
 MAX_RECHECKS = 100
@@ -46,6 +47,11 @@ def _add_connection(p: argparse.ArgumentParser, source: bool = True, target: boo
         p.add_argument("--source", required=True, metavar="CONNECT", help="source ensemble, host:port[,host:port…][/chroot]")
     if target:
         p.add_argument("--target", required=True, metavar="CONNECT", help="target ensemble")
+    for side in ("source", "target") if source and target else ("source",) if source else ("target",):
+        p.add_argument(f"--{side}-tls", metavar="DIR",
+                       help=f"connect to the {side} over TLS (its secure client port, e.g. 2281), verifying the "
+                            f"server certificate and host name against DIR/{TLS_CA}; DIR/tls.crt + tls.key, if "
+                            "present, are sent as a client certificate (a mounted kubernetes.io/tls Secret)")
     p.add_argument("--auth", action="append", metavar="SCHEME:CREDENTIAL",
                    help="authentication added on both sessions (repeatable), e.g. digest:super:secret; prefer the "
                         "ORCHESTRATOR_ZK_AUTH environment variable (one per line): arguments show in the process list")
@@ -188,12 +194,14 @@ def _quiet_kazoo(quiet: bool = True) -> None:
 def _pair(args: Any) -> Iterator[tuple[Ensemble, Ensemble]]:
     """Started source and target sessions, closed on the way out."""
     from orchestrator.services.zk.session import auth_from, close_client, open_client
+    from orchestrator.services.zk.tls import ZkTls
     auth = auth_from(args.auth)
+    source_tls, target_tls = ZkTls.of(args.source_tls, "--source-tls"), ZkTls.of(args.target_tls, "--target-tls")
     source = open_client(args.source, auth, timeout=args.connect_timeout, session_timeout=args.session_timeout,
-                         label="source")
+                         label="source", tls=source_tls)
     try:
         target = open_client(args.target, auth, timeout=args.connect_timeout,
-                             session_timeout=args.session_timeout, label="target")
+                             session_timeout=args.session_timeout, label="target", tls=target_tls)
     except BaseException:
         close_client(source)
         raise
