@@ -33,7 +33,7 @@ from components.security import (
 from components.settings import PlatformSettings
 from components.zk_backup import ZkBackup, ZkBackupArgs
 from components.zk_sync import ZkSync, ZkSyncArgs
-from components.zookeeper import ZooKeeperEnsemble, ZooKeeperEnsembleArgs, connect_string, server_hosts
+from components.zookeeper import ClientTls, ZooKeeperEnsemble, ZooKeeperEnsembleArgs, connect_string, server_hosts
 from orchestrator.contracts import tiers
 
 # Bump on any incompatible change to the outputs below (renamed/removed key, changed meaning).
@@ -117,6 +117,9 @@ class Platform(pulumi.ComponentResource):
         # The superuser Secret is the credentials tier's (created below): referenced by its fixed name.
         superuser = ZK_SUPERUSER_SECRET if credentials and credentials.zookeeper_superuser_password else None
         zookeeper = ZooKeeperEnsemble(tiers.ZOOKEEPER.id, ZooKeeperEnsembleArgs(ctx, s.zookeeper, superuser), in_ns)
+        # The tiers whose clients speak TLS use the secure client port when there is one (docs/zookeeper-tls.md);
+        # Mesos and Marathon cannot, and keep the plain port.
+        zk_tls = ClientTls.of(s.zookeeper)
         auth: dict[str, pulumi.Output[str]] = {}
         if credentials is not None:
             auth = PlatformSecrets(tiers.AUTH.id, secrets(zookeeper.connect_string), in_ns).names
@@ -136,7 +139,7 @@ class Platform(pulumi.ComponentResource):
             ctx, s.monitoring, s.zookeeper.replicas, auth.get("prometheus-scrape-auth"), alertmanagers), in_ns)
         service = OrchestratorService(tiers.ORCHESTRATOR_SERVICE.id, OrchestratorServiceArgs(
             ctx, s.service, monitoring.url, s.monitoring.scrape_interval, s.security.rollouts_namespace,
-            api_config(s), auth.get("orchestrator-api")), in_ns)
+            api_config(s), auth.get("orchestrator-api"), zk_tls), in_ns)
         # Every master by its stable name: each answers its own /metrics/snapshot.
         master_urls = masters.headless.metadata["name"].apply(lambda headless: [
             f"http://{tiers.MESOS_MASTER.id}-{i}.{ctx.service_fqdn(headless)}:{s.mesos_master.port}"
@@ -152,14 +155,15 @@ class Platform(pulumi.ComponentResource):
                                  in_ns))
         if tiers.ZK_SYNC.enabled(s):  # during a migration onto this platform's ensemble (docs/migration.md)
             built.append(ZkSync(tiers.ZK_SYNC.id, ZkSyncArgs(
-                ctx, s.zk_sync, s.service.image, zookeeper.connect_string, auth.get("zk-sync-auth")), in_ns))
+                ctx, s.zk_sync, s.service.image, zookeeper.tls_connect_string, auth.get("zk-sync-auth"), zk_tls), in_ns))
         if tiers.ZK_BACKUP.enabled(s):  # scheduled snapshots to S3 (docs/backups.md)
             built.append(ZkBackup(tiers.ZK_BACKUP.id, ZkBackupArgs(
-                ctx, s.zk_backup, s.service.image, zookeeper.connect_string, auth.get("zk-backup-s3")), in_ns))
+                ctx, s.zk_backup, s.service.image, zookeeper.tls_connect_string, auth.get("zk-backup-s3"), zk_tls),
+                in_ns))
         if tiers.MARATHON_SCALER.enabled(s):  # autoscale, heal and reconcile Marathon apps (docs/marathon-scaler.md)
             built.append(MarathonScaler(tiers.MARATHON_SCALER.id, MarathonScalerArgs(
-                ctx, s.marathon_scaler, s.service.image, marathon.url, monitoring.url, zookeeper.connect_string,
-                auth.get("marathon-scaler-auth")), in_ns))
+                ctx, s.marathon_scaler, s.service.image, marathon.url, monitoring.url, zookeeper.tls_connect_string,
+                auth.get("marathon-scaler-auth"), zk_tls), in_ns))
         if tiers.PROBE.enabled(s):  # every node reports to the API (docs/probe.md); settings require auth
             built.append(Probe(tiers.PROBE.id, ProbeArgs(
                 ctx, s.probe, s.service.image, s.probe.api_url or service.probe_url, auth["probe-token"],
