@@ -32,6 +32,7 @@ from components.security import (
 )
 from components.settings import PlatformSettings
 from components.zk_backup import ZkBackup, ZkBackupArgs
+from components.zk_certs import GeneratedZooKeeperTls
 from components.zk_sync import ZkSync, ZkSyncArgs
 from components.zookeeper import ClientTls, ZooKeeperEnsemble, ZooKeeperEnsembleArgs, connect_string, server_hosts
 from orchestrator.contracts import tiers
@@ -108,6 +109,8 @@ class Platform(pulumi.ComponentResource):
             self.outputs = outputs_from_settings(s)
             if credentials is not None:
                 PlatformSecrets(tiers.AUTH.id, secrets(self.outputs["zookeeper_connect"]), in_ns)
+            if s.zookeeper.tls_certificates == "generate":  # a Secret: Pulumi's to apply, never git's
+                GeneratedZooKeeperTls(tiers.AUTH.id, ctx, s.zookeeper, tiers.ZOOKEEPER.id, in_ns)
             GitOps(tiers.ARGOCD.id, gitops, child)
             self.register_outputs(dict(self.outputs))
             return
@@ -116,7 +119,12 @@ class Platform(pulumi.ComponentResource):
         # Argo CD Application, its instance label and its NetworkPolicies.
         # The superuser Secret is the credentials tier's (created below): referenced by its fixed name.
         superuser = ZK_SUPERUSER_SECRET if credentials and credentials.zookeeper_superuser_password else None
-        zookeeper = ZooKeeperEnsemble(tiers.ZOOKEEPER.id, ZooKeeperEnsembleArgs(ctx, s.zookeeper, superuser), in_ns)
+        zk_opts = in_ns
+        if s.zookeeper.tls_certificates == "generate":
+            # The certificates the program issues (docs/zookeeper-tls.md), before the members that mount them.
+            generated = GeneratedZooKeeperTls(tiers.AUTH.id, ctx, s.zookeeper, tiers.ZOOKEEPER.id, in_ns)
+            zk_opts = pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[generated]))
+        zookeeper = ZooKeeperEnsemble(tiers.ZOOKEEPER.id, ZooKeeperEnsembleArgs(ctx, s.zookeeper, superuser), zk_opts)
         # The tiers whose clients speak TLS use the secure client port when there is one (docs/zookeeper-tls.md);
         # Mesos and Marathon cannot, and keep the plain port.
         zk_tls = ClientTls.of(s.zookeeper)

@@ -91,7 +91,7 @@ class ZkBackup(pulumi.ComponentResource):
                     "backoff_limit": 2,
                     "active_deadline_seconds": b.timeout_seconds,
                     "template": {"metadata": {"labels": t.labels, **({"annotations": args.tls.annotations()}
-                                                                      if args.tls.secret else {})},
+                                                                      if args.tls.annotations() else {})},
                                  "spec": pod},
                 }},
             },

@@ -17,11 +17,15 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi.dynamic as dyn
 import pulumi_kubernetes as k8s
+
+if TYPE_CHECKING:
+    from components.k8s import PlatformContext
+    from components.settings import ZooKeeperSettings
 
 CA_DAYS = 3650  # the CA outlives many member certificates: re-issuing it would break every client's trust
 RENEW_BEFORE_DAYS = 30
@@ -181,15 +185,31 @@ def member_names(namespace: str, cluster_domain: str, headless: str, client_serv
     return [f"*.{headless}.{namespace}.svc.{cluster_domain}", f"{client_service}.{namespace}.svc.{cluster_domain}"]
 
 
-def tls_secret(resource_name: str, secret_name: str, namespace: str, labels: dict[str, str],
-               certs: ZooKeeperCertificates, opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
-    """The kubernetes.io/tls Secret ZooKeeper and its clients mount (the layout cert-manager writes)."""
-    from components import k8s as kx
+class GeneratedZooKeeperTls(pulumi.ComponentResource):
+    """The certificates and the kubernetes.io/tls Secret `zookeeper.tls_secret` (the layout cert-manager
+    writes), in the credentials tier: Pulumi applies it in both delivery modes and the render never writes
+    it, so no key reaches git."""
 
-    def text(value: pulumi.Output[str]) -> pulumi.Output[str]:
-        return pulumi.Output.secret(value.apply(lambda v: v or ""))  # "" only offline, where nothing is issued
+    def __init__(self, name: str, platform: PlatformContext, zk: ZooKeeperSettings, ensemble: str,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("orchestrator:zk_certs:GeneratedZooKeeperTls", name, None, opts)
+        from components import k8s as kx
+        from orchestrator.contracts import tiers
 
-    return k8s.core.v1.Secret(
-        resource_name, metadata=kx.metadata(secret_name, namespace, labels), type="kubernetes.io/tls",
-        string_data={"tls.crt": text(certs.tls_crt), "tls.key": text(certs.tls_key), "ca.crt": text(certs.ca_crt)},
-        opts=opts)
+        assert zk.tls_secret is not None  # settings: "generate" needs the name
+        t = kx.TierContext.of(self, tiers.AUTH, name, platform)
+        names = member_names(platform.namespace, platform.cluster_domain, f"{ensemble}-headless",
+                             f"{ensemble}-client")
+        self.certificates = ZooKeeperCertificates(f"{zk.tls_secret}-certificates", names, [], zk.tls_cert_days,
+                                                  t.opts)
+
+        def text(value: pulumi.Output[str]) -> pulumi.Output[str]:
+            return pulumi.Output.secret(value.apply(lambda v: v or ""))  # "" only offline: nothing is issued
+
+        c = self.certificates
+        self.secret = k8s.core.v1.Secret(
+            zk.tls_secret, metadata=kx.metadata(zk.tls_secret, platform.namespace, t.labels),
+            type="kubernetes.io/tls",
+            string_data={"tls.crt": text(c.tls_crt), "tls.key": text(c.tls_key), "ca.crt": text(c.ca_crt)},
+            opts=t.opts)
+        self.register_outputs({"secret": self.secret.metadata["name"], "not_after": c.not_after})

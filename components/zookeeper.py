@@ -44,10 +44,11 @@ class ClientTls:
     client port (flow `client-tls`) with the Secret's ca.crt mounted; else the plain port, as before."""
 
     secret: str | None  # zookeeper.tls_secret
+    external: bool = True  # issued outside the render (cert-manager); False: the program generates it
 
     @classmethod
     def of(cls, zk: ZooKeeperSettings) -> ClientTls:
-        return cls(zk.tls_secret)
+        return cls(zk.tls_secret, zk.tls_certificates == "external")
 
     @property
     def port(self) -> str:
@@ -66,8 +67,9 @@ class ClientTls:
         return [volume], [mount]
 
     def annotations(self) -> dict[str, str]:
-        """Pod template annotations: the Secret is issued outside the render (cert-manager or the operator)."""
-        return {kx.EXTERNAL_SECRETS: self.secret} if self.secret else {}
+        """Pod template annotations: a Secret issued outside the render (cert-manager or the operator) is
+        declared so; a generated one is rendered by the credentials tier like every other Secret."""
+        return {kx.EXTERNAL_SECRETS: self.secret} if self.secret and self.external else {}
 
 
 NO_TLS = ClientTls(None)
@@ -275,7 +277,7 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
             template_annotations={"orchestrator.io/config-sha": kx.content_hash(cfg),
                                   # Issued outside the program (cert-manager): the render's reference check
                                   # accepts exactly these Secrets as absent.
-                                  **({kx.EXTERNAL_SECRETS: zk.tls_secret} if zk.tls_secret else {})})
+                                  **ClientTls.of(zk).annotations()})
 
         self.connect_string = self.headless.metadata["name"].apply(
             lambda h: connect_string(server_hosts(platform, zk.replicas, name, h), zk.client_port))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -103,3 +104,80 @@ def test_a_generated_certificate_forms_a_tls_quorum_and_serves_our_client(tmp_pa
             close_client(side)
     finally:
         sts.stop()
+
+
+def render_generated(**zookeeper):
+    from components.platform import Platform, PlatformArgs
+    from tests.support.harness import run, settings
+
+    s = settings(namespace="p", zookeeper={"tls_secret": "zookeeper-tls", "tls_certificates": "generate",
+                                           **zookeeper},
+                 marathon_scaler={"enabled": True})
+    return run(lambda: Platform("orchestrator", PlatformArgs(s)))
+
+
+def test_the_generated_secret_is_rendered_in_the_credentials_tier_with_redacted_keys():
+    """Under the render's mocks (nothing issued offline): one certificates resource with the member names
+    and secret key outputs, one kubernetes.io/tls Secret in the credentials tier whose values are redacted,
+    and the pods that mount it no longer declare it external; the reference check passes."""
+    from orchestrator.toolchain import checks
+    from orchestrator.toolchain.render import REDACTED
+
+    result = render_generated(tls_cert_days=90)
+    certs = [r for r in result.registrations if r.type.endswith(":ZooKeeperCertificates")]
+    assert len(certs) == 1
+    assert certs[0].inputs["dns_names"] == NAMES and certs[0].inputs["cert_days"] == 90
+    secret = next(d for d in result.manifests if d["kind"] == "Secret" and d["metadata"]["name"] == "zookeeper-tls")
+    assert secret["type"] == "kubernetes.io/tls"
+    assert secret["stringData"] == {"tls.crt": REDACTED, "tls.key": REDACTED, "ca.crt": REDACTED}
+    assert any(d is secret for d in result.manifests_by_tier["auth"]), "Secrets live in the credentials tier only"
+    sts = next(d for d in result.manifests if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "zookeeper")
+    assert "orchestrator.io/external-secrets" not in sts["spec"]["template"]["metadata"]["annotations"]
+    assert checks.reference_problems(result.manifests) == []
+
+
+def test_generate_needs_the_secret_name():
+    from components.settings import SettingsError, settings_from_config
+
+    with pytest.raises(SettingsError, match="tls_certificates.*needs tls_secret"):
+        settings_from_config({"orchestrator:zookeeper": '{"tls_certificates": "generate"}'}, "Pulumi.x.yaml")
+
+
+def test_with_gitops_delivery_pulumi_still_applies_the_generated_secret():
+    """prod is GitOps-delivered: `pulumi up` applies the namespaces and the credentials, Argo CD the tiers
+    from git. The generated Secret must be among what Pulumi applies (it could never come from git)."""
+    import json
+
+    from components.settings import SECRET_KEYS
+    from orchestrator.toolchain.render import build_manifests, load_stack_config, run_program
+
+    config, secret_keys, _ = load_stack_config("prod")
+    for key in SECRET_KEYS:
+        config[f"orchestrator:{key}"] = f"value-of-{key}"
+    zookeeper = json.loads(config["orchestrator:zookeeper"])
+    config["orchestrator:zookeeper"] = json.dumps({**zookeeper, "tls_secret": "zookeeper-tls",
+                                                   "tls_certificates": "generate"})
+    result = build_manifests(run_program("prod", config, list(secret_keys)))  # scope "deploy"
+    assert not [d for d in result.manifests if d["kind"] == "StatefulSet"], "the tiers are Argo CD's here"
+    secret = [d for d in result.manifests_by_tier["auth"] if d["metadata"]["name"] == "zookeeper-tls"]
+    assert len(secret) == 1 and secret[0]["type"] == "kubernetes.io/tls"
+    assert [r.name for r in result.registrations if r.type.endswith(":ZooKeeperCertificates")] == [
+        "zookeeper-tls-certificates"]
+
+
+def test_the_private_keys_are_secret_outputs(monkeypatch):
+    """The engine encrypts outputs named in additional_secret_outputs in the state and shows them as
+    [secret]; the inputs carry no key material (they are names and a number of days)."""
+    import pulumi.dynamic
+
+    seen: dict = {}
+
+    def record(self, provider, name, props, opts=None):
+        seen.update(provider=provider, props=props, opts=opts)
+
+    monkeypatch.setattr(pulumi.dynamic.Resource, "__init__", record)
+    zk_certs.ZooKeeperCertificates("x", NAMES, [], 30)
+    assert set(seen["opts"].additional_secret_outputs) >= {"ca_key", "tls_key"}
+    assert isinstance(seen["provider"], zk_certs.CertificatesProvider)
+    assert {k: v for k, v in seen["props"].items() if v is not None} == {
+        "dns_names": NAMES, "ip_addresses": [], "cert_days": 30}
