@@ -275,8 +275,8 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
             kx.checkov_skips(zk.resources, CKV_K8S_40=f"runs as the official image's zookeeper user (uid {UID}), "
                                                       "which owns its files; another uid could not read them"),
             template_annotations={"orchestrator.io/config-sha": kx.content_hash(cfg),
-                                  # Issued outside the program (cert-manager): the render's reference check
-                                  # accepts exactly these Secrets as absent.
+                                  # Issued outside the program (cert-manager), unless generated: the render's
+                                  # reference check accepts exactly these Secrets as absent.
                                   **ClientTls.of(zk).annotations()})
 
         self.connect_string = self.headless.metadata["name"].apply(

@@ -31,11 +31,11 @@ from orchestrator.errors import (
     RefusedError,
     UnreachableError,
 )
+from orchestrator.services.zk.tls import CA_FILE, CERT_FILE, KEY_FILE  # stdlib only: `--help` stays light
 
 if TYPE_CHECKING:  # kazoo is imported by the commands, not by `--help`
     from orchestrator.services.zk.tree import Ensemble, Plan, Tree
 
-TLS_CA = "ca.crt"  # orchestrator.services.zk.tls.CA_FILE (not imported: `--help` loads no kazoo)
 MAX_TIMEOUT = 3600.0  # seconds; a longer connect or session timeout is a typo, not a wish
 MAX_RESYNC_INTERVAL = 7 * 86400.0
 MAX_RECHECKS = 100
@@ -47,11 +47,12 @@ def _add_connection(p: argparse.ArgumentParser, source: bool = True, target: boo
         p.add_argument("--source", required=True, metavar="CONNECT", help="source ensemble, host:port[,host:port…][/chroot]")
     if target:
         p.add_argument("--target", required=True, metavar="CONNECT", help="target ensemble")
-    for side in ("source", "target") if source and target else ("source",) if source else ("target",):
+    sides = [side for side, wanted in (("source", source), ("target", target)) if wanted]
+    for side in sides:
         p.add_argument(f"--{side}-tls", metavar="DIR",
                        help=f"connect to the {side} over TLS (its secure client port, e.g. 2281), verifying the "
-                            f"server certificate and host name against DIR/{TLS_CA}; DIR/tls.crt + tls.key, if "
-                            "present, are sent as a client certificate (a mounted kubernetes.io/tls Secret)")
+                            f"server certificate and host name against DIR/{CA_FILE}; DIR/{CERT_FILE} + {KEY_FILE}, "
+                            "if present, are sent as a client certificate (a mounted kubernetes.io/tls Secret)")
     p.add_argument("--auth", action="append", metavar="SCHEME:CREDENTIAL",
                    help="authentication added on both sessions (repeatable), e.g. digest:super:secret; prefer the "
                         "ORCHESTRATOR_ZK_AUTH environment variable (one per line): arguments show in the process list")
