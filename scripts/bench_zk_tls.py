@@ -46,6 +46,7 @@ def main() -> None:
         work = Path(tmp)
         outs = zk_certs.CertificatesProvider().create(
             {"dns_names": ["localhost"], "ip_addresses": ["127.0.0.1"], "cert_days": 30}).outs
+        assert outs is not None
         secret = write_secret_files(work / "secret", outs["ca_crt"], outs["tls_crt"], outs["tls_key"])
         sts = LoopbackStatefulSet(work / "sts", max_replicas=1, tls_dir=secret)
         try:
