@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 from components import k8s as kx
 from components import security as sec
 from components.settings import MarathonScalerSettings
+from components.zookeeper import NO_TLS, ClientTls
 from orchestrator.apps_as_code import configmap_data, load_apps
 from orchestrator.contracts import marathon_scaler as contract
 from orchestrator.contracts import tiers
@@ -33,9 +34,9 @@ def scaler_config(s: MarathonScalerSettings) -> dict[str, Any]:
 
 
 def run_args(s: MarathonScalerSettings, marathon_url: str, prometheus_url: str, zk_connect: str,
-             auth: bool) -> list[str]:
+             auth: bool, tls: ClientTls = NO_TLS) -> list[str]:
     args = ["marathon", "run", "--marathon", marathon_url, "--prometheus", prometheus_url,
-            "--config", f"{CONFIG_DIR}/{CONFIG_FILE}", "--zk", zk_connect, "--zk-path", s.zk_path,
+            "--config", f"{CONFIG_DIR}/{CONFIG_FILE}", "--zk", zk_connect, *tls.args("--zk-tls"), "--zk-path", s.zk_path,
             "--metrics-listen", f"0.0.0.0:{s.metrics_port}", "--reconcile-interval", f"{s.reconcile_seconds:g}"]
     if s.apps_dir is not None:
         args += ["--apps-file", f"{CONFIG_DIR}/{APPS_FILE}"]
@@ -72,8 +73,9 @@ class MarathonScalerArgs:
     image: str  # the services image (service.image)
     marathon_url: pulumi.Input[str]
     prometheus_url: pulumi.Input[str]
-    zk_connect: pulumi.Input[str]
+    zk_connect: pulumi.Input[str]  # the secure client port with zookeeper.tls_secret
     auth_secret: pulumi.Input[str] | None = None  # the credentials tier's `marathon-scaler-auth` Secret
+    tls: ClientTls = NO_TLS  # zookeeper.tls_secret: the scaler's session is TLS
 
 
 class MarathonScaler(pulumi.ComponentResource):
@@ -85,7 +87,7 @@ class MarathonScaler(pulumi.ComponentResource):
         self.peer = sec.Peer.of(t, {"metrics": s.metrics_port})
         self.flows = [
             sec.Flow(TIER, tiers.MARATHON, "http", "the scaler reads apps and deployments, scales, kills, reconciles"),
-            sec.Flow(TIER, tiers.ZOOKEEPER, "client", "the scaler's lock and state znodes"),
+            sec.Flow(TIER, tiers.ZOOKEEPER, args.tls.port, "the scaler's lock and state znodes"),
             sec.Flow(TIER, tiers.PROMETHEUS, "http", "the scaler queries app metrics and heal signals"),
             sec.Flow(tiers.PROMETHEUS, TIER, "metrics", "scrape the scaler (decisions, errors, heal circuit)"),
         ]
@@ -96,6 +98,9 @@ class MarathonScaler(pulumi.ComponentResource):
                                        opts=t.opts)
         volumes: list[dict[str, Any]] = [{"name": "config", "config_map": {"name": config.metadata["name"]}}]
         mounts: list[dict[str, Any]] = [{"name": "config", "mount_path": CONFIG_DIR, "read_only": True}]
+        tls_volumes, tls_mounts = args.tls.volumes()
+        volumes += tls_volumes
+        mounts += tls_mounts
         env: list[dict[str, Any]] = []
         auth = args.auth_secret is not None
         if args.auth_secret is not None:
@@ -106,7 +111,7 @@ class MarathonScaler(pulumi.ComponentResource):
             volumes.append(volume)
             mounts.append(mount)
         command_args = pulumi.Output.all(args.marathon_url, args.prometheus_url, args.zk_connect).apply(
-            lambda v: run_args(s, v[0], v[1], v[2], auth))
+            lambda v: run_args(s, v[0], v[1], v[2], auth, args.tls))
         container = kx.container({
             "name": "marathon-scaler",
             "image": args.image,
@@ -126,6 +131,6 @@ class MarathonScaler(pulumi.ComponentResource):
             annotations=kx.checkov_skips(s.resources, **({"CKV_K8S_35": "the scaler takes its ZooKeeper digest "
                                                            "identity from the environment, set from the Secret"}
                                                         if auth else {})),
-            template_annotations={**kx.scrape_annotations(s.metrics_port, "/metrics"),
+            template_annotations={**kx.scrape_annotations(s.metrics_port, "/metrics"), **args.tls.annotations(),
                                   "orchestrator.io/config-sha": kx.content_hash(json.dumps(data, sort_keys=True))})
         self.register_outputs({"deployment": self.deployment.metadata["name"]})

@@ -29,7 +29,7 @@ from components.security import (
     Peer,
 )
 from components.settings import CanarySettings, PlatformSettings, ServiceSettings, duration_seconds
-from components.zookeeper import server_hosts
+from components.zookeeper import CLIENT_TLS_DIR, NO_TLS, ClientTls, server_hosts
 from orchestrator.contracts import tiers
 from orchestrator.contracts.service_metrics import (
     LIVENESS_PATH,
@@ -161,6 +161,7 @@ def api_config(s: PlatformSettings) -> dict[str, Any]:
     url = kx.PlatformContext.of(s).http_url
     zk_id, mesos_id = tiers.ZOOKEEPER.id, tiers.MESOS_MASTER.id
     ctx = kx.PlatformContext.of(s)
+    zk_port = s.zookeeper.secure_client_port if s.zookeeper.tls_secret else s.zookeeper.client_port
     gates = [{"name": g.name, "threshold": f"{g.op} {g.bound:g}",
               # The AnalysisTemplates' arguments, for every pod of the Rollout (the API shows the live values).
               "query": g.query.replace(f"{{{{args.{ARG_NAMESPACE}}}}}", s.namespace)
@@ -171,8 +172,10 @@ def api_config(s: PlatformSettings) -> dict[str, Any]:
         "signing_key_file": f"{API_CONFIG_DIR if s.auth_enabled else EPHEMERAL_KEY_DIR}/{API_KEYS_KEY}",
         "revoked_tokens": list(s.service.api.revoked_tokens),
         "ui_dir": UI_DIR,
-        "zookeeper": {"servers": [f"{h}:{s.zookeeper.client_port}" for h in server_hosts(
-            ctx, s.zookeeper.replicas, zk_id, f"{zk_id}-headless")]},
+        # With zookeeper.tls_secret the API asks the secure client ports, over TLS (ClientTls mounts the CA).
+        "zookeeper": {"servers": [f"{h}:{zk_port}" for h in server_hosts(
+            ctx, s.zookeeper.replicas, zk_id, f"{zk_id}-headless")],
+            **({"tls_dir": CLIENT_TLS_DIR} if s.zookeeper.tls_secret else {})},
         "mesos": {"masters": [f"http://{h}:{s.mesos_master.port}" for h in server_hosts(
             ctx, s.mesos_master.replicas, mesos_id, f"{mesos_id}-headless")]},
         "marathon": {"urls": [url(tiers.MARATHON.id, s.marathon.port)]},
@@ -201,6 +204,7 @@ class OrchestratorServiceArgs:
     # The credentials tier's `orchestrator-api` Secret (config with accounts, keys, Mesos/Marathon credentials);
     # None: authentication is off and the config is a ConfigMap of this tier, with no account.
     api_secret: pulumi.Input[str] | None = None
+    zk_tls: ClientTls = NO_TLS  # zookeeper.tls_secret: the CA the API verifies ZooKeeper with
 
 
 class OrchestratorService(pulumi.ComponentResource):
@@ -235,7 +239,7 @@ class OrchestratorService(pulumi.ComponentResource):
             # or the ingress controller (below); the probes' flow is declared by the probe tier.
             Flow(CLIENTS, TIER, "http", "pods of security.client_namespaces call the API (scripts, API tokens)"),
             Flow(tiers.PROMETHEUS, TIER, "http", "scrape the orchestrator service"),
-            Flow(TIER, tiers.ZOOKEEPER, "client", "the API reads each server's mode (srvr, mntr)"),
+            Flow(TIER, tiers.ZOOKEEPER, args.zk_tls.port, "the API reads each server's mode (srvr, mntr)"),
             Flow(TIER, tiers.MESOS_MASTER, "http", "the API reads the leading master's state"),
             Flow(TIER, tiers.MARATHON, "http", "the API lists, scales and restarts Marathon apps"),
             Flow(TIER, tiers.PROMETHEUS, "http", "the API reads the canary gates' values"),
@@ -256,7 +260,10 @@ class OrchestratorService(pulumi.ComponentResource):
 
         volumes: list[dict[str, Any]] = [{"name": "tmp", "empty_dir": {}}]
         mounts: list[dict[str, Any]] = [{"name": "tmp", "mount_path": "/tmp"}]
-        template_annotations = kx.scrape_annotations(svc.port, METRICS_PATH)
+        tls_volumes, tls_mounts = args.zk_tls.volumes()
+        volumes += tls_volumes
+        mounts += tls_mounts
+        template_annotations = {**kx.scrape_annotations(svc.port, METRICS_PATH), **args.zk_tls.annotations()}
         command: dict[str, Any] = {}
         if args.api_secret is not None:
             # Mounted whole (no subPath): Kubernetes swaps the files on a Secret update and the API re-reads

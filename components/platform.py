@@ -32,8 +32,9 @@ from components.security import (
 )
 from components.settings import PlatformSettings
 from components.zk_backup import ZkBackup, ZkBackupArgs
+from components.zk_certs import GeneratedZooKeeperTls
 from components.zk_sync import ZkSync, ZkSyncArgs
-from components.zookeeper import ZooKeeperEnsemble, ZooKeeperEnsembleArgs, connect_string, server_hosts
+from components.zookeeper import ClientTls, ZooKeeperEnsemble, ZooKeeperEnsembleArgs, connect_string, server_hosts
 from orchestrator.contracts import tiers
 
 # Bump on any incompatible change to the outputs below (renamed/removed key, changed meaning).
@@ -108,6 +109,8 @@ class Platform(pulumi.ComponentResource):
             self.outputs = outputs_from_settings(s)
             if credentials is not None:
                 PlatformSecrets(tiers.AUTH.id, secrets(self.outputs["zookeeper_connect"]), in_ns)
+            if s.zookeeper.tls_certificates == "generate":  # a Secret: Pulumi's to apply, never git's
+                GeneratedZooKeeperTls(tiers.AUTH.id, ctx, s.zookeeper, tiers.ZOOKEEPER.id, in_ns)
             GitOps(tiers.ARGOCD.id, gitops, child)
             self.register_outputs(dict(self.outputs))
             return
@@ -116,7 +119,15 @@ class Platform(pulumi.ComponentResource):
         # Argo CD Application, its instance label and its NetworkPolicies.
         # The superuser Secret is the credentials tier's (created below): referenced by its fixed name.
         superuser = ZK_SUPERUSER_SECRET if credentials and credentials.zookeeper_superuser_password else None
-        zookeeper = ZooKeeperEnsemble(tiers.ZOOKEEPER.id, ZooKeeperEnsembleArgs(ctx, s.zookeeper, superuser), in_ns)
+        zk_opts = in_ns
+        if s.zookeeper.tls_certificates == "generate":
+            # The certificates the program issues (docs/zookeeper-tls.md), before the members that mount them.
+            generated = GeneratedZooKeeperTls(tiers.AUTH.id, ctx, s.zookeeper, tiers.ZOOKEEPER.id, in_ns)
+            zk_opts = pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[generated]))
+        zookeeper = ZooKeeperEnsemble(tiers.ZOOKEEPER.id, ZooKeeperEnsembleArgs(ctx, s.zookeeper, superuser), zk_opts)
+        # The tiers whose clients speak TLS use the secure client port when there is one (docs/zookeeper-tls.md);
+        # Mesos and Marathon cannot, and keep the plain port.
+        zk_tls = ClientTls.of(s.zookeeper)
         auth: dict[str, pulumi.Output[str]] = {}
         if credentials is not None:
             auth = PlatformSecrets(tiers.AUTH.id, secrets(zookeeper.connect_string), in_ns).names
@@ -136,7 +147,7 @@ class Platform(pulumi.ComponentResource):
             ctx, s.monitoring, s.zookeeper.replicas, auth.get("prometheus-scrape-auth"), alertmanagers), in_ns)
         service = OrchestratorService(tiers.ORCHESTRATOR_SERVICE.id, OrchestratorServiceArgs(
             ctx, s.service, monitoring.url, s.monitoring.scrape_interval, s.security.rollouts_namespace,
-            api_config(s), auth.get("orchestrator-api")), in_ns)
+            api_config(s), auth.get("orchestrator-api"), zk_tls), in_ns)
         # Every master by its stable name: each answers its own /metrics/snapshot.
         master_urls = masters.headless.metadata["name"].apply(lambda headless: [
             f"http://{tiers.MESOS_MASTER.id}-{i}.{ctx.service_fqdn(headless)}:{s.mesos_master.port}"
@@ -152,14 +163,15 @@ class Platform(pulumi.ComponentResource):
                                  in_ns))
         if tiers.ZK_SYNC.enabled(s):  # during a migration onto this platform's ensemble (docs/migration.md)
             built.append(ZkSync(tiers.ZK_SYNC.id, ZkSyncArgs(
-                ctx, s.zk_sync, s.service.image, zookeeper.connect_string, auth.get("zk-sync-auth")), in_ns))
+                ctx, s.zk_sync, s.service.image, zookeeper.tls_connect_string, auth.get("zk-sync-auth"), zk_tls), in_ns))
         if tiers.ZK_BACKUP.enabled(s):  # scheduled snapshots to S3 (docs/backups.md)
             built.append(ZkBackup(tiers.ZK_BACKUP.id, ZkBackupArgs(
-                ctx, s.zk_backup, s.service.image, zookeeper.connect_string, auth.get("zk-backup-s3")), in_ns))
+                ctx, s.zk_backup, s.service.image, zookeeper.tls_connect_string, auth.get("zk-backup-s3"), zk_tls),
+                in_ns))
         if tiers.MARATHON_SCALER.enabled(s):  # autoscale, heal and reconcile Marathon apps (docs/marathon-scaler.md)
             built.append(MarathonScaler(tiers.MARATHON_SCALER.id, MarathonScalerArgs(
-                ctx, s.marathon_scaler, s.service.image, marathon.url, monitoring.url, zookeeper.connect_string,
-                auth.get("marathon-scaler-auth")), in_ns))
+                ctx, s.marathon_scaler, s.service.image, marathon.url, monitoring.url, zookeeper.tls_connect_string,
+                auth.get("marathon-scaler-auth"), zk_tls), in_ns))
         if tiers.PROBE.enabled(s):  # every node reports to the API (docs/probe.md); settings require auth
             built.append(Probe(tiers.PROBE.id, ProbeArgs(
                 ctx, s.probe, s.service.image, s.probe.api_url or service.probe_url, auth["probe-token"],

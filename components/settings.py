@@ -142,6 +142,19 @@ class ZooKeeperSettings(_Settings):
     # join plain ones, its pod never gets Ready and the roll stalls): "accept" (plain, and TLS accepted),
     # then "prefer" (TLS, and plain accepted), then "require" (docs/zookeeper-tls.md). New ensembles: require.
     tls_quorum: Literal["accept", "prefer", "require"] = "require"
+    # Who issues `tls_secret`: "external" (cert-manager or your CA; the render only references it) or
+    # "generate": the program issues a CA and the member certificate once and keeps them in Pulumi's state
+    # (components/zk_certs.py), re-issuing the member certificate under the same CA when the names or
+    # `tls_cert_days` change or it is within 30 days of expiry.
+    tls_certificates: Literal["external", "generate"] = "external"
+    tls_cert_days: int = Field(365, ge=30, le=3650)
+
+    @model_validator(mode="after")
+    def _generate_needs_a_secret_name(self) -> ZooKeeperSettings:
+        if self.tls_certificates == "generate" and self.tls_secret is None:
+            raise ValueError("tls_certificates: 'generate' needs tls_secret, the name of the Secret to write "
+                             "the certificates into (e.g. zookeeper-tls)")
+        return self
 
 
 class MesosMasterSettings(_Settings):

@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 from components import k8s as kx
 from components import security as sec
 from components.settings import ZkBackupSettings
+from components.zookeeper import NO_TLS, ClientTls
 from orchestrator.contracts import tiers
 
 TIER = tiers.ZK_BACKUP
@@ -21,9 +22,10 @@ UID = 10001  # the services image's unprivileged user
 HOME = "/home/zk-backup"  # the AWS SDK reads $HOME/.aws/credentials
 
 
-def snapshot_args(b: ZkBackupSettings, source: str) -> list[str]:
+def snapshot_args(b: ZkBackupSettings, source: str, tls: ClientTls = NO_TLS) -> list[str]:
     """The CronJob's command line (after `orchestrator`): the restore drill test runs exactly this."""
-    args = ["zk", "snapshot", "--source", source, "--s3", b.s3, "--retention-hours", str(b.retention_hours)]
+    args = ["zk", "snapshot", "--source", source, *tls.args("--source-tls"), "--s3", b.s3,
+            "--retention-hours", str(b.retention_hours)]
     for path in b.paths:
         args += ["--path", path]
     if b.check_lifecycle_only:
@@ -38,8 +40,9 @@ class ZkBackupArgs:
     platform: kx.PlatformContext
     zk_backup: ZkBackupSettings
     image: str  # the services image (service.image)
-    source_connect: pulumi.Input[str]  # this platform's ensemble
+    source_connect: pulumi.Input[str]  # this platform's ensemble (its secure client port with TLS)
     s3_secret: pulumi.Input[str] | None = None  # credentials tier Secret: `credentials` (AWS SDK file format)
+    tls: ClientTls = NO_TLS  # zookeeper.tls_secret: the snapshot reads over TLS
 
 
 class ZkBackup(pulumi.ComponentResource):
@@ -54,12 +57,11 @@ class ZkBackup(pulumi.ComponentResource):
         s3 = sec.External("s3", tuple(b.s3_cidrs), {"https": 443})
         self.peer = sec.Peer.of(t, {})
         self.flows = [
-            sec.Flow(TIER, tiers.ZOOKEEPER, "client", "the backup reads the subtrees it snapshots"),
+            sec.Flow(TIER, tiers.ZOOKEEPER, args.tls.port, "the backup reads the subtrees it snapshots"),
             sec.Flow(TIER, s3, "https", "the backup writes its snapshot to S3"),
         ]
         env: list[dict[str, Any]] = [{"name": "AWS_DEFAULT_REGION", "value": b.region}, {"name": "HOME", "value": HOME}]
-        volumes: list[dict[str, Any]] = []
-        mounts: list[dict[str, Any]] = []
+        volumes, mounts = args.tls.volumes()
         if args.s3_secret is not None:
             volume, mount = kx.secret_volume("s3", args.s3_secret, ("credentials",), f"{HOME}/.aws")
             volumes.append(volume)
@@ -68,7 +70,8 @@ class ZkBackup(pulumi.ComponentResource):
             "name": "zk-snapshot",
             "image": args.image,
             "command": ["orchestrator"],
-            "args": pulumi.Output.from_input(args.source_connect).apply(lambda source: snapshot_args(b, source)),
+            "args": pulumi.Output.from_input(args.source_connect).apply(
+                lambda source: snapshot_args(b, source, args.tls)),
             "env": env,
             "volume_mounts": mounts,
         }, b.resources)
@@ -87,7 +90,9 @@ class ZkBackup(pulumi.ComponentResource):
                 "job_template": {"spec": {
                     "backoff_limit": 2,
                     "active_deadline_seconds": b.timeout_seconds,
-                    "template": {"metadata": {"labels": t.labels}, "spec": pod},
+                    "template": {"metadata": {"labels": t.labels, **({"annotations": args.tls.annotations()}
+                                                                      if args.tls.annotations() else {})},
+                                 "spec": pod},
                 }},
             },
             opts=t.opts)

@@ -33,6 +33,48 @@ TLS_DIR = "/etc/zookeeper-tls"  # the TLS Secret: tls.crt, tls.key, ca.crt (PEM)
 TLS_KEYSTORE = "/run/zookeeper-tls/keystore.pem"
 
 
+# Where the TLS-capable clients (sync engine, API, scaler, backup) mount the TLS Secret's ca.crt: the CA
+# only, never the members' key. orchestrator/services/zk/tls.py reads this directory's layout.
+CLIENT_TLS_DIR = "/etc/zookeeper-client-tls"
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """How a tier whose client speaks TLS reaches ZooKeeper: with `zookeeper.tls_secret` set, the secure
+    client port (flow `client-tls`) with the Secret's ca.crt mounted; else the plain port, as before."""
+
+    secret: str | None  # zookeeper.tls_secret
+    external: bool = True  # issued outside the render (cert-manager); False: the program generates it
+
+    @classmethod
+    def of(cls, zk: ZooKeeperSettings) -> ClientTls:
+        return cls(zk.tls_secret, zk.tls_certificates == "external")
+
+    @property
+    def port(self) -> str:
+        """The ZooKeeper port name the tier's flow opens."""
+        return "client-tls" if self.secret else "client"
+
+    def args(self, option: str) -> list[str]:
+        """The command-line option that turns the client's TLS on (a directory, never a secret value)."""
+        return [option, CLIENT_TLS_DIR] if self.secret else []
+
+    def volumes(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(volumes, volume mounts) for the pod: the CA bundle alone, read-only."""
+        if not self.secret:
+            return [], []
+        volume, mount = kx.secret_volume("zookeeper-ca", self.secret, ("ca.crt",), CLIENT_TLS_DIR)
+        return [volume], [mount]
+
+    def annotations(self) -> dict[str, str]:
+        """Pod template annotations: a Secret issued outside the render (cert-manager or the operator) is
+        declared so; a generated one is rendered by the credentials tier like every other Secret."""
+        return {kx.EXTERNAL_SECRETS: self.secret} if self.secret and self.external else {}
+
+
+NO_TLS = ClientTls(None)
+
+
 def server_hosts(platform: kx.PlatformContext, replicas: int, statefulset: str, headless: str) -> list[str]:
     """Stable per-pod DNS names, ordinal order: `<sts>-<i>.<headless>.<ns>.svc.<domain>`."""
     return [f"{statefulset}-{i}.{platform.service_fqdn(headless)}" for i in range(replicas)]
@@ -151,6 +193,8 @@ class ZooKeeperEnsembleArgs:
 class ZooKeeperEnsemble(pulumi.ComponentResource):
     connect_string: pulumi.Output[str]
     client_service: pulumi.Output[str]
+    # What clients that speak TLS use: the secure client port with `tls_secret`, else the plain one.
+    tls_connect_string: pulumi.Output[str]
 
     def __init__(self, name: str, args: ZooKeeperEnsembleArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("orchestrator:zookeeper:ZooKeeperEnsemble", name, None, opts)
@@ -231,13 +275,17 @@ class ZooKeeperEnsemble(pulumi.ComponentResource):
             kx.checkov_skips(zk.resources, CKV_K8S_40=f"runs as the official image's zookeeper user (uid {UID}), "
                                                       "which owns its files; another uid could not read them"),
             template_annotations={"orchestrator.io/config-sha": kx.content_hash(cfg),
-                                  # Issued outside the program (cert-manager): the render's reference check
-                                  # accepts exactly these Secrets as absent.
-                                  **({kx.EXTERNAL_SECRETS: zk.tls_secret} if zk.tls_secret else {})})
+                                  # Issued outside the program (cert-manager), unless generated: the render's
+                                  # reference check accepts exactly these Secrets as absent.
+                                  **ClientTls.of(zk).annotations()})
 
         self.connect_string = self.headless.metadata["name"].apply(
             lambda h: connect_string(server_hosts(platform, zk.replicas, name, h), zk.client_port))
+        client_port = zk.secure_client_port if tls else zk.client_port
+        self.tls_connect_string = self.headless.metadata["name"].apply(
+            lambda h: connect_string(server_hosts(platform, zk.replicas, name, h), client_port))
         self.client_service = self.client.metadata["name"].apply(
             lambda c: f"{platform.service_fqdn(c)}:{zk.client_port}")
-        self.register_outputs({"connect_string": self.connect_string, "client_service": self.client_service})
+        self.register_outputs({"connect_string": self.connect_string, "client_service": self.client_service,
+                               "tls_connect_string": self.tls_connect_string})
 

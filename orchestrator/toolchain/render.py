@@ -216,6 +216,9 @@ NON_KUBERNETES_TYPES: dict[str, str] = {
     "tls:index/locallySignedCert:LocallySignedCert": "a certificate in Pulumi's state, delivered through a Secret",
     "tls:index/certRequest:CertRequest": "a certificate request in Pulumi's state, creates nothing",
     "random:index/randomPassword:RandomPassword": "a generated password in Pulumi's state, delivered through a Secret",
+    # components/zk_certs.py: a dynamic provider of ours (cryptography), for `zookeeper.tls_certificates: generate`
+    "pulumi-python:dynamic/orchestrator:ZooKeeperCertificates":
+        "ZooKeeper's CA and member certificate in Pulumi's state, delivered through the credentials tier's Secret",
 }
 # Our own component resources (`orchestrator:<module>:<Class>`) only group their children.
 OWN_COMPONENT_PREFIX = "orchestrator:"

@@ -258,7 +258,7 @@ class LeaderWatch:
         # Proves the watch ran through every step, not that the steps were slow: a count threshold would be a
         # timing assertion (a fast machine finishes a step in fewer samples).
         counts = [0, *self.marks, self.samples]
-        return all(b > a for a, b in zip(counts, counts[1:]))
+        return all(b > a for a, b in zip(counts, counts[1:], strict=False))
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.limit_s
@@ -316,34 +316,21 @@ class Writer:
 
 def write_tls_secret(directory: Path, hosts: tuple[str, ...] = ("localhost",), ips: tuple[str, ...] = (HOST,)) -> Path:
     """The files of a kubernetes.io/tls Secret as cert-manager issues them (tls.crt, tls.key, ca.crt):
-    a fresh CA and one certificate for every member (`hosts`, `ips`), as the program's TLS docs describe."""
-    import datetime
-    import ipaddress
+    a fresh CA and one certificate for every member (`hosts`, `ips`), issued by the program's own
+    generator (components/zk_certs.py, `zookeeper.tls_certificates: generate`)."""
+    from components import zk_certs
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    ca_crt, ca_key = zk_certs.issue_ca("orchestrator test CA", days=2)
+    crt, key = zk_certs.issue_member(ca_crt, ca_key, list(hosts), list(ips), days=1)
+    return write_secret_files(directory, ca_crt, crt, key)
 
-    now = datetime.datetime.now(datetime.UTC)
-    valid = (now - datetime.timedelta(hours=1), now + datetime.timedelta(days=1))
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "orchestrator test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(valid[0]).not_valid_after(valid[1])
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True).sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = [x509.DNSName(h) for h in hosts]
-    sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "zookeeper")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(valid[0]).not_valid_after(valid[1])
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False).sign(ca_key, hashes.SHA256()))
+
+def write_secret_files(directory: Path, ca_crt: str, tls_crt: str, tls_key: str) -> Path:
+    """A mounted kubernetes.io/tls Secret's files (the key readable by its owner only)."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
+    (directory / "ca.crt").write_text(ca_crt)
+    (directory / "tls.crt").write_text(tls_crt)
+    (directory / "tls.key").write_text(tls_key)
     (directory / "tls.key").chmod(0o600)
     return directory
 

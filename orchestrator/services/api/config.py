@@ -52,6 +52,9 @@ class LoginLimits(_Strict):
 class ZooKeeperTarget(_Strict):
     servers: list[str] = Field(default_factory=list)     # host:port, each asked with srvr and mntr
     timeout_seconds: float = Field(2.0, gt=0, le=30)
+    # A mounted Secret directory with ca.crt (and optionally tls.crt + tls.key): `servers` are then secure
+    # client ports, spoken to over TLS with the certificate verified (orchestrator/services/zk/tls.py).
+    tls_dir: str | None = None
 
 
 class MesosTarget(_Strict):

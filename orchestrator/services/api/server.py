@@ -12,7 +12,7 @@ from orchestrator.services.api.audit import AuditLog
 from orchestrator.services.api.auth import LoginLimiter
 from orchestrator.services.api.config import ApiConfig, Reloading, SigningKeys, load_config, load_keys
 from orchestrator.services.api.marathon_ops import MemoryPolicyStore, PolicyStore, ScalerPolicyStore
-from orchestrator.services.api.status import StatusService
+from orchestrator.services.api.status import StatusService, zk_tls
 
 WS_MAX_MESSAGE_BYTES = 64 * 1024
 
@@ -28,6 +28,7 @@ def state_from_config(config_path: str, reload_every: float = 1.0) -> ApiState:
     """The API's state from its config file; both files are re-read at most every `reload_every` s."""
     config = Reloading(config_path, load_config, every=reload_every)
     first = config.value
+    tls = zk_tls(first)  # unusable TLS files are bad input at start (exit 2), not a status error later
     keys: Reloading[SigningKeys] = Reloading(first.signing_key_file, load_keys, every=reload_every)
     marathon = None
     if first.marathon.urls:
@@ -46,7 +47,7 @@ def state_from_config(config_path: str, reload_every: float = 1.0) -> ApiState:
                 raise InputError(f"{config_path}: autoscaler.znode needs zookeeper.servers")
             from orchestrator.services.zk.session import open_client
 
-            zk = open_client(",".join(first.zookeeper.servers), label="autoscaler store").client
+            zk = open_client(",".join(first.zookeeper.servers), label="autoscaler store", tls=tls).client
         store = open_store(directory=first.autoscaler.directory, zk=zk,
                            path=first.autoscaler.znode or "/orchestrator/marathon-scaler")
         policies = ScalerPolicyStore(ScalerStore(store))

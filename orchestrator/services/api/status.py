@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,7 +20,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator.contracts.api import STATUS_PARTS
+from orchestrator.errors import OrchestratorError
 from orchestrator.services.api.config import ApiConfig
+from orchestrator.services.zk.tls import ZkTls
 
 PartFn = Callable[[], Awaitable[dict[str, Any]]]
 ZK_SYNC_LAG_LIMIT_SECONDS = 0.5   # the ZooKeeperSyncLagHigh alert's bound
@@ -31,9 +34,12 @@ def _part(part: str, health: str, summary: str, **fields: Any) -> dict[str, Any]
 
 
 # ---------------------------------------------------------------------------------------------- ZooKeeper
-async def four_letter(address: str, word: str, timeout: float) -> str:
+async def four_letter(address: str, word: str, timeout: float, tls: ssl.SSLContext | None = None) -> str:
+    """A four-letter word's reply; over TLS on the secure client port (ZooKeeper answers them there too)."""
     host, _, port = address.rpartition(":")
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host or address, int(port or 2181)), timeout)
+    host = host or address
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(
+        host, int(port or 2181), ssl=tls, server_hostname=host if tls else None), timeout)
     try:
         writer.write(word.encode())
         await writer.drain()
@@ -51,13 +57,19 @@ def _srvr_fields(text: str) -> dict[str, str]:
     return out
 
 
-async def zookeeper_status(servers: list[str], timeout: float) -> dict[str, Any]:
+async def zookeeper_status(servers: list[str], timeout: float, tls_dir: str | None = None) -> dict[str, Any]:
     if not servers:
         return _part("zookeeper", "unknown", "not configured", servers=[], leader=None, quorum=False)
+    try:
+        # Loaded per refresh: a renewed CA bundle in the mounted Secret is picked up without a restart.
+        context = ZkTls.from_dir(tls_dir, "zookeeper.tls_dir").context() if tls_dir is not None else None
+    except OrchestratorError as exc:
+        return _part("zookeeper", "unknown", str(exc)[:200], servers=[],
+                     leader=None, quorum=False)
 
     async def one(address: str) -> dict[str, Any]:
         try:
-            srvr = _srvr_fields(await four_letter(address, "srvr", timeout))
+            srvr = _srvr_fields(await four_letter(address, "srvr", timeout, context))
         except (OSError, TimeoutError, ValueError) as exc:
             return {"address": address, "reachable": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
         if "Mode" not in srvr:   # "This ZooKeeper instance is not currently serving requests"
@@ -86,6 +98,12 @@ async def zookeeper_status(servers: list[str], timeout: float) -> dict[str, Any]
         health, summary = "healthy", f"quorum of {voters}, leader {leaders[0]}"
     return _part("zookeeper", health, summary, servers=list(results), leader=leaders[0] if leaders else None,
                  quorum=quorum)
+
+
+def zk_tls(config: ApiConfig) -> ZkTls | None:
+    """The API's TLS to ZooKeeper (`zookeeper.tls_dir`: a mounted Secret directory with ca.crt), or None."""
+    d = config.zookeeper.tls_dir
+    return None if d is None else ZkTls.from_dir(d, "zookeeper.tls_dir")
 
 
 # ---------------------------------------------------------------------------------------------- Mesos
@@ -217,7 +235,8 @@ class StatusService:
             return await anyio.to_thread.run_sync(marathon_status_sync, marathon_client)
 
         self.parts: dict[str, PartFn] = {
-            "zookeeper": lambda: zookeeper_status(config.zookeeper.servers, config.zookeeper.timeout_seconds),
+            "zookeeper": lambda: zookeeper_status(config.zookeeper.servers, config.zookeeper.timeout_seconds,
+                                                  config.zookeeper.tls_dir),
             "mesos": lambda: mesos_status(config),
             "marathon": marathon,
             "zk-sync": lambda: zk_sync_status(config.zk_sync_metrics_url),

@@ -75,6 +75,9 @@ def _common(p: argparse.ArgumentParser, *, prometheus: bool, state: bool, loop: 
         p.add_argument("--state-dir", metavar="DIR", help="keep state (stabilization history, budgets) in files here")
         p.add_argument("--zk", metavar="CONNECT",
                        help="keep state in ZooKeeper (and hold the lock for `run`); credentials from ORCHESTRATOR_ZK_AUTH")
+        p.add_argument("--zk-tls", metavar="DIR",
+                       help="connect to --zk over TLS (the secure client port), verifying the server certificate and "
+                            "host name against DIR/ca.crt; DIR/tls.crt + tls.key, if present, are a client certificate")
         p.add_argument("--zk-path", default="/orchestrator/marathon-scaler", metavar="PATH",
                        help="znode of the scaler's own (default /orchestrator/marathon-scaler)")
     if loop:
@@ -129,9 +132,10 @@ def _zk(args: argparse.Namespace) -> Any:
     from kazoo.security import CREATOR_ALL_ACL
 
     from orchestrator.services.zk.session import auth_from, open_client
+    from orchestrator.services.zk.tls import ZkTls
 
     auth = auth_from()
-    ensemble = open_client(args.zk, auth, timeout=15.0, label="scaler")
+    ensemble = open_client(args.zk, auth, timeout=15.0, label="scaler", tls=ZkTls.of(args.zk_tls, "--zk-tls"))
     if auth:
         # The scaler's own digest user owns its znodes: nobody else reads or rewrites its state.
         ensemble.client.default_acl = CREATOR_ALL_ACL

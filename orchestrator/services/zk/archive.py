@@ -458,8 +458,10 @@ def cli_snapshot(args: Any) -> int:
         paths = validate_paths(args.paths)
     except ZkInputError as exc:
         raise InputError(str(exc)) from None
+    from orchestrator.services.zk.tls import ZkTls
     source = open_client(args.source, auth_from(args.auth), timeout=args.connect_timeout,
-                         session_timeout=args.session_timeout, label="--source")
+                         session_timeout=args.session_timeout, label="--source",
+                         tls=ZkTls.of(args.source_tls, "--source-tls"))
     try:
         out = snapshot(source, paths, s3_client(args.endpoint_url), loc, days, args.check_lifecycle_only,
                        getattr(args, "allow_shorter_retention", False))
@@ -480,7 +482,9 @@ def cli_restore(args: Any) -> int:
         paths = validate_paths(args.paths) if args.paths else None
     except ZkInputError as exc:
         raise InputError(str(exc)) from None
+    from orchestrator.services.zk.tls import ZkTls
     auth = auth_from(args.auth)
+    tls = ZkTls.of(args.target_tls, "--target-tls")
     # Everything about the snapshot is checked before a session to the target is even opened.
     key, doc, tree, digest = load_snapshot(s3_client(args.endpoint_url), loc)
     roots, tree = select(doc, tree, paths)
@@ -488,7 +492,7 @@ def cli_restore(args: Any) -> int:
     print(f"snapshot s3://{loc.bucket}/{key} verified: {doc['znodes']} znodes, digest {digest[:16]}…, "
           f"taken {doc.get('created', '?')}")
     target = open_client(args.target, auth, timeout=args.connect_timeout, session_timeout=args.session_timeout,
-                         label="--target")
+                         label="--target", tls=tls)
     try:
         out = restore(target, key, tree, roots, args.replace, dry_run)
     finally:

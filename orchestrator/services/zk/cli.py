@@ -31,6 +31,7 @@ from orchestrator.errors import (
     RefusedError,
     UnreachableError,
 )
+from orchestrator.services.zk.tls import CA_FILE, CERT_FILE, KEY_FILE  # stdlib only: `--help` stays light
 
 if TYPE_CHECKING:  # kazoo is imported by the commands, not by `--help`
     from orchestrator.services.zk.tree import Ensemble, Plan, Tree
@@ -46,6 +47,12 @@ def _add_connection(p: argparse.ArgumentParser, source: bool = True, target: boo
         p.add_argument("--source", required=True, metavar="CONNECT", help="source ensemble, host:port[,host:port…][/chroot]")
     if target:
         p.add_argument("--target", required=True, metavar="CONNECT", help="target ensemble")
+    sides = [side for side, wanted in (("source", source), ("target", target)) if wanted]
+    for side in sides:
+        p.add_argument(f"--{side}-tls", metavar="DIR",
+                       help=f"connect to the {side} over TLS (its secure client port, e.g. 2281), verifying the "
+                            f"server certificate and host name against DIR/{CA_FILE}; DIR/{CERT_FILE} + {KEY_FILE}, "
+                            "if present, are sent as a client certificate (a mounted kubernetes.io/tls Secret)")
     p.add_argument("--auth", action="append", metavar="SCHEME:CREDENTIAL",
                    help="authentication added on both sessions (repeatable), e.g. digest:super:secret; prefer the "
                         "ORCHESTRATOR_ZK_AUTH environment variable (one per line): arguments show in the process list")
@@ -188,12 +195,14 @@ def _quiet_kazoo(quiet: bool = True) -> None:
 def _pair(args: Any) -> Iterator[tuple[Ensemble, Ensemble]]:
     """Started source and target sessions, closed on the way out."""
     from orchestrator.services.zk.session import auth_from, close_client, open_client
+    from orchestrator.services.zk.tls import ZkTls
     auth = auth_from(args.auth)
+    source_tls, target_tls = ZkTls.of(args.source_tls, "--source-tls"), ZkTls.of(args.target_tls, "--target-tls")
     source = open_client(args.source, auth, timeout=args.connect_timeout, session_timeout=args.session_timeout,
-                         label="source")
+                         label="source", tls=source_tls)
     try:
         target = open_client(args.target, auth, timeout=args.connect_timeout,
-                             session_timeout=args.session_timeout, label="target")
+                             session_timeout=args.session_timeout, label="target", tls=target_tls)
     except BaseException:
         close_client(source)
         raise

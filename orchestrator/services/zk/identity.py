@@ -27,6 +27,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError, NodeExistsError, NoNodeError
 
 from orchestrator.errors import RefusedError, UnreachableError
+from orchestrator.services.zk.tls import kazoo_kwargs, tls_of
 from orchestrator.services.zk.tree import PROBE_PREFIX
 
 
@@ -40,7 +41,8 @@ def _unchrooted(client: KazooClient, timeout: float = 15.0) -> Iterator[KazooCli
     if not client.chroot:
         yield client
         return
-    twin = KazooClient(hosts=_connect_string(client), auth_data=list(client.auth_data) or None)
+    twin = KazooClient(hosts=_connect_string(client), auth_data=list(client.auth_data) or None,
+                       **kazoo_kwargs(tls_of(client)))  # the same TLS as the session it stands in for
     try:
         twin.start(timeout=timeout)
     except Exception as exc:  # kazoo's timeout type, or a socket error

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Iterable
 
 from orchestrator.errors import InputError, UnreachableError
+from orchestrator.services.zk.tls import ZkTls, diagnose
 from orchestrator.services.zk.tree import Ensemble, ZkInputError, connect, parse_auth
 
 # In the platform, credentials come from a Secret as this variable (one SCHEME:CREDENTIAL per line),
@@ -32,11 +33,12 @@ def check_timeout(name: str, value: float) -> float:
 
 
 def open_client(hosts: str, auth: list[tuple[str, str]] | None = None, timeout: float = 15.0,
-                session_timeout: float = 10.0, label: str = "ZooKeeper") -> Ensemble:
-    """A started session on `hosts` (connect string, optional /chroot).
+                session_timeout: float = 10.0, label: str = "ZooKeeper", tls: ZkTls | None = None) -> Ensemble:
+    """A started session on `hosts` (connect string, optional /chroot), over TLS when `tls` is given.
 
     InputError for a malformed connect string or a non-positive timeout, UnreachableError when no member
-    answers within `timeout` seconds. `label` names the side in messages, e.g. "source" or "target".
+    answers within `timeout` seconds (naming the TLS failure, e.g. an untrusted certificate, when that is
+    why). `label` names the side in messages, e.g. "source" or "target".
     """
     check_timeout("connect timeout", timeout)
     check_timeout("session timeout", session_timeout)
@@ -44,12 +46,25 @@ def open_client(hosts: str, auth: list[tuple[str, str]] | None = None, timeout: 
         with warnings.catch_warnings():
             # kazoo warns on stderr when the chroot does not exist; the commands report a missing root instead
             warnings.simplefilter("ignore", UserWarning)
-            return connect(hosts, auth, timeout=timeout, session_timeout=session_timeout)
+            return connect(hosts, auth, timeout=timeout, session_timeout=session_timeout, tls=tls)
     except ZkInputError as exc:
         raise InputError(f"{label} ensemble: {exc}") from None
     except Exception as exc:  # kazoo raises its own timeout type, or socket errors for unknown hosts
+        # Kazoo retries a failed handshake until the timeout and only logs why; one handshake of our own
+        # tells the operator (a wrong CA, a certificate without this host name, a plain port).
+        why = _tls_failure(hosts, tls, timeout) if tls is not None else None
         raise UnreachableError(f"cannot connect to the {label} ensemble {hosts!r} within {timeout:g}s "
-                               f"({type(exc).__name__}: {exc})") from None
+                               f"({why or f'{type(exc).__name__}: {exc}'})") from None
+
+
+def _tls_failure(hosts: str, tls: ZkTls, timeout: float) -> str | None:
+    from kazoo.hosts import collect_hosts
+
+    try:
+        servers, _ = collect_hosts(hosts)
+        return diagnose(servers, tls, min(timeout, 5.0))
+    except Exception:  # a diagnosis must never hide the original error
+        return None
 
 
 def close_client(client: Ensemble | None) -> None:

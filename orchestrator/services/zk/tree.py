@@ -27,6 +27,7 @@ from kazoo.retry import KazooRetry
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id
 
 from orchestrator.errors import InputError
+from orchestrator.services.zk.tls import ZkTls, kazoo_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +155,11 @@ class Ensemble:
     auth: list[tuple[str, str]]
     client: KazooClient
     timeout: float = 10.0
+    tls: ZkTls | None = None
 
     def reader(self):
         from orchestrator.services.zk.wire import BulkReader
-        return BulkReader(self.hosts, self.auth, self.timeout)
+        return BulkReader(self.hosts, self.auth, self.timeout, self.tls)
 
     def read(self, roots: Iterable[str]) -> Tree:
         with self.reader() as r:
@@ -175,13 +177,15 @@ class Ensemble:
 
 
 def connect(hosts: str, auth: list[tuple[str, str]] | None = None, timeout: float = 10.0,
-            session_timeout: float = 10.0) -> Ensemble:
-    """A started session that keeps reconnecting forever (the sync engine resynchronises after each)."""
+            session_timeout: float = 10.0, tls: ZkTls | None = None) -> Ensemble:
+    """A started session that keeps reconnecting forever (the sync engine resynchronises after each);
+    over TLS when `tls` is given (the secure client port)."""
     if not hosts or not hosts.strip():
         raise ZkInputError("empty ZooKeeper connect string")
     try:
         client = KazooClient(hosts=hosts, timeout=session_timeout, auth_data=auth or None,
-                             connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=2.0))
+                             connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=2.0),
+                             **kazoo_kwargs(tls))
     except ValueError as exc:
         raise ZkInputError(f"bad connect string {hosts!r}: {exc}") from None
     try:
@@ -190,7 +194,7 @@ def connect(hosts: str, auth: list[tuple[str, str]] | None = None, timeout: floa
         client.stop()
         client.close()
         raise
-    return Ensemble(hosts, list(auth or []), client, timeout)
+    return Ensemble(hosts, list(auth or []), client, timeout, tls)
 
 
 def ignored_name(name: str) -> bool:

@@ -33,6 +33,8 @@ from kazoo.protocol.serialization import (
     write_string,
 )
 
+from orchestrator.services.zk.tls import ZkTls
+
 _INT = struct.Struct("!i")
 _AUTH_XID = -4
 _WATCH_XID = -1
@@ -43,10 +45,12 @@ WINDOW = 1000  # requests in flight; the server stops reading a connection past 
 class BulkReader:
     """A read-only ZooKeeper session for pipelined bulk reads (no watches). Use as a context manager."""
 
-    def __init__(self, hosts: str, auth: list[tuple[str, str]] | None = None, timeout: float = 10.0):
+    def __init__(self, hosts: str, auth: list[tuple[str, str]] | None = None, timeout: float = 10.0,
+                 tls: ZkTls | None = None):
         servers, self.chroot = collect_hosts(hosts)
         random.shuffle(servers)
         self.timeout = timeout
+        self._tls = tls.context() if tls is not None else None
         self.last_zxid = 0
         self._buf = bytearray()
         self._pos = 0
@@ -57,7 +61,7 @@ class BulkReader:
             try:
                 self._connect(host, port, auth or [])
                 return
-            except (OSError, ConnectionLoss) as exc:
+            except (OSError, ConnectionLoss) as exc:  # ssl.SSLError is an OSError
                 errors.append(f"{host}:{port}: {exc!r}")
                 self._drop()
         raise ConnectionLoss(f"no ZooKeeper server reachable: {'; '.join(errors)}")
@@ -65,6 +69,8 @@ class BulkReader:
     def _connect(self, host: str, port: int, auth: list[tuple[str, str]]) -> None:
         sock = self.sock = socket.create_connection((host, port), timeout=self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._tls is not None:  # the same verification as the kazoo session (orchestrator/services/zk/tls.py)
+            sock = self.sock = self._tls.wrap_socket(sock, server_hostname=host)
         body = Connect(0, 0, int(self.timeout * 1000), 0, b"\x00" * 16, False).serialize()
         sock.sendall(_INT.pack(len(body)) + body)
         reply, _ = Connect.deserialize(self._frame(), 0)
