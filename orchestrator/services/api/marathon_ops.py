@@ -9,13 +9,21 @@ the API knows. The demo keeps them in memory.
 from __future__ import annotations
 
 import threading
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from orchestrator.contracts.api import AutoscalePolicy, PolicyEdit
+
+T = TypeVar("T")
 
 
 class PolicyError(ValueError):
     """An edit that would make an invalid policy (the message says why)."""
+
+
+class PolicyUnavailable(RuntimeError):
+    """The scaler's store cannot be read or written now (not started yet, ZooKeeper down or refusing us):
+    the API answers 503 with this reason, never a 500 nor "no policy" (which would let an app be scaled by hand)."""
 
 
 class PolicyStore(Protocol):
@@ -58,7 +66,7 @@ class ScalerPolicyStore:
         self._store = store   # orchestrator.services.marathon.store.PolicyStore
 
     def policies(self) -> dict[str, AutoscalePolicy]:
-        view = self._store.view()
+        view = _unavailable_on_failure(self._store.view)
         out: dict[str, AutoscalePolicy] = {}
         for app_id, raw in view.get("policies", {}).items():
             if not isinstance(raw, dict):
@@ -81,14 +89,35 @@ class ScalerPolicyStore:
             return None
         updated = apply_edit(policy, change)
         # The scaler's override replaces the app's previous one: carry the fields this edit leaves alone.
-        previous = self._store.overrides().get(app_id)
+        previous = _unavailable_on_failure(self._store.overrides).get(app_id)
         fields = {**(previous.model_dump(exclude_none=True) if previous else {}),
                   **change.model_dump(exclude_none=True)}
         try:
-            self._store.update_override(app_id, **fields)
+            _unavailable_on_failure(lambda: self._store.update_override(app_id, **fields), invalid_input=True)
         except InputError as exc:
             raise PolicyError(str(exc)) from None
         return updated
+
+
+def _unavailable_on_failure(call: Callable[[], T], invalid_input: bool = False) -> T:
+    """`call()`, with the store's failures as PolicyUnavailable (the reason kept, e.g. the scaler has not
+    started yet, ZooKeeper refused our identity). An InputError passes through only when it is the operator's
+    (`invalid_input`: a bad override); otherwise it means a corrupt document, not a bad request."""
+    from kazoo.exceptions import KazooException, NoAuthError
+
+    from orchestrator.errors import InputError, OrchestratorError
+
+    try:
+        return call()
+    except InputError:
+        if invalid_input:
+            raise
+        raise PolicyUnavailable("the scaler's store holds a document the API cannot read") from None
+    except NoAuthError:
+        raise PolicyUnavailable("ZooKeeper refused the API's identity on the scaler's store (its ACL grants "
+                                "the API's digest user; check autoscaler.credentials_file)") from None
+    except (OrchestratorError, KazooException, OSError) as exc:
+        raise PolicyUnavailable(f"the scaler's store is unavailable: {exc or type(exc).__name__}") from None
 
 
 def app_summary(app: Any, policy: AutoscalePolicy | None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from orchestrator.services.api import gc_policy
 from orchestrator.services.api.app import ApiState, create_app
 from orchestrator.services.api.audit import AuditLog
 from orchestrator.services.api.auth import LoginLimiter
-from orchestrator.services.api.config import ApiConfig, Reloading, SigningKeys, load_config, load_keys
+from orchestrator.services.api.config import ApiConfig, Reloading, SigningKeys, load_config, load_keys, load_zk_auth
 from orchestrator.services.api.marathon_ops import MemoryPolicyStore, PolicyStore, ScalerPolicyStore
 from orchestrator.services.api.status import StatusService
 
@@ -46,9 +46,11 @@ def state_from_config(config_path: str, reload_every: float = 1.0) -> ApiState:
                 raise InputError(f"{config_path}: autoscaler.znode needs zookeeper.servers")
             from orchestrator.services.zk.session import open_client
 
-            zk = open_client(",".join(first.zookeeper.servers), label="autoscaler store").client
+            zk = open_client(",".join(first.zookeeper.servers), load_zk_auth(first.autoscaler.credentials_file),
+                             label="autoscaler store").client
+        # owner=False: the API never creates the scaler's documents (the scaler does, with their ACLs).
         store = open_store(directory=first.autoscaler.directory, zk=zk,
-                           path=first.autoscaler.znode or "/orchestrator/marathon-scaler")
+                           path=first.autoscaler.znode or "/orchestrator/marathon-scaler", owner=False)
         policies = ScalerPolicyStore(ScalerStore(store))
     return _state(config, keys, first, marathon, policies)
 

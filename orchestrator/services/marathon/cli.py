@@ -3,7 +3,8 @@
 Each loop also runs alone through its own command; `run` runs the three in one process, one active instance
 cluster-wide (a ZooKeeper lock with `--zk`, else the platform runs a single Recreate replica). Credentials
 never come from argv: Marathon's from `--marathon-credentials-file` (a mounted Secret), ZooKeeper's from
-ORCHESTRATOR_ZK_AUTH, Prometheus' bearer token from `--prometheus-token-file`.
+ORCHESTRATOR_ZK_AUTH, Prometheus' bearer token from `--prometheus-token-file`; the API's digest ACL id (the
+identity the scaler lets read its state and write overrides) from ORCHESTRATOR_ZK_API_ACL.
 
 Exit codes (orchestrator/errors.py): 0 ok; 1 a `--once` cycle had errors; 2 bad input (config, apps, options);
 5 Marathon/ZooKeeper unreachable in a `--once` run; 6 reconcile found apps to delete without `--allow-delete`,
@@ -24,6 +25,9 @@ from orchestrator.errors import ExitCode, InputError, RefusedError
 
 URLS_ENV = "ORCHESTRATOR_MARATHON_URLS"
 CREDENTIALS_ENV = "ORCHESTRATOR_MARATHON_CREDENTIALS_FILE"
+# The API's ZooKeeper digest ACL id (`orchestrator-api:<base64 sha1>`, a hash, not its password): with
+# authentication the scaler grants it READ on its state and READ|WRITE on the overrides (store.document_acls).
+API_ACL_ENV = "ORCHESTRATOR_ZK_API_ACL"
 
 
 def register(subparsers: Any) -> None:
@@ -139,14 +143,21 @@ def _zk(args: argparse.Namespace) -> Any:
 
 
 def _store(args: argparse.Namespace, ensemble: Any) -> Any:
-    from orchestrator.services.marathon.store import open_store
+    from orchestrator.services.marathon.store import document_acls, open_store
 
     if args.dry_run:
         return open_store()  # memory: a dry run must not touch the real state
     if ensemble is None and not args.state_dir:
         raise InputError("--state-dir or --zk: required (stabilization history must survive a restart); "
                          "use --dry-run to try without state")
-    return open_store(directory=args.state_dir, zk=ensemble.client if ensemble else None, path=args.zk_path)
+    api_acl_id = os.environ.get(API_ACL_ENV, "").strip() or None
+    if api_acl_id is not None:
+        try:
+            document_acls(api_acl_id)
+        except InputError as exc:
+            raise InputError(f"{API_ACL_ENV}: {exc}") from None
+    return open_store(directory=args.state_dir, zk=ensemble.client if ensemble else None, path=args.zk_path,
+                      api_acl_id=api_acl_id)
 
 
 def _interval(args: argparse.Namespace, config: Any) -> float:
