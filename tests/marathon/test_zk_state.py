@@ -237,8 +237,12 @@ def test_the_api_over_http_edits_policies_as_its_own_identity(identities, tmp_pa
         "zookeeper": {"servers": ensemble.connect_string.split(",")},
         "autoscaler": {"znode": "/t9/scaler", "credentials_file": str(tmp_path / "zk-auth")}}))
     state = state_from_config(str(tmp_path / "api.yaml"), reload_every=0)
+    session = state.policies._zk  # type: ignore[attr-defined]
     running = start_api(state)
     try:
+        deadline = time.monotonic() + 30  # it connects in the background (the API starts without ZooKeeper)
+        while not session.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
         token = issue(state.keys.get(), account="otto", kind="access", role=Role.OPERATOR, ttl=600)[0]
         http = httpx.Client(base_url=running.url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
         answer = http.patch("/api/v1/marathon/apps/shop/web/policy", json={"paused": True})
@@ -252,4 +256,5 @@ def test_the_api_over_http_edits_policies_as_its_own_identity(identities, tmp_pa
         assert answer.status_code == 503 and "refused the API's identity" in answer.json()["detail"]
     finally:
         running.stop()
-        state.policies._store.store.client.stop()  # type: ignore[attr-defined]
+        session.stop()
+        session.close()

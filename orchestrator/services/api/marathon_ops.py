@@ -62,10 +62,18 @@ class ScalerPolicyStore:
     """The scaler's own store (orchestrator/services/marathon/store.py): its effective policies from its
     state document, operators' edits written to its `overrides` document (the scaler applies them next cycle)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, zk: Any = None) -> None:
         self._store = store   # orchestrator.services.marathon.store.PolicyStore
+        self._zk = zk         # its kazoo client (connecting in the background), when the store is in ZooKeeper
+
+    def _connected(self) -> None:
+        # kazoo queues a request made while (re)connecting and waits for the session: answer at once instead.
+        if self._zk is not None and not self._zk.connected:
+            raise PolicyUnavailable(f"the API's ZooKeeper session to the scaler's store is not connected "
+                                    f"({self._zk.state})")
 
     def policies(self) -> dict[str, AutoscalePolicy]:
+        self._connected()
         view = _unavailable_on_failure(self._store.view)
         out: dict[str, AutoscalePolicy] = {}
         for app_id, raw in view.get("policies", {}).items():
@@ -97,6 +105,23 @@ class ScalerPolicyStore:
         except InputError as exc:
             raise PolicyError(str(exc)) from None
         return updated
+
+
+def connect_in_background(hosts: str, auth: list[tuple[str, str]] | None) -> Any:
+    """A kazoo client for the scaler's store that connects (and reconnects) in the background: the API starts
+    and serves everything else while ZooKeeper is away; policy routes answer 503 meanwhile."""
+    from kazoo.client import KazooClient
+    from kazoo.retry import KazooRetry
+
+    from orchestrator.errors import InputError
+
+    try:
+        client = KazooClient(hosts=hosts, timeout=10.0, auth_data=auth or None,
+                             connection_retry=KazooRetry(max_tries=-1, delay=0.5, max_delay=30.0))
+    except ValueError as exc:
+        raise InputError(f"zookeeper.servers {hosts!r}: {exc}") from None
+    client.start_async()
+    return client
 
 
 def _unavailable_on_failure(call: Callable[[], T], invalid_input: bool = False) -> T:

@@ -25,9 +25,6 @@ from orchestrator.errors import ExitCode, InputError, RefusedError
 
 URLS_ENV = "ORCHESTRATOR_MARATHON_URLS"
 CREDENTIALS_ENV = "ORCHESTRATOR_MARATHON_CREDENTIALS_FILE"
-# The API's ZooKeeper digest ACL id (`orchestrator-api:<base64 sha1>`, a hash, not its password): with
-# authentication the scaler grants it READ on its state and READ|WRITE on the overrides (store.document_acls).
-API_ACL_ENV = "ORCHESTRATOR_ZK_API_ACL"
 
 
 def register(subparsers: Any) -> None:
@@ -143,6 +140,7 @@ def _zk(args: argparse.Namespace) -> Any:
 
 
 def _store(args: argparse.Namespace, ensemble: Any) -> Any:
+    from orchestrator.contracts.marathon_scaler import API_ACL_ENV  # the API's digest (store.document_acls)
     from orchestrator.services.marathon.store import document_acls, open_store
 
     if args.dry_run:
