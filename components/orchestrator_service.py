@@ -248,7 +248,7 @@ class OrchestratorService(pulumi.ComponentResource):
             # or the ingress controller (below); the probes' flow is declared by the probe tier.
             Flow(CLIENTS, TIER, "http", "pods of security.client_namespaces call the API (scripts, API tokens)"),
             Flow(tiers.PROMETHEUS, TIER, "http", "scrape the orchestrator service"),
-            Flow(TIER, tiers.ZOOKEEPER, "client", "the API reads each server's mode (srvr, mntr)"),
+            Flow(TIER, tiers.ZOOKEEPER, "client", "the API reads each server's mode (srvr, mntr) and the scaler's policy znodes"),
             Flow(TIER, tiers.MESOS_MASTER, "http", "the API reads the leading master's state"),
             Flow(TIER, tiers.MARATHON, "http", "the API lists, scales and restarts Marathon apps"),
             Flow(TIER, tiers.PROMETHEUS, "http", "the API reads the canary gates' values"),
