@@ -83,10 +83,12 @@ def test_overrides_and_state_are_creator_only_for_the_scalers_digest_user(ensemb
             zk.close()
 
 
-def _run(ensemble: LocalEnsemble, fake: FakeMarathon, prom: PrometheusStub, name: str) -> subprocess.Popen:
+def _run(ensemble: LocalEnsemble, fake: FakeMarathon, prom: PrometheusStub, name: str, path: str = "/t3/scaler",
+         **env_extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "orchestrator.cli", "marathon", "run", "--zk", ensemble.connect_string,
-           "--zk-path", "/t3/scaler", "--prometheus", prom.url, "--interval", "0.2", "--marathon", fake.urls[0]]
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "HOSTNAME": name, "ORCHESTRATOR_ZK_AUTH": "digest:scaler:pw"}
+           "--zk-path", path, "--prometheus", prom.url, "--interval", "0.2", "--marathon", fake.urls[0]]
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "HOSTNAME": name, "ORCHESTRATOR_ZK_AUTH": "digest:scaler:pw",
+           **env_extra}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -258,3 +260,41 @@ def test_the_api_over_http_edits_policies_as_its_own_identity(identities, tmp_pa
         running.stop()
         session.stop()
         session.close()
+
+
+def test_the_scaler_process_grants_the_api_digest_from_its_environment(ensemble, identities):
+    """`orchestrator marathon run` as the platform runs it: its identity and the API's digest from the env."""
+    prom = PrometheusStub()
+    fake = FakeMarathon(step_seconds=0.1, health_delay=0.1).start()
+    proc = _run(ensemble, fake, prom, "scaler-acl", "/t10/scaler", ORCHESTRATOR_ZK_API_ACL=API_ACL_ID)
+    try:
+        assert Lines(proc).until("lock-acquired", 30)  # the store is opened next: wait for its documents
+        deadline = time.monotonic() + 30
+        while identities["api"].exists("/t10/scaler/overrides") is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        api_store = ZkStore(identities["api"], "/t10/scaler", owner=False)
+        api_store.read(STATE)
+        PolicyStore(api_store).update_override("/shop/web", paused=True)
+        with pytest.raises(NoAuthError):
+            identities["outsider"].get("/t10/scaler/overrides")
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        fake.stop()
+        prom.stop()
+
+
+def test_a_malformed_api_digest_is_bad_input_naming_the_variable(ensemble):
+    prom = PrometheusStub()
+    fake = FakeMarathon(step_seconds=0.1, health_delay=0.1).start()
+    proc = _run(ensemble, fake, prom, "scaler-bad", "/t11/scaler", ORCHESTRATOR_ZK_API_ACL="orchestrator-api:pw")
+    try:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2
+        assert "ORCHESTRATOR_ZK_API_ACL" in err and "not a password" in err and "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        fake.stop()
+        prom.stop()
