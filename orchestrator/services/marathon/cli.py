@@ -132,6 +132,7 @@ def _zk(args: argparse.Namespace) -> Any:
     from orchestrator.services.zk.session import auth_from, open_client
 
     auth = auth_from()
+    _api_acl_id()  # bad input before connecting, not after taking the lock
     ensemble = open_client(args.zk, auth, timeout=15.0, label="scaler")
     if auth:
         # The scaler's own digest user owns its znodes: nobody else reads or rewrites its state.
@@ -139,23 +140,30 @@ def _zk(args: argparse.Namespace) -> Any:
     return ensemble
 
 
-def _store(args: argparse.Namespace, ensemble: Any) -> Any:
+def _api_acl_id() -> str | None:
+    """The API's digest ACL id from the environment, validated (checked before connecting: bad input, exit 2)."""
     from orchestrator.contracts.marathon_scaler import API_ACL_ENV  # the API's digest (store.document_acls)
-    from orchestrator.services.marathon.store import document_acls, open_store
+    from orchestrator.services.marathon.store import document_acls
 
-    if args.dry_run:
-        return open_store()  # memory: a dry run must not touch the real state
-    if ensemble is None and not args.state_dir:
-        raise InputError("--state-dir or --zk: required (stabilization history must survive a restart); "
-                         "use --dry-run to try without state")
     api_acl_id = os.environ.get(API_ACL_ENV, "").strip() or None
     if api_acl_id is not None:
         try:
             document_acls(api_acl_id)
         except InputError as exc:
             raise InputError(f"{API_ACL_ENV}: {exc}") from None
+    return api_acl_id
+
+
+def _store(args: argparse.Namespace, ensemble: Any) -> Any:
+    from orchestrator.services.marathon.store import open_store
+
+    if args.dry_run:
+        return open_store()  # memory: a dry run must not touch the real state
+    if ensemble is None and not args.state_dir:
+        raise InputError("--state-dir or --zk: required (stabilization history must survive a restart); "
+                         "use --dry-run to try without state")
     return open_store(directory=args.state_dir, zk=ensemble.client if ensemble else None, path=args.zk_path,
-                      api_acl_id=api_acl_id)
+                      api_acl_id=_api_acl_id())
 
 
 def _interval(args: argparse.Namespace, config: Any) -> float:
