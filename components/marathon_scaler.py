@@ -107,6 +107,8 @@ class MarathonScaler(pulumi.ComponentResource):
             # Its own ZooKeeper digest identity (creator-only state znodes) and Marathon's HTTP credentials:
             # nothing of the Mesos or Marathon ZooKeeper users.
             env.append(kx.secret_env("ORCHESTRATOR_ZK_AUTH", args.auth_secret, "zk-auth"))
+            # The API's digest (not a password): the scaler grants it READ on state, READ|WRITE on overrides.
+            env.append(kx.secret_env(contract.API_ACL_ENV, args.auth_secret, sec.SCALER_API_ACL_KEY))
             volume, mount = kx.secret_volume("auth", args.auth_secret, ("http-credentials",), AUTH_DIR)
             volumes.append(volume)
             mounts.append(mount)

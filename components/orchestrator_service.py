@@ -23,6 +23,7 @@ from components.security import (
     API_KEYS_KEY,
     API_MARATHON_KEY,
     API_MESOS_KEY,
+    API_ZK_KEY,
     CLIENTS,
     Flow,
     InNamespace,
@@ -186,7 +187,19 @@ def api_config(s: PlatformSettings) -> dict[str, Any]:
         config["marathon"]["credentials_file"] = f"{API_CONFIG_DIR}/{API_MARATHON_KEY}"
     if tiers.ZK_SYNC.enabled(s):
         config["zk_sync_metrics_url"] = url(tiers.ZK_SYNC.id, s.zk_sync.metrics_port) + "/metrics"
+    config.update(_autoscaler_config(s))
     return config
+
+
+def _autoscaler_config(s: PlatformSettings) -> dict[str, Any]:
+    """The scaler's store, so operators see and edit autoscaling policies (docs/api.md); with authentication the
+    API's own ZooKeeper identity (read state, write overrides: granted by the scaler), a file of its Secret."""
+    if not tiers.MARATHON_SCALER.enabled(s):
+        return {}
+    target: dict[str, Any] = {"znode": s.marathon_scaler.zk_path}
+    if s.auth_enabled:
+        target["credentials_file"] = f"{API_CONFIG_DIR}/{API_ZK_KEY}"
+    return {"autoscaler": target}
 
 
 def serve_args(port: int) -> list[str]:
@@ -239,7 +252,8 @@ class OrchestratorService(pulumi.ComponentResource):
             # or the ingress controller (below); the probes' flow is declared by the probe tier.
             Flow(CLIENTS, TIER, "http", "pods of security.client_namespaces call the API (scripts, API tokens)"),
             Flow(tiers.PROMETHEUS, TIER, "http", "scrape the orchestrator service"),
-            Flow(TIER, tiers.ZOOKEEPER, args.zk_tls.port, "the API reads each server's mode (srvr, mntr)"),
+            Flow(TIER, tiers.ZOOKEEPER, args.zk_tls.port,
+                 "the API reads each server's mode (srvr, mntr) and the scaler's policy znodes"),
             Flow(TIER, tiers.MESOS_MASTER, "http", "the API reads the leading master's state"),
             Flow(TIER, tiers.MARATHON, "http", "the API lists, scales and restarts Marathon apps"),
             Flow(TIER, tiers.PROMETHEUS, "http", "the API reads the canary gates' values"),
@@ -268,8 +282,9 @@ class OrchestratorService(pulumi.ComponentResource):
         if args.api_secret is not None:
             # Mounted whole (no subPath): Kubernetes swaps the files on a Secret update and the API re-reads
             # them within a second (revocations, accounts, key rotation need no restart).
+            zk_key = (API_ZK_KEY,) if (args.api_config or {}).get("autoscaler", {}).get("credentials_file") else ()
             volume, mount = kx.secret_volume("api", args.api_secret, (API_CONFIG_KEY, API_KEYS_KEY, API_MESOS_KEY,
-                                                                      API_MARATHON_KEY), API_CONFIG_DIR)
+                                                                      API_MARATHON_KEY, *zk_key), API_CONFIG_DIR)
             volumes.append(volume)
             mounts.append(mount)
             command = {"command": ["orchestrator"], "args": serve_args(svc.port)}

@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from components import k8s as kx
 from components.settings import (
+    API_ZK_PASSWORD_KEY,
     BACKUP_S3_KEYS,
     CONFIG_NAMESPACE,
     PROBE_TOKEN_KEY,
@@ -30,7 +31,10 @@ from orchestrator.contracts.tiers import TierSpec
 
 # Principals and users the platform's components authenticate as.
 ZK_MESOS_USER, ZK_MARATHON_USER = "mesos", "marathon"
-ZK_SCALER_USER = "marathon-scaler"  # the Marathon scaler's own digest user: its state znodes are creator-only
+ZK_SCALER_USER = "marathon-scaler"  # the Marathon scaler's own digest user: it owns its state znodes (ALL)
+# The API's own digest user on the scaler's znodes: READ on `state` (the policies it shows), READ|WRITE on
+# `overrides` (operators' bounds and pause), nothing else; the scaler grants it by its digest (a hash).
+ZK_API_USER = "orchestrator-api"
 MARATHON_PRINCIPAL, AGENT_PRINCIPAL, HTTP_ADMIN = "marathon", "agent", "admin"
 # Where Mesos masters and agents read their credential files (mounted from their Secrets).
 MESOS_AUTH_DIR = "/etc/mesos/auth"
@@ -40,6 +44,9 @@ ZK_SUPERUSER, ZK_SUPERUSER_SECRET = "super", "zookeeper-superuser"
 API_SECRET = "orchestrator-api"
 API_CONFIG_KEY, API_KEYS_KEY = "api.yaml", "signing-keys"
 API_MESOS_KEY, API_MARATHON_KEY = "mesos-credentials", "marathon-credentials"
+API_ZK_KEY = "zookeeper-credentials"  # the API's ZooKeeper identity (with marathon_scaler.enabled)
+# In the scaler's Secret: the API's digest ACL id (`orchestrator-api:<base64 sha1>`), not its password.
+SCALER_API_ACL_KEY = "api-acl-id"
 KUBE_DNS = {"namespace": "kube-system", "selector": {"k8s-app": "kube-dns"}, "port": 53}
 
 
@@ -57,6 +64,7 @@ class Credentials:
     api_admin_password_hash: pulumi.Output[str]
     probe_token: pulumi.Output[str] | None = None  # with probe.enabled
     zookeeper_scaler_password: pulumi.Output[str] | None = None  # with marathon_scaler.enabled
+    zookeeper_api_password: pulumi.Output[str] | None = None  # with marathon_scaler.enabled
     zookeeper_superuser_password: pulumi.Output[str] | None = None  # when set: reconfig is possible
     backup_s3: tuple[pulumi.Output[str], pulumi.Output[str]] | None = None  # zk_backup's static S3 keys
     # The grafana and alertmanager tiers' (settings.monitoring_secret_keys: required when needed).
@@ -72,8 +80,9 @@ def read_credentials(settings: PlatformSettings) -> Credentials | None:
     config = pulumi.Config(CONFIG_NAMESPACE)
     probe_token = config.require_secret(PROBE_TOKEN_KEY) if settings.probe.enabled else None
     scaler = config.require_secret(SCALER_ZK_PASSWORD_KEY) if settings.marathon_scaler.enabled else None
+    api_zk = config.require_secret(API_ZK_PASSWORD_KEY) if settings.marathon_scaler.enabled else None
     return Credentials(**{key: config.require_secret(key) for key in SECRET_KEYS}, probe_token=probe_token,
-                       zookeeper_scaler_password=scaler,
+                       zookeeper_scaler_password=scaler, zookeeper_api_password=api_zk,
                        zookeeper_superuser_password=config.get_secret(ZK_SUPERUSER_PASSWORD_KEY),
                        backup_s3=_pair(config.get_secret(BACKUP_S3_KEYS[0]), config.get_secret(BACKUP_S3_KEYS[1])),
                        **{key: config.require_secret(key) for key in monitoring_secret_keys(settings)})
@@ -192,6 +201,10 @@ def secret_files(platform: kx.PlatformContext, mesos_zk_path: str, marathon_zk_p
             API_MESOS_KEY: creds.mesos_http_password.apply(lambda pw: f"{HTTP_ADMIN}:{pw}"),
             API_MARATHON_KEY: creds.marathon_http_password.apply(lambda pw: f"{HTTP_ADMIN}:{pw}"),
         }
+        if creds.zookeeper_api_password is not None:
+            # Its own ZooKeeper identity on the scaler's znodes (a file: autoscaler.credentials_file).
+            files[API_SECRET][API_ZK_KEY] = creds.zookeeper_api_password.apply(
+                lambda pw: f"digest:{ZK_API_USER}:{pw}\n")
     if creds.probe_token is not None:
         # The probes' API token (report:write), next to them in the agents namespace.
         files["probe-token"] = {"namespace": platform.agents_namespace, "token": creds.probe_token}
@@ -201,6 +214,9 @@ def secret_files(platform: kx.PlatformContext, mesos_zk_path: str, marathon_zk_p
             "namespace": platform.namespace,
             "zk-auth": creds.zookeeper_scaler_password.apply(lambda pw: f"digest:{ZK_SCALER_USER}:{pw}"),
             "http-credentials": creds.marathon_http_password.apply(lambda pw: f"{HTTP_ADMIN}:{pw}"),
+            # Whom it lets read its state and write overrides: the API's digest only, never its password.
+            **({SCALER_API_ACL_KEY: creds.zookeeper_api_password.apply(lambda pw: zookeeper_digest(ZK_API_USER, pw))}
+               if creds.zookeeper_api_password is not None else {}),
         }
     return files
 

@@ -519,6 +519,7 @@ SECRET_KEYS = {
 # Secret config keys of optional tiers: required only when their tier is on.
 PROBE_TOKEN_KEY = "probe_token"
 SCALER_ZK_PASSWORD_KEY = "zookeeper_scaler_password"
+API_ZK_PASSWORD_KEY = "zookeeper_api_password"
 ZK_SUPERUSER_PASSWORD_KEY = "zookeeper_superuser_password"
 BACKUP_S3_KEYS = ("zk_backup_access_key_id", "zk_backup_secret_access_key")
 GRAFANA_ADMIN_PASSWORD_KEY = "grafana_admin_password"
@@ -539,6 +540,8 @@ OPTIONAL_SECRET_KEYS = {
     PROBE_TOKEN_KEY: "the API token (scope report:write) the probes publish with; required with probe.enabled",
     SCALER_ZK_PASSWORD_KEY: "ZooKeeper digest password of the `marathon-scaler` user (the scaler's state znodes); "
                             "required with marathon_scaler.enabled when authentication is on",
+    API_ZK_PASSWORD_KEY: "ZooKeeper digest password of the API's `orchestrator-api` user (reads the scaler's state, "
+                         "writes its overrides); required with marathon_scaler.enabled when authentication is on",
 }
 
 
@@ -938,6 +941,10 @@ def settings_from_config(config: Mapping[str, str], source: str,
         problems.append(f"{prefix}{SCALER_ZK_PASSWORD_KEY}: required with marathon_scaler.enabled when "
                         f"authentication is on: `pulumi config set --secret {SCALER_ZK_PASSWORD_KEY} <value>` "
                         f"({OPTIONAL_SECRET_KEYS[SCALER_ZK_PASSWORD_KEY]})")
+    if settings.marathon_scaler.enabled and settings.auth_enabled and API_ZK_PASSWORD_KEY not in present_secrets:
+        problems.append(f"{prefix}{API_ZK_PASSWORD_KEY}: required with marathon_scaler.enabled when "
+                        f"authentication is on: `pulumi config set --secret {API_ZK_PASSWORD_KEY} <value>` "
+                        f"({OPTIONAL_SECRET_KEYS[API_ZK_PASSWORD_KEY]})")
     if problems:
         raise SettingsError(source, problems)
     return settings

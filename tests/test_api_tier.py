@@ -339,3 +339,46 @@ def test_the_api_secret_serves_a_login_for_the_first_admin(tmp_path):
         assert whoami.status_code == 200 and whoami.json()["role"] == "admin"
     finally:
         _stop(proc)
+
+
+# --- the scaler's policies: the API's own ZooKeeper identity -------------------------------------------
+def test_with_the_scaler_the_api_reads_its_store_as_its_own_zookeeper_user(tmp_path):
+    from kazoo.security import make_digest_acl_credential
+
+    from orchestrator.services.api.config import load_zk_auth
+
+    api_pw, scaler_pw = "Ap1-zk-S3cret-x9Q", "Sc4ler-zk-S3cret-x9Q"
+    result = prod_with_secrets(extra={"orchestrator:marathon_scaler": json.dumps({"enabled": True}),
+                                      "orchestrator:zookeeper_api_password": api_pw,
+                                      "orchestrator:zookeeper_scaler_password": scaler_pw},
+                               secret=["orchestrator:zookeeper_api_password", "orchestrator:zookeeper_scaler_password"])
+    secret = one(result, "Secret", "orchestrator-api")
+    assert set(secret["stringData"]) == {"api.yaml", "signing-keys", "mesos-credentials", "marathon-credentials",
+                                         "zookeeper-credentials"}
+    reg = next(r for r in result.registrations if r.name == "orchestrator-api")
+    data = plain(reg.inputs["stringData"], redact=False)
+    (tmp_path / "zk").write_text(data["zookeeper-credentials"])
+    assert load_zk_auth(str(tmp_path / "zk")) == [("digest", f"orchestrator-api:{api_pw}")]  # what the API reads
+    (tmp_path / "keys").write_text(data["signing-keys"])
+    (tmp_path / "api.yaml").write_text(data["api.yaml"].replace("/etc/orchestrator/api/signing-keys",
+                                                                str(tmp_path / "keys")))
+    config = load_config(tmp_path / "api.yaml")
+    assert (config.autoscaler.znode, config.autoscaler.credentials_file) == (
+        "/orchestrator/marathon-scaler", "/etc/orchestrator/api/zookeeper-credentials")
+    spec = one(result, "Rollout", "orchestrator-service")["spec"]["template"]["spec"]
+    (api,) = [v for v in spec["volumes"] if v["name"] == "api"]
+    assert "zookeeper-credentials" in {i["key"] for i in api["secret"]["items"]}
+    # The scaler gets the API's digest (a hash it puts in its ACLs), never the API's password.
+    scaler = next(r for r in result.registrations if r.name == "marathon-scaler-auth")
+    scaler_data = plain(scaler.inputs["stringData"], redact=False)
+    assert scaler_data["api-acl-id"] == make_digest_acl_credential("orchestrator-api", api_pw)
+    assert api_pw not in json.dumps(scaler_data)
+    text = json.dumps(result.manifests) + json.dumps(result.stack_outputs)
+    assert api_pw not in text and scaler_pw not in text  # nothing in the render or the outputs
+
+
+def test_without_authentication_the_api_reads_the_scalers_store_without_an_identity():
+    config = json.loads(one(stack("dev"), "ConfigMap", "orchestrator-service-config")["data"]["api.yaml"])
+    assert config["autoscaler"] == {"znode": "/orchestrator/marathon-scaler"}  # dev runs the scaler, auth off
+    prod = json.loads(api_secret_inputs(prod_with_secrets())["api.yaml"])
+    assert "autoscaler" not in prod  # no scaler tier: no store, the API knows no policy

@@ -80,19 +80,25 @@ def test_its_own_zookeeper_identity_and_marathon_credentials_when_auth_is_on(app
               "orchestrator:marathon_scaler": json.dumps({"enabled": True, "apps_dir": apps_dir}),
               SCOPE_CONFIG: "tree"}
     secrets = {f"orchestrator:{k}": "s3cr3t-Value" for k in (*SECRETS, "zookeeper_scaler_password")}
+    secrets["orchestrator:zookeeper_api_password"] = "ap1-Value"
     docs = build_manifests(run_program("unit", {**config, **secrets}, list(secrets))).manifests
     spec = named(docs, "Deployment", "marathon-scaler")["spec"]["template"]["spec"]
     container = spec["containers"][0]
-    assert container["env"] == [{"name": "ORCHESTRATOR_ZK_AUTH",
-                                 "valueFrom": {"secretKeyRef": {"name": "marathon-scaler-auth", "key": "zk-auth"}}}]
+    assert container["env"] == [
+        {"name": "ORCHESTRATOR_ZK_AUTH",
+         "valueFrom": {"secretKeyRef": {"name": "marathon-scaler-auth", "key": "zk-auth"}}},
+        # The API's digest ACL id: whom the scaler lets read its state and write overrides.
+        {"name": "ORCHESTRATOR_ZK_API_ACL",
+         "valueFrom": {"secretKeyRef": {"name": "marathon-scaler-auth", "key": "api-acl-id"}}}]
     assert [v for v in spec["volumes"] if "secret" in v] == [{"name": "auth", "secret": {
         "secretName": "marathon-scaler-auth", "defaultMode": 0o440,
         "items": [{"key": "http-credentials", "path": "http-credentials"}]}}]
     args = container["args"]
     assert args[args.index("--marathon-credentials-file") + 1].endswith("/http-credentials")
     secret = named(docs, "Secret", "marathon-scaler-auth")
-    assert set(secret["stringData"]) == {"zk-auth", "http-credentials"}  # its own user; no Mesos/Marathon ZK user
-    assert "s3cr3t-Value" not in json.dumps(docs) and "s3cr3t-Value" not in " ".join(args)  # rendered redacted
+    assert set(secret["stringData"]) == {"zk-auth", "http-credentials", "api-acl-id"}  # no Mesos/Marathon ZK user
+    for value in ("s3cr3t-Value", "ap1-Value"):
+        assert value not in json.dumps(docs) and value not in " ".join(args)  # rendered redacted
     assert checks.reference_problems(docs) == []
 
 
@@ -103,6 +109,16 @@ def test_auth_on_requires_the_scalers_own_zookeeper_password(apps_dir):
     with pytest.raises(SettingsError) as err:
         settings_from_config({**config, **secrets}, "Pulumi.x.yaml", set(secrets))
     assert "orchestrator:zookeeper_scaler_password: required with marathon_scaler.enabled" in str(err.value)
+    assert "orchestrator:zookeeper_api_password: required with marathon_scaler.enabled" in str(err.value)
+    secrets["orchestrator:zookeeper_scaler_password"] = "x"
+    with pytest.raises(SettingsError) as err:
+        settings_from_config({**config, **secrets}, "Pulumi.x.yaml", set(secrets))
+    assert "zookeeper_api_password: required" in str(err.value)
+    assert "zookeeper_scaler_password: required" not in str(err.value)
+    secrets["orchestrator:zookeeper_api_password"] = "x"
+    assert settings_from_config({**config, **secrets}, "Pulumi.x.yaml", set(secrets)).marathon_scaler.enabled
+    # Without authentication neither is needed (the znodes are world-open like everything then).
+    assert settings_from_config(config | {"orchestrator:security": '{"auth": false}'}, "Pulumi.x.yaml")
 
 
 def test_flows(apps_dir):

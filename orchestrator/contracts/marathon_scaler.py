@@ -24,6 +24,9 @@ ACTIVE = f"{PREFIX}_active"                                # gauge 0/1: this rep
 
 CYCLE_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 METRICS_PORT = 9108
+# The API's ZooKeeper digest ACL id (`orchestrator-api:<base64 sha1>`, a hash, not a password), set by the tier
+# from its Secret: with authentication the scaler grants it READ on its state and READ|WRITE on its overrides.
+API_ACL_ENV = "ORCHESTRATOR_ZK_API_ACL"
 
 # ------------------------------------------------------------------------------------------------ policies
 LABEL_PREFIX = "orchestrator.autoscale."

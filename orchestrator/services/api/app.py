@@ -80,7 +80,13 @@ from orchestrator.services.api.auth import (
 )
 from orchestrator.services.api.config import ApiConfig, Reloading, SigningKeys
 from orchestrator.services.api.hub import Hub
-from orchestrator.services.api.marathon_ops import MemoryPolicyStore, PolicyError, PolicyStore, app_summary
+from orchestrator.services.api.marathon_ops import (
+    MemoryPolicyStore,
+    PolicyError,
+    PolicyStore,
+    PolicyUnavailable,
+    app_summary,
+)
 from orchestrator.services.api.status import StatusService
 from orchestrator.services.api.topology import DeltaBaseMismatch, Topology
 from orchestrator.services.api.views import ViewCache
@@ -544,6 +550,8 @@ def create_app(state: ApiState, *, ui_dir: str | None = None) -> FastAPI:
 
         try:
             return fn()
+        except PolicyUnavailable as exc:
+            raise HTTPException(503, f"autoscaling policies unavailable: {exc}") from None
         except AppNotFound:
             raise HTTPException(404, f"no Marathon app {app_id!r}") from None
         except DeploymentLocked as exc:
@@ -619,6 +627,8 @@ def create_app(state: ApiState, *, ui_dir: str | None = None) -> FastAPI:
                 return state.policies.edit(norm, body)
             except PolicyError as exc:
                 raise HTTPException(400, str(exc)) from None
+            except PolicyUnavailable as exc:
+                raise HTTPException(503, f"autoscaling policies unavailable: {exc}") from None
 
         updated = await anyio.to_thread.run_sync(work)
         if updated is None:

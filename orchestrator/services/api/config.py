@@ -83,6 +83,9 @@ class AutoscalerTarget(_Strict):
     # the effective policies from it and writes operators' bound/pause overrides to it.
     znode: str | None = None
     directory: str | None = None
+    # With ZooKeeper authentication: the API's own digest identity for the znodes, one `digest:user:password`
+    # line (mounted Secret; never env/argv). The scaler lets it read `state` and read/write `overrides` only.
+    credentials_file: str | None = None
 
 
 class ApiConfig(_Strict):
@@ -235,3 +238,19 @@ class Reloading(Generic[T]):
                         self.last_error = str(exc)
                         print(f"orchestrator api: keeping the previous version: {exc}", file=sys.stderr, flush=True)
         return self.value
+
+
+def load_zk_auth(path: str | None) -> list[tuple[str, str]] | None:
+    """The API's ZooKeeper identity for the scaler's store: `scheme:credential` lines of a mounted file."""
+    if not path:
+        return None
+    from orchestrator.services.zk.tree import ZkInputError, parse_auth
+
+    try:
+        lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+        return parse_auth(lines) or None
+    except OSError as exc:
+        raise InputError(f"autoscaler.credentials_file {path}: {exc.strerror}") from None
+    except ZkInputError:
+        # Never echo the line: it holds the password.
+        raise InputError(f"autoscaler.credentials_file {path}: expected 'digest:user:password' lines") from None

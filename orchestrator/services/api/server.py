@@ -10,8 +10,13 @@ from orchestrator.services.api import gc_policy
 from orchestrator.services.api.app import ApiState, create_app
 from orchestrator.services.api.audit import AuditLog
 from orchestrator.services.api.auth import LoginLimiter
-from orchestrator.services.api.config import ApiConfig, Reloading, SigningKeys, load_config, load_keys
-from orchestrator.services.api.marathon_ops import MemoryPolicyStore, PolicyStore, ScalerPolicyStore
+from orchestrator.services.api.config import ApiConfig, Reloading, SigningKeys, load_config, load_keys, load_zk_auth
+from orchestrator.services.api.marathon_ops import (
+    MemoryPolicyStore,
+    PolicyStore,
+    ScalerPolicyStore,
+    connect_in_background,
+)
 from orchestrator.services.api.status import StatusService, zk_tls
 
 WS_MAX_MESSAGE_BYTES = 64 * 1024
@@ -45,12 +50,12 @@ def state_from_config(config_path: str, reload_every: float = 1.0) -> ApiState:
         if first.autoscaler.znode:
             if not first.zookeeper.servers:
                 raise InputError(f"{config_path}: autoscaler.znode needs zookeeper.servers")
-            from orchestrator.services.zk.session import open_client
-
-            zk = open_client(",".join(first.zookeeper.servers), label="autoscaler store", tls=tls).client
+            zk = connect_in_background(",".join(first.zookeeper.servers),
+                                       load_zk_auth(first.autoscaler.credentials_file), tls)
+        # owner=False: the API never creates the scaler's documents (the scaler does, with their ACLs).
         store = open_store(directory=first.autoscaler.directory, zk=zk,
-                           path=first.autoscaler.znode or "/orchestrator/marathon-scaler")
-        policies = ScalerPolicyStore(ScalerStore(store))
+                           path=first.autoscaler.znode or "/orchestrator/marathon-scaler", owner=False)
+        policies = ScalerPolicyStore(ScalerStore(store), zk)
     return _state(config, keys, first, marathon, policies)
 
 

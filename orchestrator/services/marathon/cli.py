@@ -3,7 +3,8 @@
 Each loop also runs alone through its own command; `run` runs the three in one process, one active instance
 cluster-wide (a ZooKeeper lock with `--zk`, else the platform runs a single Recreate replica). Credentials
 never come from argv: Marathon's from `--marathon-credentials-file` (a mounted Secret), ZooKeeper's from
-ORCHESTRATOR_ZK_AUTH, Prometheus' bearer token from `--prometheus-token-file`.
+ORCHESTRATOR_ZK_AUTH, Prometheus' bearer token from `--prometheus-token-file`; the API's digest ACL id (the
+identity the scaler lets read its state and write overrides) from ORCHESTRATOR_ZK_API_ACL.
 
 Exit codes (orchestrator/errors.py): 0 ok; 1 a `--once` cycle had errors; 2 bad input (config, apps, options);
 5 Marathon/ZooKeeper unreachable in a `--once` run; 6 reconcile found apps to delete without `--allow-delete`,
@@ -135,11 +136,26 @@ def _zk(args: argparse.Namespace) -> Any:
     from orchestrator.services.zk.tls import ZkTls
 
     auth = auth_from()
+    _api_acl_id()  # bad input before connecting, not after taking the lock
     ensemble = open_client(args.zk, auth, timeout=15.0, label="scaler", tls=ZkTls.of(args.zk_tls, "--zk-tls"))
     if auth:
         # The scaler's own digest user owns its znodes: nobody else reads or rewrites its state.
         ensemble.client.default_acl = CREATOR_ALL_ACL
     return ensemble
+
+
+def _api_acl_id() -> str | None:
+    """The API's digest ACL id from the environment, validated (checked before connecting: bad input, exit 2)."""
+    from orchestrator.contracts.marathon_scaler import API_ACL_ENV  # the API's digest (store.document_acls)
+    from orchestrator.services.marathon.store import document_acls
+
+    api_acl_id = os.environ.get(API_ACL_ENV, "").strip() or None
+    if api_acl_id is not None:
+        try:
+            document_acls(api_acl_id)
+        except InputError as exc:
+            raise InputError(f"{API_ACL_ENV}: {exc}") from None
+    return api_acl_id
 
 
 def _store(args: argparse.Namespace, ensemble: Any) -> Any:
@@ -150,7 +166,8 @@ def _store(args: argparse.Namespace, ensemble: Any) -> Any:
     if ensemble is None and not args.state_dir:
         raise InputError("--state-dir or --zk: required (stabilization history must survive a restart); "
                          "use --dry-run to try without state")
-    return open_store(directory=args.state_dir, zk=ensemble.client if ensemble else None, path=args.zk_path)
+    return open_store(directory=args.state_dir, zk=ensemble.client if ensemble else None, path=args.zk_path,
+                      api_acl_id=_api_acl_id())
 
 
 def _interval(args: argparse.Namespace, config: Any) -> float:

@@ -8,15 +8,16 @@ Two documents, each with one writer:
   read-only view).
 - `overrides` (written by the API, read by the scaler each cycle): operators' bounds and pause per app.
 
-Backends: a ZooKeeper znode pair under a path of its own (the platform's reliable store; the scaler's own
-digest user, ACL'd) or a directory (one replica with a volume, local runs, tests). Documents are zlib-compressed
-JSON (500 apps of history is ~200 KB of JSON, far under the 1 MB znode limit once compressed). ZooKeeper writes
+Backends: a ZooKeeper znode pair under a path of its own (the platform's reliable store; with authentication
+the scaler's digest user has ALL, the API's digest user READ on `state` and READ|WRITE on `overrides`; the
+scaler creates both at start) or a directory (one replica with a volume, local runs, tests). Documents are
+zlib-compressed JSON (500 apps of history is ~200 KB of JSON, far under the 1 MB znode limit once compressed). ZooKeeper writes
 are conditional on the version read: a scaler that lost its lock cannot overwrite its successor's state.
 
 For the API (issue 10)::
 
     from orchestrator.services.marathon.store import PolicyStore, open_store
-    store = PolicyStore(open_store(zk=kazoo_client, path="/orchestrator/marathon-scaler"))
+    store = PolicyStore(open_store(zk=kazoo_client, path="/orchestrator/marathon-scaler", owner=False))
     store.update_override("/shop/web", min_instances=4, paused=None)   # validated; returns the Override
     store.view()  # {"overrides": {...}, "policies": {...}, "decisions": [...]} for GET routes
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 import zlib
 from pathlib import Path
@@ -119,15 +121,47 @@ class FileStore:
         return new
 
 
-class ZkStore:
-    """Znodes `<path>/state` and `<path>/overrides` (kazoo client given, already started and authenticated)."""
+class ScalerNotStarted(RefusedError):
+    """The API would have to create one of the scaler's documents: only the scaler does (with their ACLs)."""
 
-    def __init__(self, client: Any, path: str) -> None:
+
+# The API's digest ACL id, `orchestrator-api:<base64 sha1(user:password)>`: a hash, never the password.
+_DIGEST_ID = re.compile(r"^[^:\s]+:[A-Za-z0-9+/]{27}=$")
+
+
+def document_acls(api_acl_id: str | None) -> dict[str, list[Any]]:
+    """Each document's ACL when authentication is on: the scaler (the creator, `auth` = the session's digest
+    identity) has ALL, ADMIN included, so it can (re)set these ACLs; the API may read the state (its read-only
+    view) and read and write only the overrides (operators' bounds and pause). Nobody else has anything."""
+    from kazoo.security import ACL, CREATOR_ALL_ACL, Id, Permissions
+
+    if api_acl_id is None:
+        return {STATE: list(CREATOR_ALL_ACL), OVERRIDES: list(CREATOR_ALL_ACL)}
+    if not _DIGEST_ID.match(api_acl_id):
+        raise InputError("the API's ZooKeeper ACL id: expected 'user:<base64 sha1>' (its digest, e.g. "
+                         "kazoo.security.make_digest_acl_credential), not a password")
+    api = Id("digest", api_acl_id)
+    return {STATE: [*CREATOR_ALL_ACL, ACL(Permissions.READ, api)],
+            OVERRIDES: [*CREATOR_ALL_ACL, ACL(Permissions.READ | Permissions.WRITE, api)]}
+
+
+class ZkStore:
+    """Znodes `<path>/state` and `<path>/overrides` (kazoo client given, already started and authenticated).
+
+    `owner=True` (the scaler): creates its path and both documents when missing and sets the documents' ACLs
+    (document_acls; also fixing nodes an older version created creator-only) when the client authenticates.
+    `owner=False` (the API): creates nothing; writing a document that does not exist raises ScalerNotStarted.
+    """
+
+    def __init__(self, client: Any, path: str, *, owner: bool = True, api_acl_id: str | None = None) -> None:
         from kazoo.exceptions import NodeExistsError
         from kazoo.security import ACL, ANYONE_ID_UNSAFE, Permissions
 
         self.client = client
         self.path = "/" + path.strip("/")
+        self.owner = owner
+        if not owner:
+            return
         # Ancestors (e.g. /orchestrator) are shared with other services: anyone may read them and create their
         # own subtree there, nobody else may delete ours. Our own node takes the client's default ACL
         # (creator-only for the scaler's digest user).
@@ -138,6 +172,15 @@ class ZkStore:
             if client.exists(node) is None:
                 with contextlib.suppress(NodeExistsError):  # created meanwhile by another service
                     client.create(node, b"", acl=shared if depth < len(parts) else None)
+        # Without authentication the documents take the client's default (world-open, as everything then).
+        acls = document_acls(api_acl_id) if getattr(client, "auth_data", None) else {}
+        for name in (STATE, OVERRIDES):
+            node = f"{self.path}/{name}"
+            try:
+                client.create(node, _encode({}), acl=acls.get(name))
+            except NodeExistsError:  # a previous run (or an older version, creator-only) created it
+                if name in acls:
+                    client.set_acls(node, acls[name])
 
     def read(self, name: str) -> tuple[dict[str, Any], int]:
         from kazoo.exceptions import NoNodeError
@@ -149,21 +192,29 @@ class ZkStore:
         return _decode(raw, f"znode {self.path}/{name}"), int(stat.version)
 
     def write(self, name: str, data: dict[str, Any], version: int) -> int:
-        from kazoo.exceptions import BadVersionError, NodeExistsError
+        from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
         node = f"{self.path}/{name}"
         try:
             if version < 0:
+                if not self.owner:
+                    raise ScalerNotStarted(f"znode {node} does not exist: the scaler has not started yet "
+                                           "(it creates its documents at start)")
                 self.client.create(node, _encode(data))
                 return 0
             return int(self.client.set(node, _encode(data), version=version).version)
+        except NoNodeError:
+            raise ScalerNotStarted(f"znode {node} disappeared: the scaler has not started yet") from None
         except (BadVersionError, NodeExistsError):
             raise RefusedError(f"znode {node} changed under us: another scaler is active (lock lost?)") from None
 
 
-def open_store(*, directory: str | None = None, zk: Any = None, path: str = "/orchestrator/marathon-scaler") -> Store:
+def open_store(*, directory: str | None = None, zk: Any = None, path: str = "/orchestrator/marathon-scaler",
+               owner: bool = True, api_acl_id: str | None = None) -> Store:
+    """The scaler opens its store as the owner (api_acl_id: who else may use it, see document_acls); the API
+    with owner=False."""
     if zk is not None:
-        return ZkStore(zk, path)
+        return ZkStore(zk, path, owner=owner, api_acl_id=api_acl_id)
     if directory:
         return FileStore(directory)
     return MemoryStore()
