@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 
 import pytest
 from kazoo.client import KazooClient
@@ -96,6 +97,19 @@ def test_our_services_speak_tls_through_the_one_helper(tls_ensemble):
         loop.close()
     assert status["quorum"] and status["health"] == "healthy", status
     assert {s["mode"] for s in status["servers"]} == {"leader", "follower"}
+    # The API's session for the scaler's policy store connects in the background, with the same TLS.
+    from orchestrator.services.api.marathon_ops import connect_in_background
+
+    store = connect_in_background(secure_connect(sts), None, tls)
+    try:
+        assert store.use_ssl
+        deadline = time.monotonic() + 30
+        while not store.connected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store.get("/svc-tls/a")[0] == b"bulk over TLS"
+    finally:
+        store.stop()
+        store.close()
 
 
 def test_zk_commands_cross_from_plain_to_tls(tls_ensemble, tmp_path):
