@@ -2,7 +2,8 @@
 // UI benchmark in Debian's Chromium (headless, software rendering, canvas renderer): the app's own timings
 // from window.__orchestratorPerf, p95 of RUNS runs per case. Messages are delivered through the same handler
 // the WebSocket uses (parse → store → diff → canvas), from a synthetic topology, without the API.
-//   node scripts/bench_ui.mjs [--runs 10] [--soak-seconds 60] [--soak-interval 15]
+//   node scripts/bench_ui.mjs [--runs 10] [--soak-seconds 60] [--soak-interval 15] [--only 10k-grouped,pan]
+//                             [--dist DIR]   (another build, e.g. main's, to compare back to back)
 // Needs `npm --prefix ui ci && npm --prefix ui run build` and /usr/bin/chromium.
 import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -20,7 +21,7 @@ const SOAK_S = Number(args['soak-seconds'] ?? 60);
 const SOAK_EVERY_S = Number(args['soak-interval'] ?? 15);
 const only = args.only ? new Set(args.only.split(',')) : null;
 
-const dist = join(dirname(fileURLToPath(import.meta.url)), '..', 'ui', 'dist');
+const dist = args.dist ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'ui', 'dist');
 if (!existsSync(join(dist, 'index.html'))) {
   console.error('ui/dist is missing: run `npm --prefix ui run build` first');
   process.exit(2);
@@ -136,6 +137,29 @@ async function listScroll() {
   console.log(`list scroll  10,000 rows (virtualised): ${fps.toFixed(1)} frames/s over 3 s`);
 }
 
+/** Panning the grouped 10,000-container view for 3 s, a step every frame: whatever is redrawn per viewport
+ * change (Cytoscape's texture, the bundle layer) shows here as fewer frames per second. */
+async function pan() {
+  await fresh({ grouped: true });
+  await deliver(snapshot({ hosts: 1000, perHost: 10, edges: 15000 }), 'first-frame');
+  const fps = await page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const cy = window.__orchestratorCy;
+        let frames = 0;
+        const t0 = performance.now();
+        const step = () => {
+          frames++;
+          cy.panBy({ x: frames % 120 < 60 ? 4 : -4, y: 0 });
+          if (performance.now() - t0 < 3000) requestAnimationFrame(step);
+          else resolve((frames * 1000) / (performance.now() - t0));
+        };
+        requestAnimationFrame(step);
+      }),
+  );
+  console.log(`pan          10,000 containers grouped by host, a pan step every frame: ${fps.toFixed(1)} frames/s over 3 s`);
+}
+
 async function soak() {
   await fresh({ grouped: true });
   const spec = { hosts: 100, perHost: 10, edges: 1500 };
@@ -171,6 +195,7 @@ async function soak() {
 try {
   // The machine is shared: the load average says how much of the figures is other work.
   const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+  console.log(`build: ${dist}`);
   console.log(`Chromium ${browser.version()}, headless, canvas renderer, ${RUNS} runs per case; ${cpus().length} CPUs, load average ${load()}`);
   const want = (k) => !only || only.has(k);
   if (want('1k')) await firstFrame('1,000 nodes / 1,500 edges, flat', { hosts: 100, perHost: 10, edges: 1500 }, false);
@@ -179,6 +204,7 @@ try {
   if (want('update')) await updates('1,000 nodes flat, 5 added / 5 removed / 20 changed', { hosts: 100, perHost: 10, edges: 1500 }, false);
   if (want('update-10k')) await updates('10,000 containers grouped by host, same delta', { hosts: 1000, perHost: 10, edges: 15000 }, true);
   if (want('list')) await listScroll();
+  if (want('pan')) await pan();
   if (want('soak')) await soak();
   console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 } finally {

@@ -113,6 +113,18 @@ try {
     assert(first.nodes > 0, 'first frame drew no nodes');
     const drawn = await page.evaluate(() => window.__orchestratorCy.nodes().length);
     assert(drawn > 0, 'the canvas holds no nodes');
+    // Grouped by host (the default): host-to-host bundles are on their own layer under Cytoscape's canvas
+    // and really painted.
+    const layer = await page.evaluate(() => {
+      const c = document.querySelector('canvas.bundles');
+      if (!c) return null;
+      const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let painted = 0;
+      for (let i = 3; i < px.length; i += 4) if (px[i] > 0) painted++;
+      return { bundles: Number(c.dataset.bundles), painted };
+    });
+    assert(layer && layer.bundles > 0, `no host-to-host bundle drawn: ${JSON.stringify(layer)}`);
+    assert(layer.painted > 0, 'the bundle layer holds bundles but painted nothing');
     await shot(page, '02-topology');
   });
 

@@ -5,6 +5,8 @@ import { useEffect, useRef } from 'react';
 import { record, takePending } from '../perf';
 import { matchingIds } from '../selectors';
 import { act, appStore, type AppState } from '../store';
+import { BundleLayer } from './bundleLayer';
+import { bundleSegments, sameSegments, splitBundles } from './bundles';
 import { diffVisible, isEmptyDiff } from './diff';
 import { SlotLayout } from './layout';
 import { computeVisible, GROUP_PREFIX, highlightSets, type VisEdge, type VisNode, type Visible } from './visible';
@@ -110,6 +112,9 @@ export function GraphCanvas() {
       autoungrabify: true,
     });
     const layout = new SlotLayout();
+    // Host-to-host bundles of the grouped view: drawn under Cytoscape, not as its elements (bundles.ts).
+    const bundleLayer = new BundleLayer(cy);
+    let shownSegments: Float64Array[] = [];
     let shown: Visible = EMPTY;
     let highlighted = '';
     let lastGraph: AppState['graph'] | null = null;
@@ -118,8 +123,15 @@ export function GraphCanvas() {
     const render = (s: AppState) => {
       const pending = takePending();
       layout.sync(s.graph);
-      const next = computeVisible(s.graph, { grouped: s.grouped && s.view !== 'hosts', expanded: s.expanded });
+      const vis = computeVisible(s.graph, { grouped: s.grouped && s.view !== 'hosts', expanded: s.expanded });
+      const { elements: next, bundles } = splitBundles(vis);
       const diff = diffVisible(shown, next);
+      const segments = bundleSegments(bundles, next.nodes, (n) => layout.position(n));
+      const bundlesChanged = !sameSegments(shownSegments, segments);
+      if (bundlesChanged) {
+        bundleLayer.set(segments);
+        shownSegments = segments;
+      }
       const first = shown.nodes.size === 0 && next.nodes.size > 0;
       if (!isEmptyDiff(diff)) {
         cy.batch(() => {
@@ -153,7 +165,7 @@ export function GraphCanvas() {
         });
       }
       shown = next;
-      if (s.search !== highlighted || s.graph !== lastGraph) highlight(cy, s, next, highlighted.trim() !== '');
+      if (s.search !== highlighted || s.graph !== lastGraph) highlight(cy, bundleLayer, s, next, highlighted.trim() !== '');
       highlighted = s.search;
       lastGraph = s.graph;
       if (s.selected !== selected) {
@@ -162,9 +174,16 @@ export function GraphCanvas() {
         selected = s.selected;
       }
       if (first) fitTo(cy, next, layout);
-      if (pending && (!isEmptyDiff(diff) || first)) {
-        const counts = { nodes: cy.nodes().length, edges: cy.edges().length };
-        cy.one('render', () => record({ name: pending.name, ...counts, ms: performance.now() - pending.t0 }));
+      // After the fit, so the bundles are drawn once, at the viewport this frame shows.
+      bundleLayer.draw();
+      const cyChanged = !isEmptyDiff(diff) || first;
+      if (pending && (cyChanged || bundlesChanged)) {
+        // Edges drawn = Cytoscape's edges + the bundles on the layer under it.
+        const counts = { nodes: cy.nodes().length, edges: cy.edges().length + bundleLayer.count };
+        const done = () => record({ name: pending.name, ...counts, ms: performance.now() - pending.t0 });
+        // Only the bundle layer changed: Cytoscape draws no frame; the layer's pixels show in the next one.
+        if (cyChanged) cy.one('render', done);
+        else requestAnimationFrame(done);
       }
     };
 
@@ -195,6 +214,7 @@ export function GraphCanvas() {
     return () => {
       unsubscribe();
       resize.disconnect();
+      bundleLayer.destroy();
       cy.destroy();
     };
   }, []);
@@ -226,8 +246,10 @@ function fitTo(cy: Core, vis: Visible, layout: SlotLayout): void {
   });
 }
 
-function highlight(cy: Core, s: AppState, vis: Visible, wasOn: boolean): void {
+function highlight(cy: Core, bundleLayer: BundleLayer, s: AppState, vis: Visible, wasOn: boolean): void {
   const ids = matchingIds(s.graph, s.search);
+  // Bundles fade with the other edges while a search is on (the hosts holding matches are lit).
+  bundleLayer.setDim(ids !== null);
   // Touching every element's classes restyles all of them: only when a highlight is on or was on.
   if (ids === null && !wasOn) return;
   cy.batch(() => {
