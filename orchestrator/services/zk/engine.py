@@ -96,7 +96,7 @@ class SyncEngine:
     """
 
     def __init__(self, source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "mirror",
-                 metrics=None, resync_interval: float = 300.0) -> None:
+                 metrics=None, resync_interval: float = 300.0, trace: list | None = None) -> None:
         from orchestrator.services.zk.metrics import SyncMetrics
         self.source, self.target, self.roots = source, target, list(roots)
         self.ephemeral = ephemeral
@@ -115,6 +115,8 @@ class SyncEngine:
         self._acks = threading.Condition()
         self._unacked = 0
         self._mirrored = 0
+        # Latency analysis (`zk sync --trace`): per replicated change, its stage timestamps (see _acked).
+        self.trace = trace
         self.metrics.follow_pending(self._oldest_pending)
         self.metrics.up.set(0)
         self.metrics.info.labels(source=source.hosts, target=target.hosts, paths=",".join(self.roots)).set(1)
@@ -129,7 +131,7 @@ class SyncEngine:
 
     def stop(self) -> None:
         self._stopping.set()
-        self.queue.put((_STOP, "", 0.0))
+        self.queue.put((_STOP, "", 0.0, None))
         if self._thread is not None:
             self._thread.join(timeout=30)
         for side in (self.source, self.target):
@@ -138,13 +140,35 @@ class SyncEngine:
 
     # -- inputs (kazoo threads: never block) ----------------------------------------------------------
     def _on_watch(self, event) -> None:
-        self.queue.put((event.type, event.path, time.time()))
+        """Ask the source for the node's new state at once, re-arming its watch, and queue the pending
+        answer with the event: the read's round trip runs while the worker is still busy with earlier
+        changes, instead of after it drained the queue (a change then waits for one round trip, not two).
+        Answers come back in request order, so the worker sees them in event order."""
+        from kazoo.protocol.states import EventType
+        when, path, kind = time.time(), event.path, event.type
+        if not self._under_roots(path):
+            return
+        client, watch = self.source.client, self._on_watch
+        try:
+            if kind == EventType.CHANGED:
+                read = client.get_async(path, watch=watch)
+            elif kind == EventType.CHILD:
+                read = client.get_children_async(path, watch=watch, include_data=True)
+            elif kind == EventType.CREATED or (kind == EventType.DELETED and path in self.roots):
+                read = client.exists_async(path, watch=watch)  # a root: watched even while it is missing
+            else:
+                read = None  # a deleted node: nothing to read
+        except Exception:  # the session is closing: the resync after reconnecting re-reads everything
+            log.debug("could not read %s back after its event", path, exc_info=True)
+            self.queue.put((_RESYNC, "", when, None))
+            return
+        self.queue.put((kind, path, when, read))
 
     def _on_state(self, state) -> None:
         from kazoo.client import KazooState
         if state == KazooState.CONNECTED:
             # Watches live on the server connection; kazoo does not restore them, so re-read everything.
-            self.queue.put((_RESYNC, "", time.time()))
+            self.queue.put((_RESYNC, "", time.time(), None))
         else:
             self.metrics.up.set(0)
 
@@ -175,10 +199,10 @@ class SyncEngine:
             batch = self._drain()
             if not batch:
                 continue
-            if any(kind in (_RESYNC, _STOP) for kind, _, _ in batch):
-                self._needs_resync = self._needs_resync or any(kind == _RESYNC for kind, _, _ in batch)
+            if any(item[0] in (_RESYNC, _STOP) for item in batch):
+                self._needs_resync = self._needs_resync or any(item[0] == _RESYNC for item in batch)
                 continue
-            self._batch_since = min(t for _, _, t in batch)
+            self._batch_since = min(item[2] for item in batch)
             try:
                 self._apply_events(batch)
             except Exception:
@@ -242,33 +266,29 @@ class SyncEngine:
         return any(under(path, r) for r in self.roots)
 
     def _apply_events(self, batch: list) -> None:
+        """Apply a batch of (event kind, path, time, pending read) items: reads of the same path coalesce
+        (the last answer is the newest state, the first event time is the change's age)."""
         from kazoo.protocol.states import EventType
         client, watch = self.source.client, self._on_watch
+        drained = time.time()
         deleted: dict[str, float] = {}
-        changed: dict[str, float] = {}
-        listed: dict[str, float] = {}
-        created: dict[str, float] = {}
-        for kind, path, t in batch:
-            if not self._under_roots(path):
-                continue
+        changed: dict[str, tuple[float, Any]] = {}
+        listed: dict[str, tuple[float, Any]] = {}
+        rooted: dict[str, tuple[float, Any]] = {}  # exist watches on roots that were or are missing
+        for kind, path, t, read in batch:
             if kind == EventType.DELETED:
                 deleted.setdefault(path, t)
-            elif kind == EventType.CHANGED:
-                changed.setdefault(path, t)
-            elif kind == EventType.CHILD:
-                listed.setdefault(path, t)
-            elif kind == EventType.CREATED:  # exist watch on a root that did not exist
-                created.setdefault(path, t)
+            into = {EventType.CHANGED: changed, EventType.CHILD: listed}.get(kind, rooted)
+            if read is not None:
+                into[path] = (into[path][0] if path in into else t, read)
 
-        # Read back (and re-arm) what changed; all requests pipelined.
-        roots_gone = [p for p in deleted if p in self.roots]
-        r_data = {p: client.get_async(p, watch=watch) for p in changed if p not in deleted}
-        r_kids = {p: client.get_children_async(p, watch=watch, include_data=True) for p in listed
-                  if p not in deleted}
-        r_roots = {p: client.exists_async(p, watch=watch) for p in roots_gone + list(created)}
+        r_data = {p: r for p, (_, r) in changed.items() if p not in deleted}
+        r_kids = {p: r for p, (_, r) in listed.items() if p not in deleted}
+        r_roots = {p: r for p, (_, r) in rooted.items()}
 
         plan = Plan()
         model = self.model
+        event: dict[str, float] = {}  # op path -> when its watch event arrived (for the trace)
         for p in sorted(deleted, key=lambda x: (-depth(x), x)):
             if p not in model:
                 continue
@@ -276,6 +296,7 @@ class SyncEngine:
             for q in reversed(doomed):
                 if wanted(model[q], self.ephemeral):
                     plan.deletes.append(Op("delete", q, origin=deleted[p]))
+                    event[q] = deleted[p]
                 del model[q]
             parent = model.get(parent_of(p))
             if parent is not None and p.rsplit("/", 1)[1] in parent.children:
@@ -294,13 +315,18 @@ class SyncEngine:
             for c in set(node.children) - set(kids):  # deleted before its own event reached us
                 for q in reversed(subtree(model, join(p, c))):
                     if wanted(model[q], self.ephemeral):
-                        plan.deletes.append(Op("delete", q, origin=listed[p]))
+                        plan.deletes.append(Op("delete", q, origin=listed[p][0]))
+                        event[q] = listed[p][0]
                     del model[q]
-            new_paths += [join(p, c) for c in kids if join(p, c) not in model]
+            for c in kids:
+                if join(p, c) not in model:
+                    new_paths.append(join(p, c))
+                    event[join(p, c)] = listed[p][0]
             node.children, node.cversion = kids, stat.cversion
         for p, r in r_roots.items():
             if r.get() is not None and p not in model:
                 new_paths.append(p)
+                event[p] = rooted[p][0]
 
         for p, r in r_data.items():
             try:
@@ -313,6 +339,7 @@ class SyncEngine:
             node.data, node.mtime = data or b"", stat.mtime
             if wanted(node, self.ephemeral):
                 plan.upserts.append(Op("set", p, node.data, origin=stat.mtime / 1000.0))
+                event[p] = changed[p][0]
 
         if new_paths:
             fresh = watch_tree(client, new_paths, watch)
@@ -322,16 +349,17 @@ class SyncEngine:
                 if wanted(node, self.ephemeral):
                     plan.upserts.append(Op("create", p, node.data, node.acl, node.kind == "ephemeral",
                                            origin=node.mtime / 1000.0))
+                    event.setdefault(p, event.get(parent_of(p), drained))
                     parent = model.get(parent_of(p))
                     if SEQUENTIAL.search(p) and parent is not None:
                         plan.sequences[parent_of(p)] = parent.cversion
 
         if plan:
-            self._send(plan)
+            self._send(plan, (event, drained, time.time()))
             self._mirrored += sum(1 for op in plan.upserts if op.kind == "create") - len(plan.deletes)
         self._count_nodes()
 
-    def _send(self, plan: Plan) -> None:
+    def _send(self, plan: Plan, stamps: tuple[dict[str, float], float, float] | None = None) -> None:
         """Send without waiting for the acknowledgements: the session applies requests in order, so the
         next events are read and sent while this batch commits. Past MAX_INFLIGHT unacknowledged batches
         the worker waits, and the events arriving meanwhile coalesce in the queue. The rare failed batch
@@ -342,13 +370,19 @@ class SyncEngine:
                 while self._unacked >= MAX_INFLIGHT and not self._stopping.is_set():
                     self._acks.wait(0.5)
                 self._unacked += 1
-            send_unit(self.target.client, unit).rawlink(functools.partial(self._acked, unit))
+            sent = (*stamps, time.time()) if stamps is not None and self.trace is not None else None
+            send_unit(self.target.client, unit).rawlink(functools.partial(self._acked, unit, sent))
         if plan.sequences:
             align_sequences(self.target.client, plan.sequences)  # reads after the creates (FIFO)
 
-    def _acked(self, unit: list[Op], r) -> None:
+    def _acked(self, unit: list[Op], sent: tuple | None, r) -> None:
         """A batch's outcome, in kazoo's completion thread (never blocks: the result is ready)."""
         when = time.time()
+        if sent is not None and self.trace is not None:
+            event, drained, planned, handed = sent
+            self.trace.extend({"kind": op.kind, "path": op.path, "origin": op.origin,
+                               "event": event.get(op.path, drained), "drained": drained, "planned": planned,
+                               "sent": handed, "acked": when} for op in unit)
         try:
             ok = succeeded(r)
         except Exception:
@@ -362,7 +396,7 @@ class SyncEngine:
         else:
             log.warning("a batch of %d changes failed on the target; resynchronising", len(unit))
             m.errors.inc()
-            self.queue.put((_RESYNC, "", when))  # before the count drops: _settle() then sees it queued
+            self.queue.put((_RESYNC, "", when, None))  # before the count drops: _settle() then sees it queued
         with self._acks:
             self._unacked -= 1
             self._acks.notify_all()
@@ -376,10 +410,11 @@ class SyncEngine:
 
 def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "mirror",
              metrics_port: int = 9143, metrics_address: str = "0.0.0.0", resync_interval: float = 300.0,
-             metrics: Any = None, server: Any = None) -> int:
+             metrics: Any = None, server: Any = None, trace_file: str | None = None) -> int:
     """`orchestrator zk sync`: serve /metrics (or use the `metrics` already served by `server`), bootstrap,
     follow changes until SIGTERM or SIGINT. A signal before the bootstrap completed stops its writes and
-    ends in Interrupted (exit 130): the target is partial."""
+    ends in Interrupted (exit 130): the target is partial. `trace_file`: where to write, at exit, one JSON
+    line of stage timestamps per replicated change (latency analysis, scripts/bench_zk_sync.py)."""
     from orchestrator.services.zk.metrics import SyncMetrics
     if metrics is None or server is None:
         metrics = SyncMetrics()
@@ -388,7 +423,8 @@ def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: st
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    engine = SyncEngine(source, target, roots, ephemeral, metrics, resync_interval).start()
+    engine = SyncEngine(source, target, roots, ephemeral, metrics, resync_interval,
+                        trace=[] if trace_file else None).start()
     try:
         while not stop.is_set():
             s = engine.last_stats if engine.bootstrapped.wait(0.2) else None
@@ -403,6 +439,8 @@ def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: st
         # line that says how the command ended.
         logging.getLogger("kazoo").setLevel(logging.CRITICAL)
         engine.stop()
+        if trace_file and engine.trace is not None:
+            _write_trace(trace_file, engine.trace)
         server.shutdown()
         source.close()
         target.close()
@@ -411,3 +449,9 @@ def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: st
         raise Interrupted("stopped during the initial copy: the target is partial, re-run to finish")
     print("stopped", flush=True)
     return 0
+
+
+def _write_trace(path: str, records: list[dict]) -> None:
+    import json
+    with open(path, "w", encoding="utf-8") as out:
+        out.writelines(json.dumps(r) + "\n" for r in records)
