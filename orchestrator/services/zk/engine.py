@@ -5,6 +5,7 @@ import functools
 import logging
 import queue
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -40,6 +41,8 @@ from orchestrator.services.zk.tree import (
 from orchestrator.services.zk.wire import arm_watches
 
 log = logging.getLogger(__name__)
+
+SWITCH_INTERVAL = 0.0005  # seconds; see run_sync
 
 
 @dataclass
@@ -309,7 +312,7 @@ class SyncEngine:
             except NoNodeError:
                 continue
             node = model.get(p)
-            if node is None:
+            if node is None or stat.pzxid < node.pzxid:  # older than the children already applied
                 continue
             kids = sorted(c for c in kids if not ignored_name(c))
             for c in set(node.children) - set(kids):  # deleted before its own event reached us
@@ -322,7 +325,7 @@ class SyncEngine:
                 if join(p, c) not in model:
                     new_paths.append(join(p, c))
                     event[join(p, c)] = listed[p][0]
-            node.children, node.cversion = kids, stat.cversion
+            node.children, node.cversion, node.pzxid = kids, stat.cversion, stat.pzxid
         for p, r in r_roots.items():
             if r.get() is not None and p not in model:
                 new_paths.append(p)
@@ -334,7 +337,10 @@ class SyncEngine:
             except NoNodeError:
                 continue
             node = model.get(p)
-            if node is None or node.data == (data or b""):
+            if node is None or stat.mzxid <= node.mzxid:  # not newer than the data already applied
+                continue
+            node.mzxid = stat.mzxid
+            if node.data == (data or b""):
                 continue
             node.data, node.mtime = data or b"", stat.mtime
             if wanted(node, self.ephemeral):
@@ -423,6 +429,11 @@ def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: st
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    # The engine is a relay of threads (kazoo's reader, callback and completion threads per session, the
+    # worker): each change hops between them several times, and a thread woken by its socket waits for the
+    # GIL up to the switch interval (5 ms by default) while another one computes. A shorter interval bounds
+    # that wait per hop; the threads do little work each, so the extra switching costs next to nothing.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     engine = SyncEngine(source, target, roots, ephemeral, metrics, resync_interval,
                         trace=[] if trace_file else None).start()
     try:

@@ -92,6 +92,10 @@ class Node:
     mtime: int = 0
     cversion: int = 0
     children: list[str] = field(default_factory=list)
+    # The zxids of the last data change and of the last child change seen: the sync engine ignores an
+    # answer older than what it already applied (reads are sent as events arrive, answered in any batch).
+    mzxid: int = 0
+    pzxid: int = 0
 
 
 Tree = dict[str, Node]
@@ -210,7 +214,7 @@ def node_from_replies(got_data, got_acl) -> tuple[Node, int] | None:
             raise got
     data, stat = got_data
     return Node(data or b"", acl_key(got_acl[0]), kind_of(stat.ephemeralOwner), stat.ephemeralOwner,
-                stat.mtime, stat.cversion), stat.numChildren
+                stat.mtime, stat.cversion, mzxid=stat.mzxid, pzxid=stat.pzxid), stat.numChildren
 
 
 def read_tree(reader, roots: Iterable[str]) -> Tree:
@@ -263,7 +267,8 @@ def watch_tree(client: KazooClient, roots: Iterable[str], watcher: Callable) -> 
             except NoNodeError:
                 continue
             node = Node(data or b"", acl_key(acl), kind_of(stat.ephemeralOwner), stat.ephemeralOwner,
-                        stat.mtime, stat.cversion, sorted(c for c in kids if not _skip(join(p, c))))
+                        stat.mtime, stat.cversion, sorted(c for c in kids if not _skip(join(p, c))),
+                        stat.mzxid, stat.pzxid)
             tree[p] = node
             level.extend(join(p, c) for c in node.children)
     return tree
