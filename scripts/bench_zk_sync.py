@@ -333,17 +333,22 @@ def stage_report(trace: Path) -> str:
     1 % (by commit on A -> acknowledged on B). Deletes are timed from their event (no commit time on A)."""
     import json
     rows = [json.loads(line) for line in trace.read_text().splitlines() if line]
+    resyncs = sum(1 for r in rows if r["kind"] == "resync" and not r["initial"])
+    failed = sum(1 for r in rows if r["kind"] == "failed")
+    rows = [r for r in rows if r.get("origin")]
     if len(rows) < 100:
         return f"  trace: {len(rows)} changes, too few for percentiles"
-    rows = [r for r in rows if r["origin"]]
     slow = sorted(rows, key=lambda r: r["acked"] - r["origin"])[-max(1, len(rows) // 100):]
     out = [f"  engine stages over {len(rows)} changes (ms): p50 / p99 / mean of the slowest 1 %"]
     for name, start, end in STAGES:
         spans = [(r[end] - r[start]) * 1000 for r in rows]
         worst = statistics.mean((r[end] - r[start]) * 1000 for r in slow)
         out.append(f"    {name:28s} {pct(spans, 50):7.1f} {pct(spans, 99):7.1f} {worst:7.1f}")
+    total = [(r["acked"] - r["origin"]) * 1000 for r in rows]
+    out.append(f"    {'total (commit on A -> ack)':28s} {pct(total, 50):7.1f} {pct(total, 99):7.1f} "
+               f"{statistics.mean(sorted(total)[-len(slow):]):7.1f}")
     kinds = {k: sum(1 for r in slow if r["kind"] == k) for k in ("create", "set", "delete")}
-    out.append(f"    slowest 1 %: {kinds}")
+    out.append(f"    slowest 1 %: {kinds}; failed batches {failed}, resyncs {resyncs}")
     return "\n".join(out)
 
 

@@ -29,6 +29,7 @@ from orchestrator.services.zk.tree import (
     join,
     parent_of,
     plan_copy,
+    read_node_async,
     read_tree,
     send_unit,
     subtree,
@@ -118,6 +119,9 @@ class SyncEngine:
         self._acks = threading.Condition()
         self._unacked = 0
         self._mirrored = 0
+        # New children's reads sent by _read_new_children, per child path: (the listing answer that showed
+        # the child, its read_node_async requests). Only the worker pops them, and only for that answer.
+        self._new_reads: dict[str, tuple[Any, tuple, float]] = {}
         # Latency analysis (`zk sync --trace`): per replicated change, its stage timestamps (see _acked).
         self.trace = trace
         self.metrics.follow_pending(self._oldest_pending)
@@ -157,6 +161,7 @@ class SyncEngine:
                 read = client.get_async(path, watch=watch)
             elif kind == EventType.CHILD:
                 read = client.get_children_async(path, watch=watch, include_data=True)
+                read.rawlink(functools.partial(self._read_new_children, path))
             elif kind == EventType.CREATED or (kind == EventType.DELETED and path in self.roots):
                 read = client.exists_async(path, watch=watch)  # a root: watched even while it is missing
             else:
@@ -166,6 +171,25 @@ class SyncEngine:
             self.queue.put((_RESYNC, "", when, None))
             return
         self.queue.put((kind, path, when, read))
+
+    def _read_new_children(self, parent: str, listing) -> None:
+        """In kazoo's completion thread, as soon as a children list arrives: send the reads of the children
+        the model does not know yet, so a create costs the worker no second round trip of its own. The model
+        is the worker's; a child it adds or removes meanwhile only makes a read useless (the worker reads
+        again what it does not find here), never wrong: the worker uses these reads for this answer only."""
+        try:
+            kids, _ = listing.get()
+        except Exception:
+            return  # the worker meets the same error
+        node = self.model.get(parent)
+        if node is None:
+            return
+        known = set(node.children)
+        for c in kids:
+            path = join(parent, c)
+            if c not in known and not ignored_name(c) and path not in self.model:
+                self._new_reads[path] = (listing, read_node_async(self.source.client, path, self._on_watch),
+                                         time.monotonic())
 
     def _on_state(self, state) -> None:
         from kazoo.client import KazooState
@@ -230,6 +254,7 @@ class SyncEngine:
 
     def _resync(self) -> None:
         initial = not self.bootstrapped.is_set()
+        self._new_reads.clear()
         while True:  # changes queued so far are covered by the read below
             try:
                 self.queue.get_nowait()
@@ -257,6 +282,8 @@ class SyncEngine:
         self._count_nodes(recount=True)
         m.up.set(1)
         self.bootstrapped.set()
+        if self.trace is not None:
+            self.trace.append({"kind": "resync", "at": time.time(), "initial": initial})
         log.info("%s: %d znodes, %s", "bootstrap" if initial else "resync", stats.source_nodes, stats.summary())
 
     def _count_nodes(self, recount: bool = False) -> None:
@@ -306,6 +333,7 @@ class SyncEngine:
                 parent.children.remove(p.rsplit("/", 1)[1])
 
         new_paths: list[str] = []
+        sent: dict[str, tuple] = {}  # reads of new children already sent by _read_new_children
         for p, r in r_kids.items():
             try:
                 kids, stat = r.get()
@@ -325,6 +353,9 @@ class SyncEngine:
                 if join(p, c) not in model:
                     new_paths.append(join(p, c))
                     event[join(p, c)] = listed[p][0]
+                    sent_for = self._new_reads.pop(join(p, c), None)
+                    if sent_for is not None and sent_for[0] is r:
+                        sent[join(p, c)] = sent_for[1]
             node.children, node.cversion, node.pzxid = kids, stat.cversion, stat.pzxid
         for p, r in r_roots.items():
             if r.get() is not None and p not in model:
@@ -347,8 +378,13 @@ class SyncEngine:
                 plan.upserts.append(Op("set", p, node.data, origin=stat.mtime / 1000.0))
                 event[p] = changed[p][0]
 
+        if self._new_reads:  # unused reads: for answers seen now, or sent after the worker was done with theirs
+            done, old = set(r_kids.values()), time.monotonic() - 60
+            for path, (listing, _, at) in list(self._new_reads.items()):
+                if listing in done or at < old:
+                    self._new_reads.pop(path, None)
         if new_paths:
-            fresh = watch_tree(client, new_paths, watch)
+            fresh = watch_tree(client, new_paths, watch, sent)
             for p in sorted(fresh, key=lambda x: (depth(x), x)):
                 node = fresh[p]
                 model[p] = node
@@ -401,6 +437,8 @@ class SyncEngine:
                     m.observe(when - op.origin)
         else:
             log.warning("a batch of %d changes failed on the target; resynchronising", len(unit))
+            if self.trace is not None:
+                self.trace.append({"kind": "failed", "at": when, "paths": [op.path for op in unit]})
             m.errors.inc()
             self.queue.put((_RESYNC, "", when, None))  # before the count drops: _settle() then sees it queued
         with self._acks:

@@ -250,14 +250,23 @@ def read_tree(reader, roots: Iterable[str]) -> Tree:
     return tree
 
 
-def watch_tree(client: KazooClient, roots: Iterable[str], watcher: Callable) -> Tree:
+def read_node_async(client: KazooClient, path: str, watcher: Callable) -> tuple:
+    """The three pipelined requests watch_tree reads a node with (data and children leave watches)."""
+    return (client.get_async(path, watch=watcher), client.get_acls_async(path),
+            client.get_children_async(path, watch=watcher))
+
+
+def watch_tree(client: KazooClient, roots: Iterable[str], watcher: Callable,
+               sent: dict[str, tuple] | None = None) -> Tree:
     """Like read_tree but through the kazoo session, leaving a data and a child watch on every node.
-    For the small subtrees that appear during continuous sync."""
+    For the small subtrees that appear during continuous sync. `sent`: read_node_async requests already
+    sent for some of the roots (they are used instead of asking again)."""
     tree: Tree = {}
     level = list(roots)
+    sent = sent or {}
     while level:
-        pending = [(p, client.get_async(p, watch=watcher), client.get_acls_async(p),
-                    client.get_children_async(p, watch=watcher)) for p in level]
+        pending = [(p, *(sent.get(p) or read_node_async(client, p, watcher))) for p in level]
+        sent = {}
         level = []
         for p, r_data, r_acl, r_kids in pending:
             try:
