@@ -251,6 +251,12 @@ class Observer:
             if data and data != b"0" and self.seen.get(path) != data:
                 self.seen[path] = data
                 self.lags[kind].append(arrived - float(data))
+                if kind == "create":
+                    # Deletes sent before this create that were never seen as a gone child (the path was
+                    # deleted and created again between two reads of the list): no sample, and never matched
+                    # with a later disappearance, which would time that one from the older delete.
+                    earlier = self.deleted_at.get(path, [])
+                    earlier[:] = [t for t in earlier if t > float(data)]
 
 
 def mixed_propagation(a: str, b: str, rate: float, seconds: float, workload: str, engine_on: bool,
@@ -301,7 +307,8 @@ def mixed_propagation(a: str, b: str, rate: float, seconds: float, workload: str
                 pending.append(writer.create_async(path, repr(time.time()).encode()))
                 exists[path] = True
             elif workload == "mixed" and turn[path] % 3 == 0:
-                deleted_at.setdefault(path, []).append(time.time())
+                with observer.lock:
+                    deleted_at.setdefault(path, []).append(time.time())
                 pending.append(writer.delete_async(path))
                 exists[path] = False
             else:

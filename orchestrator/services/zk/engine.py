@@ -18,12 +18,14 @@ from orchestrator.services.zk.tree import (
     MAX_INFLIGHT,
     SEQUENTIAL,
     SIGNAL_POLL,
+    ApplyResult,
     Ensemble,
     Op,
     Plan,
     Tree,
     align_sequences,
     apply_copy,
+    apply_one,
     depth,
     ignored_name,
     join,
@@ -81,6 +83,7 @@ def bootstrap(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: s
 
 _RESYNC = "resync"
 _STOP = "stop"
+_REPAIR = "repair"  # a batch the target refused: its paths are rewritten one by one (the item carries the ops)
 
 
 class SyncEngine:
@@ -229,6 +232,18 @@ class SyncEngine:
             if any(item[0] in (_RESYNC, _STOP) for item in batch):
                 self._needs_resync = self._needs_resync or any(item[0] == _RESYNC for item in batch)
                 continue
+            refused = [op for item in batch if item[0] == _REPAIR for op in item[3]]
+            if refused:
+                batch = [item for item in batch if item[0] != _REPAIR]
+                try:
+                    self._repair(refused)
+                except Exception:
+                    log.exception("repairing refused changes failed; resynchronising")
+                    self.metrics.errors.inc()
+                    self._needs_resync = True
+                    continue
+                if not batch:
+                    continue
             self._batch_since = min(item[2] for item in batch)
             try:
                 self._apply_events(batch)
@@ -405,8 +420,7 @@ class SyncEngine:
         """Send without waiting for the acknowledgements: the session applies requests in order, so the
         next events are read and sent while this batch commits. Past MAX_INFLIGHT unacknowledged batches
         the worker waits, and the events arriving meanwhile coalesce in the queue. The rare failed batch
-        is not retried op by op (a later batch may already have written the same path): a full resync
-        repairs it instead."""
+        is repaired path by path from the model once every batch sent before it has landed (_repair)."""
         for unit in units(plan.deletes + plan.upserts):
             with self._acks:
                 while self._unacked >= MAX_INFLIGHT and not self._stopping.is_set():
@@ -425,10 +439,11 @@ class SyncEngine:
             self.trace.extend({"kind": op.kind, "path": op.path, "origin": op.origin,
                                "event": event.get(op.path, drained), "drained": drained, "planned": planned,
                                "sent": handed, "acked": when} for op in unit)
+        lost = False
         try:
             ok = succeeded(r)
-        except Exception:
-            ok = False
+        except Exception:  # the connection: the resync after reconnecting covers it
+            ok, lost = False, True
         m = self.metrics
         if ok:
             m.synced.inc(len(unit))
@@ -436,14 +451,55 @@ class SyncEngine:
                 if op.origin:
                     m.observe(when - op.origin)
         else:
-            log.warning("a batch of %d changes failed on the target; resynchronising", len(unit))
             if self.trace is not None:
                 self.trace.append({"kind": "failed", "at": when, "paths": [op.path for op in unit]})
             m.errors.inc()
-            self.queue.put((_RESYNC, "", when, None))  # before the count drops: _settle() then sees it queued
+            # Queued before the count drops: _settle() then sees it queued.
+            self.queue.put((_RESYNC, "", when, None) if lost else (_REPAIR, "", when, unit))
         with self._acks:
             self._unacked -= 1
             self._acks.notify_all()
+
+    def _repair(self, refused: list[Op]) -> None:
+        """The target refused a batch (ZooKeeper applies a multi all or nothing): a node it should not have
+        (created there by someone else), one missing (deleted there), a non-empty node to delete. Rewrite
+        those paths one by one to the model's state, the careful way (apply_one), instead of re-reading both
+        whole trees. The model may be newer than the refused ops: it is what later batches build on.
+        Raises if a path cannot be repaired (the caller resynchronises)."""
+        self._settle()  # batches sent after the refused one land first; the repair then has the last word
+        client, model = self.target.client, self.model
+        paths = list(dict.fromkeys(op.path for op in refused))
+        gone = sorted((p for p in paths if not (p in model and wanted(model[p], self.ephemeral))),
+                      key=lambda x: (-depth(x), x))
+        kept = sorted((p for p in paths if p not in gone), key=lambda x: (depth(x), x))
+        result = ApplyResult()
+        for p in gone:
+            apply_one(client, Op("delete", p), result)
+        sequences: dict[str, int] = {}
+        for p in kept:
+            # Missing parents come back with their own data and ACL, not as empty nodes (ensure_path).
+            chain = [q for q in self._ancestors(p) if q in model and client.exists(q) is None]
+            for q in [*chain, p]:
+                node = model[q]
+                apply_one(client, Op("create", q, node.data, node.acl, node.kind == "ephemeral"), result)
+            parent = model.get(parent_of(p))
+            if SEQUENTIAL.search(p) and parent is not None:
+                sequences[parent_of(p)] = parent.cversion
+        if result.errors:
+            raise RuntimeError(f"{len(result.errors)} of {len(paths)} refused paths could not be repaired, "
+                               f"e.g. {result.errors[0][0].path}: {result.errors[0][1]!r}")
+        if sequences:
+            align_sequences(client, sequences)
+        log.warning("the target refused %d changes (a node created or deleted there?); rewrote them one by one",
+                    len(paths))
+
+    def _ancestors(self, path: str) -> list[str]:
+        """The ancestors of `path` up to its root (included), outermost first."""
+        out = []
+        while path not in self.roots and parent_of(path) != path:
+            path = parent_of(path)
+            out.append(path)
+        return out[::-1]
 
     def _settle(self) -> None:
         """Wait until every batch sent to the target is acknowledged (or failed)."""

@@ -527,15 +527,17 @@ def apply_plan(client: KazooClient, plan: Plan, stop: threading.Event | None = N
         return result
     for unit in failed:
         for op in unit:
-            _apply_one(client, op, result)
+            apply_one(client, op, result)
     for op in plan.acls:
-        _apply_one(client, op, result)
+        apply_one(client, op, result)
     if plan.sequences:
         align_sequences(client, plan.sequences)
     return result
 
 
-def _apply_one(client: KazooClient, op: Op, result: ApplyResult) -> None:
+def apply_one(client: KazooClient, op: Op, result: ApplyResult) -> None:
+    """One write, the careful way: an existing node is made to match, a missing parent created, a non-empty
+    node removed with its subtree. Errors other than connection loss land in result.errors."""
     try:
         if op.kind == "create":
             acl = acl_from_key(op.acl)
