@@ -180,6 +180,8 @@ class SyncEngine:
         the model does not know yet, so a create costs the worker no second round trip of its own. The model
         is the worker's; a child it adds or removes meanwhile only makes a read useless (the worker reads
         again what it does not find here), never wrong: the worker uses these reads for this answer only."""
+        if getattr(listing, "taken", False):
+            return  # the worker already has it and sends the reads itself: do not ask twice
         try:
             kids, _ = listing.get()
         except Exception:
@@ -329,6 +331,8 @@ class SyncEngine:
 
         r_data = {p: r for p, (_, r) in changed.items() if p not in deleted}
         r_kids = {p: r for p, (_, r) in listed.items() if p not in deleted}
+        for r in r_kids.values():
+            r.taken = True  # seen by _read_new_children if the worker gets there first (an idle worker does)
         r_roots = {p: r for p, (_, r) in rooted.items()}
 
         plan = Plan()
