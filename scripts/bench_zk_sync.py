@@ -369,11 +369,12 @@ def protocol(args) -> int:
     """Issue 14's lag protocol; exit 1 when a run misses the bound."""
     print(f"lag protocol: {args.runs} runs x (writes, mixed) x (quiet, busy core); {args.rate:.0f} ops/s for "
           f"{args.lag_seconds:.0f} s; 2 x 3-node ensembles on loopback, {os.cpu_count()} CPUs; "
-          f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
+          f"load average at start {os.getloadavg()[0]:.1f}; fsync {'off' if args.no_fsync else 'on'}", flush=True)
     rows = []
+    base_cfg = DEFAULT_CFG + ("forceSync=no\n" if args.no_fsync else "")
     with tempfile.TemporaryDirectory() as tmp, \
-            LocalEnsemble(Path(tmp) / "a", size=3, base_cfg=DEFAULT_CFG) as ens_a, \
-            LocalEnsemble(Path(tmp) / "b", size=3, base_cfg=DEFAULT_CFG) as ens_b:
+            LocalEnsemble(Path(tmp) / "a", size=3, base_cfg=base_cfg) as ens_a, \
+            LocalEnsemble(Path(tmp) / "b", size=3, base_cfg=base_cfg) as ens_b:
         a, b = ens_a.connect_string, ens_b.connect_string
         for run in range(1, args.runs + 1):
             for workload in args.workloads:

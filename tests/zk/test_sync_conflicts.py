@@ -35,3 +35,26 @@ def test_a_refused_batch_is_rewritten_path_by_path_without_a_resync(zk):
 
     zk.ca.set(f"{r}/clash", b"later")  # and the engine goes on replicating
     wait_until(lambda: b_node(zk, f"{r}/clash") == b"later", what="a later change replicated")
+
+
+def test_a_repair_leaves_a_live_sessions_ephemeral_node_on_the_target(zk):
+    """The repair deletes what the model no longer has, but not an ephemeral node of another session on the
+    target (e.g. a master's election node on B): the same rule as every reconciliation."""
+    from orchestrator.services.zk.engine import SyncEngine, bootstrap
+    from orchestrator.services.zk.tree import Op
+    from tests.zk.helpers import side
+
+    r = zk.root
+    zk.ca.create(f"{r}/q", b"source", makepath=True)
+    engine = SyncEngine(side(zk.a.connect_string), side(zk.b.connect_string), [r])  # worker not started
+    zk.engines.append(engine)
+    engine.model = engine.source.read([r])
+    bootstrap(engine.source, engine.target, [r], source_tree=engine.model)
+    zk.cb.create(f"{r}/election", b"", ephemeral=True)  # B's own session
+    zk.cb.create(f"{r}/stray", b"")  # a persistent node the model does not have
+    zk.cb.delete(f"{r}/q")
+
+    engine._repair([Op("delete", f"{r}/election"), Op("delete", f"{r}/stray"), Op("set", f"{r}/q", b"source")])
+    assert b_node(zk, f"{r}/q") == b"source"
+    assert b_node(zk, f"{r}/stray") is None
+    assert zk.cb.exists(f"{r}/election").ephemeralOwner == zk.cb.client_id[0]

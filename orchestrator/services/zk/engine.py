@@ -29,6 +29,7 @@ from orchestrator.services.zk.tree import (
     depth,
     ignored_name,
     join,
+    kind_of,
     parent_of,
     plan_copy,
     read_node_async,
@@ -477,7 +478,12 @@ class SyncEngine:
                       key=lambda x: (-depth(x), x))
         kept = sorted((p for p in paths if p not in gone), key=lambda x: (depth(x), x))
         result = ApplyResult()
+        mine = self.target.session_id
         for p in gone:
+            stat = client.exists(p)
+            owner = stat.ephemeralOwner if stat is not None else 0
+            if owner not in (0, mine) and kind_of(owner) == "ephemeral":
+                continue  # a live session's node on the target (an election on B): never ours to delete
             apply_one(client, Op("delete", p), result)
         sequences: dict[str, int] = {}
         for p in kept:
