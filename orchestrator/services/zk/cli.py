@@ -162,7 +162,14 @@ def _check_options(args: Any) -> list[str]:
         raise InputError(f"--metrics-port {args.metrics_port}: not a port number (0-65535; 0 picks a free one)")
     if getattr(args, "recheck", None) is not None and not 0 <= args.recheck <= MAX_RECHECKS:
         raise InputError(f"--recheck {args.recheck}: must be between 0 and {MAX_RECHECKS}")
-    return validate_paths(args.paths)
+    paths = validate_paths(args.paths)
+    if getattr(args, "trace", None):
+        try:  # written at exit: a path that cannot be written must fail now, before anything is copied
+            with open(args.trace, "w", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise InputError(f"--trace {args.trace}: {exc.strerror or exc}") from None
+    return paths
 
 
 @contextlib.contextmanager
