@@ -251,12 +251,19 @@ class Observer:
             if data and data != b"0" and self.seen.get(path) != data:
                 self.seen[path] = data
                 self.lags[kind].append(arrived - float(data))
+                if kind == "create":
+                    # Deletes sent before this create that were never seen as a gone child (the path was
+                    # deleted and created again between two reads of the list): no sample, and never matched
+                    # with a later disappearance, which would time that one from the older delete.
+                    earlier = self.deleted_at.get(path, [])
+                    earlier[:] = [t for t in earlier if t > float(data)]
 
 
 def mixed_propagation(a: str, b: str, rate: float, seconds: float, workload: str, engine_on: bool,
-                      hot: int = 50) -> list[float]:
+                      hot: int = 50, trace: Path | None = None) -> list[float]:
     """Lags (s) of `workload` ('writes': sets only; 'mixed': creates, sets and deletes in turn) written on A
-    at `rate`/s and seen on B; with engine_on=False and b == a, the floor."""
+    at `rate`/s and seen on B; with engine_on=False and b == a, the floor. `trace`: the engine writes its
+    per-change stage timestamps there (`zk sync --trace`)."""
     writer, watcher = KazooClient(hosts=a), KazooClient(hosts=b)
     writer.start()
     watcher.start()
@@ -268,7 +275,7 @@ def mixed_propagation(a: str, b: str, rate: float, seconds: float, workload: str
     if engine_on:
         engine = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "zk", "sync", "--source", a,
                                    "--target", b, "--path", ROOT, "--metrics-port", "0",
-                                   "--metrics-address", "127.0.0.1"],
+                                   "--metrics-address", "127.0.0.1"] + (["--trace", str(trace)] if trace else []),
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                   cwd=Path(__file__).resolve().parent.parent)
         assert engine.stdout is not None
@@ -300,7 +307,8 @@ def mixed_propagation(a: str, b: str, rate: float, seconds: float, workload: str
                 pending.append(writer.create_async(path, repr(time.time()).encode()))
                 exists[path] = True
             elif workload == "mixed" and turn[path] % 3 == 0:
-                deleted_at.setdefault(path, []).append(time.time())
+                with observer.lock:
+                    deleted_at.setdefault(path, []).append(time.time())
                 pending.append(writer.delete_async(path))
                 exists[path] = False
             else:
@@ -322,6 +330,35 @@ def mixed_propagation(a: str, b: str, rate: float, seconds: float, workload: str
         return [lag for kind in observer.lags.values() for lag in kind]
 
 
+STAGES = (("A: commit -> engine's event", "origin", "event"), ("queue wait", "event", "drained"),
+          ("read back on A", "drained", "planned"), ("send wait", "planned", "sent"),
+          ("B: multi -> ack", "sent", "acked"))
+
+
+def stage_report(trace: Path) -> str:
+    """Where the engine's time goes: each stage's p50/p99 over every change, and its mean over the slowest
+    1 % (by commit on A -> acknowledged on B). Deletes are timed from their event (no commit time on A)."""
+    import json
+    rows = [json.loads(line) for line in trace.read_text().splitlines() if line]
+    resyncs = sum(1 for r in rows if r["kind"] == "resync" and not r["initial"])
+    failed = sum(1 for r in rows if r["kind"] == "failed")
+    rows = [r for r in rows if r.get("origin")]
+    if len(rows) < 100:
+        return f"  trace: {len(rows)} changes, too few for percentiles"
+    slow = sorted(rows, key=lambda r: r["acked"] - r["origin"])[-max(1, len(rows) // 100):]
+    out = [f"  engine stages over {len(rows)} changes (ms): p50 / p99 / mean of the slowest 1 %"]
+    for name, start, end in STAGES:
+        spans = [(r[end] - r[start]) * 1000 for r in rows]
+        worst = statistics.mean((r[end] - r[start]) * 1000 for r in slow)
+        out.append(f"    {name:28s} {pct(spans, 50):7.1f} {pct(spans, 99):7.1f} {worst:7.1f}")
+    total = [(r["acked"] - r["origin"]) * 1000 for r in rows]
+    out.append(f"    {'total (commit on A -> ack)':28s} {pct(total, 50):7.1f} {pct(total, 99):7.1f} "
+               f"{statistics.mean(sorted(total)[-len(slow):]):7.1f}")
+    kinds = {k: sum(1 for r in slow if r["kind"] == k) for k in ("create", "set", "delete")}
+    out.append(f"    slowest 1 %: {kinds}; failed batches {failed}, resyncs {resyncs}")
+    return "\n".join(out)
+
+
 def busy_core(seconds: float) -> subprocess.Popen:
     """A second process spinning on one core for at most `seconds` (stopped by PID before that)."""
     code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
@@ -332,15 +369,16 @@ def protocol(args) -> int:
     """Issue 14's lag protocol; exit 1 when a run misses the bound."""
     print(f"lag protocol: {args.runs} runs x (writes, mixed) x (quiet, busy core); {args.rate:.0f} ops/s for "
           f"{args.lag_seconds:.0f} s; 2 x 3-node ensembles on loopback, {os.cpu_count()} CPUs; "
-          f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
+          f"load average at start {os.getloadavg()[0]:.1f}; fsync {'off' if args.no_fsync else 'on'}", flush=True)
     rows = []
+    base_cfg = DEFAULT_CFG + ("forceSync=no\n" if args.no_fsync else "")
     with tempfile.TemporaryDirectory() as tmp, \
-            LocalEnsemble(Path(tmp) / "a", size=3, base_cfg=DEFAULT_CFG) as ens_a, \
-            LocalEnsemble(Path(tmp) / "b", size=3, base_cfg=DEFAULT_CFG) as ens_b:
+            LocalEnsemble(Path(tmp) / "a", size=3, base_cfg=base_cfg) as ens_a, \
+            LocalEnsemble(Path(tmp) / "b", size=3, base_cfg=base_cfg) as ens_b:
         a, b = ens_a.connect_string, ens_b.connect_string
         for run in range(1, args.runs + 1):
-            for workload in ("writes", "mixed"):
-                for load in ("quiet", "busy"):
+            for workload in args.workloads:
+                for load in args.loads:
                     spinner = busy_core(4 * args.lag_seconds + 120) if load == "busy" else None
                     try:
                         for side in (a, b):
@@ -348,7 +386,9 @@ def protocol(args) -> int:
                         floor = mixed_propagation(a, a, args.rate, args.lag_seconds, workload, engine_on=False)
                         for side in (a, b):
                             clear(side)
-                        lags = mixed_propagation(a, b, args.rate, args.lag_seconds, workload, engine_on=True)
+                        trace = Path(tmp) / f"trace-{run}-{workload}-{load}.jsonl" if args.trace else None
+                        lags = mixed_propagation(a, b, args.rate, args.lag_seconds, workload, engine_on=True,
+                                                 trace=trace)
                     finally:
                         if spinner is not None:
                             spinner.kill()
@@ -361,6 +401,8 @@ def protocol(args) -> int:
                           f"({len(floor)}) | engine p50 {pct(lags, 50) * 1000:5.1f} p99 {e99:6.1f} ms ({len(lags)}) | "
                           f"bound {bound:5.1f} ms {'ok' if ok else 'MISSED'} | load {os.getloadavg()[0]:.1f}",
                           flush=True)
+                    if trace is not None:
+                        print(stage_report(trace), flush=True)
     print(f"\n{sum(rows)} of {len(rows)} runs within max(50 ms, 2 x floor p99)")
     return 0 if all(rows) else 1
 
@@ -389,13 +431,23 @@ def main() -> int:
     ap.add_argument("--leaves", type=int, default=100)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--rate", type=float, default=200.0, help="writes/s during the lag measurement")
-    ap.add_argument("--lag-seconds", type=float, default=10.0)
+    ap.add_argument("--lag-seconds", type=float, default=None,
+                    help="seconds of writes per lag measurement (default 10; --protocol: 12, so that a run "
+                         "has >= 2,000 samples even if a few are lost)")
     ap.add_argument("--zk-shell", default=shutil.which("zk-shell"), help="zk-shell executable (optional)")
     ap.add_argument("--zk-shell-runs", type=int, default=1, help="zk-shell is slow: runs of it (default 1)")
     ap.add_argument("--no-fsync", action="store_true",
                     help="forceSync=no on both ensembles: takes the disk's fsync tail out of the lag figures")
     ap.add_argument("--protocol", action="store_true", help="run issue 14's lag protocol only (see above)")
+    ap.add_argument("--workloads", nargs="+", choices=("writes", "mixed"), default=["writes", "mixed"],
+                    help="--protocol: the workloads to run (default both)")
+    ap.add_argument("--loads", nargs="+", choices=("quiet", "busy"), default=["quiet", "busy"],
+                    help="--protocol: the load conditions to run (default both)")
+    ap.add_argument("--trace", action="store_true",
+                    help="--protocol: also print where the engine's time goes, per stage (zk sync --trace)")
     args = ap.parse_args()
+    if args.lag_seconds is None:
+        args.lag_seconds = 12.0 if args.protocol else 10.0
     if args.protocol:
         return protocol(args)
 

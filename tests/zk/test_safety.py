@@ -378,3 +378,11 @@ def test_without_the_credentials_the_source_needs(zk, capsys, monkeypatch, actio
     line = one_error_line(capsys.readouterr().err)
     assert "no permission" in line and f"{r}/secret" in line and "ORCHESTRATOR_ZK_AUTH" in line
     assert zk.cb.exists(r) is None
+
+
+def test_a_sync_trace_file_that_cannot_be_written_is_refused_before_anything_starts(capsys, tmp_path):
+    unwritable = tmp_path / "no-such-dir" / "trace.jsonl"
+    rc = main(zk_cmd("sync", "127.0.0.1:1", "127.0.0.1:2", "/x", extra=("--trace", str(unwritable))))
+    assert rc == ExitCode.INPUT
+    line = one_error_line(capsys.readouterr().err)
+    assert "--trace" in line and str(unwritable) in line

@@ -96,6 +96,7 @@ def test_sync_carries_nodes_near_the_size_limit(zk):
     wait_until(lambda: zk.cb.exists(f"{r}/big"), what="big node created")
     zk.ca.set(f"{r}/big", big[::-1])
     converged(zk, [r])
+    zk.cb.sync(f"{r}/big")  # verify read another B server; this session's may be a follower still applying 1 MB
     assert zk.cb.get(f"{r}/big")[0] == big[::-1]
 
 

@@ -99,6 +99,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--resync-interval", type=float, default=300.0, metavar="SECONDS",
                    help="full re-comparison period, which also carries ACL changes (ZooKeeper sends no event "
                         f"for them); 0 disables, at most {MAX_RESYNC_INTERVAL:.0f}")
+    p.add_argument("--trace", metavar="FILE",
+                   help="latency analysis: at exit, write one JSON line per replicated change with its stage "
+                        "timestamps (source commit, watch event, read back, sent, acknowledged) to FILE")
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("verify", help="compare subtrees; exit 0 only when identical, differences listed")
@@ -166,7 +169,14 @@ def _check_options(args: Any) -> list[str]:
         raise InputError(f"--metrics-port {args.metrics_port}: not a port number (0-65535; 0 picks a free one)")
     if getattr(args, "recheck", None) is not None and not 0 <= args.recheck <= MAX_RECHECKS:
         raise InputError(f"--recheck {args.recheck}: must be between 0 and {MAX_RECHECKS}")
-    return validate_paths(args.paths)
+    paths = validate_paths(args.paths)
+    if getattr(args, "trace", None):
+        try:  # written at exit: a path that cannot be written must fail now, before anything is copied
+            with open(args.trace, "w", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise InputError(f"--trace {args.trace}: {exc.strerror or exc}") from None
+    return paths
 
 
 @contextlib.contextmanager
@@ -377,7 +387,8 @@ def cmd_sync(args: Any) -> int:
             _quiet_kazoo(False)
             # run_sync owns the sessions from here and closes them when it stops.
             return run_sync(source, target, paths, ephemeral=args.ephemeral, metrics=metrics, server=server,
-                            metrics_address=args.metrics_address, resync_interval=args.resync_interval)
+                            metrics_address=args.metrics_address, resync_interval=args.resync_interval,
+                            trace_file=args.trace)
     finally:
         if server is not None:
             server.shutdown()

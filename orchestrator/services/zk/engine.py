@@ -5,6 +5,7 @@ import functools
 import logging
 import queue
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -17,17 +18,21 @@ from orchestrator.services.zk.tree import (
     MAX_INFLIGHT,
     SEQUENTIAL,
     SIGNAL_POLL,
+    ApplyResult,
     Ensemble,
     Op,
     Plan,
     Tree,
     align_sequences,
     apply_copy,
+    apply_one,
     depth,
     ignored_name,
     join,
+    kind_of,
     parent_of,
     plan_copy,
+    read_node_async,
     read_tree,
     send_unit,
     subtree,
@@ -40,6 +45,8 @@ from orchestrator.services.zk.tree import (
 from orchestrator.services.zk.wire import arm_watches
 
 log = logging.getLogger(__name__)
+
+SWITCH_INTERVAL = 0.0005  # seconds; see run_sync
 
 
 @dataclass
@@ -77,6 +84,7 @@ def bootstrap(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: s
 
 _RESYNC = "resync"
 _STOP = "stop"
+_REPAIR = "repair"  # a batch the target refused: its paths are rewritten one by one (the item carries the ops)
 
 
 class SyncEngine:
@@ -96,7 +104,7 @@ class SyncEngine:
     """
 
     def __init__(self, source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "mirror",
-                 metrics=None, resync_interval: float = 300.0) -> None:
+                 metrics=None, resync_interval: float = 300.0, trace: list | None = None) -> None:
         from orchestrator.services.zk.metrics import SyncMetrics
         self.source, self.target, self.roots = source, target, list(roots)
         self.ephemeral = ephemeral
@@ -115,6 +123,11 @@ class SyncEngine:
         self._acks = threading.Condition()
         self._unacked = 0
         self._mirrored = 0
+        # New children's reads sent by _read_new_children, per child path: (the listing answer that showed
+        # the child, its read_node_async requests). Only the worker pops them, and only for that answer.
+        self._new_reads: dict[str, tuple[Any, tuple, float]] = {}
+        # Latency analysis (`zk sync --trace`): per replicated change, its stage timestamps (see _acked).
+        self.trace = trace
         self.metrics.follow_pending(self._oldest_pending)
         self.metrics.up.set(0)
         self.metrics.info.labels(source=source.hosts, target=target.hosts, paths=",".join(self.roots)).set(1)
@@ -129,7 +142,7 @@ class SyncEngine:
 
     def stop(self) -> None:
         self._stopping.set()
-        self.queue.put((_STOP, "", 0.0))
+        self.queue.put((_STOP, "", 0.0, None))
         if self._thread is not None:
             self._thread.join(timeout=30)
         for side in (self.source, self.target):
@@ -138,13 +151,57 @@ class SyncEngine:
 
     # -- inputs (kazoo threads: never block) ----------------------------------------------------------
     def _on_watch(self, event) -> None:
-        self.queue.put((event.type, event.path, time.time()))
+        """Ask the source for the node's new state at once, re-arming its watch, and queue the pending
+        answer with the event: the read's round trip runs while the worker is still busy with earlier
+        changes, instead of after it drained the queue (a change then waits for one round trip, not two).
+        Answers come back in request order, so the worker sees them in event order."""
+        from kazoo.protocol.states import EventType
+        when, path, kind = time.time(), event.path, event.type
+        if not self._under_roots(path):
+            return
+        client, watch = self.source.client, self._on_watch
+        try:
+            if kind == EventType.CHANGED:
+                read = client.get_async(path, watch=watch)
+            elif kind == EventType.CHILD:
+                read = client.get_children_async(path, watch=watch, include_data=True)
+                read.rawlink(functools.partial(self._read_new_children, path))
+            elif kind == EventType.CREATED or (kind == EventType.DELETED and path in self.roots):
+                read = client.exists_async(path, watch=watch)  # a root: watched even while it is missing
+            else:
+                read = None  # a deleted node: nothing to read
+        except Exception:  # the session is closing: the resync after reconnecting re-reads everything
+            log.debug("could not read %s back after its event", path, exc_info=True)
+            self.queue.put((_RESYNC, "", when, None))
+            return
+        self.queue.put((kind, path, when, read))
+
+    def _read_new_children(self, parent: str, listing) -> None:
+        """In kazoo's completion thread, as soon as a children list arrives: send the reads of the children
+        the model does not know yet, so a create costs the worker no second round trip of its own. The model
+        is the worker's; a child it adds or removes meanwhile only makes a read useless (the worker reads
+        again what it does not find here), never wrong: the worker uses these reads for this answer only."""
+        if getattr(listing, "taken", False):
+            return  # the worker already has it and sends the reads itself: do not ask twice
+        try:
+            kids, _ = listing.get()
+        except Exception:
+            return  # the worker meets the same error
+        node = self.model.get(parent)
+        if node is None:
+            return
+        known = set(node.children)
+        for c in kids:
+            path = join(parent, c)
+            if c not in known and not ignored_name(c) and path not in self.model:
+                self._new_reads[path] = (listing, read_node_async(self.source.client, path, self._on_watch),
+                                         time.monotonic())
 
     def _on_state(self, state) -> None:
         from kazoo.client import KazooState
         if state == KazooState.CONNECTED:
             # Watches live on the server connection; kazoo does not restore them, so re-read everything.
-            self.queue.put((_RESYNC, "", time.time()))
+            self.queue.put((_RESYNC, "", time.time(), None))
         else:
             self.metrics.up.set(0)
 
@@ -175,10 +232,22 @@ class SyncEngine:
             batch = self._drain()
             if not batch:
                 continue
-            if any(kind in (_RESYNC, _STOP) for kind, _, _ in batch):
-                self._needs_resync = self._needs_resync or any(kind == _RESYNC for kind, _, _ in batch)
+            if any(item[0] in (_RESYNC, _STOP) for item in batch):
+                self._needs_resync = self._needs_resync or any(item[0] == _RESYNC for item in batch)
                 continue
-            self._batch_since = min(t for _, _, t in batch)
+            refused = [op for item in batch if item[0] == _REPAIR for op in item[3]]
+            if refused:
+                batch = [item for item in batch if item[0] != _REPAIR]
+                try:
+                    self._repair(refused)
+                except Exception:
+                    log.exception("repairing refused changes failed; resynchronising")
+                    self.metrics.errors.inc()
+                    self._needs_resync = True
+                    continue
+                if not batch:
+                    continue
+            self._batch_since = min(item[2] for item in batch)
             try:
                 self._apply_events(batch)
             except Exception:
@@ -203,6 +272,7 @@ class SyncEngine:
 
     def _resync(self) -> None:
         initial = not self.bootstrapped.is_set()
+        self._new_reads.clear()
         while True:  # changes queued so far are covered by the read below
             try:
                 self.queue.get_nowait()
@@ -230,6 +300,8 @@ class SyncEngine:
         self._count_nodes(recount=True)
         m.up.set(1)
         self.bootstrapped.set()
+        if self.trace is not None:
+            self.trace.append({"kind": "resync", "at": time.time(), "initial": initial})
         log.info("%s: %d znodes, %s", "bootstrap" if initial else "resync", stats.source_nodes, stats.summary())
 
     def _count_nodes(self, recount: bool = False) -> None:
@@ -242,33 +314,31 @@ class SyncEngine:
         return any(under(path, r) for r in self.roots)
 
     def _apply_events(self, batch: list) -> None:
+        """Apply a batch of (event kind, path, time, pending read) items: reads of the same path coalesce
+        (the last answer is the newest state, the first event time is the change's age)."""
         from kazoo.protocol.states import EventType
         client, watch = self.source.client, self._on_watch
+        drained = time.time()
         deleted: dict[str, float] = {}
-        changed: dict[str, float] = {}
-        listed: dict[str, float] = {}
-        created: dict[str, float] = {}
-        for kind, path, t in batch:
-            if not self._under_roots(path):
-                continue
+        changed: dict[str, tuple[float, Any]] = {}
+        listed: dict[str, tuple[float, Any]] = {}
+        rooted: dict[str, tuple[float, Any]] = {}  # exist watches on roots that were or are missing
+        for kind, path, t, read in batch:
             if kind == EventType.DELETED:
                 deleted.setdefault(path, t)
-            elif kind == EventType.CHANGED:
-                changed.setdefault(path, t)
-            elif kind == EventType.CHILD:
-                listed.setdefault(path, t)
-            elif kind == EventType.CREATED:  # exist watch on a root that did not exist
-                created.setdefault(path, t)
+            into = {EventType.CHANGED: changed, EventType.CHILD: listed}.get(kind, rooted)
+            if read is not None:
+                into[path] = (into[path][0] if path in into else t, read)
 
-        # Read back (and re-arm) what changed; all requests pipelined.
-        roots_gone = [p for p in deleted if p in self.roots]
-        r_data = {p: client.get_async(p, watch=watch) for p in changed if p not in deleted}
-        r_kids = {p: client.get_children_async(p, watch=watch, include_data=True) for p in listed
-                  if p not in deleted}
-        r_roots = {p: client.exists_async(p, watch=watch) for p in roots_gone + list(created)}
+        r_data = {p: r for p, (_, r) in changed.items() if p not in deleted}
+        r_kids = {p: r for p, (_, r) in listed.items() if p not in deleted}
+        for r in r_kids.values():
+            r.taken = True  # seen by _read_new_children if the worker gets there first (an idle worker does)
+        r_roots = {p: r for p, (_, r) in rooted.items()}
 
         plan = Plan()
         model = self.model
+        event: dict[str, float] = {}  # op path -> when its watch event arrived (for the trace)
         for p in sorted(deleted, key=lambda x: (-depth(x), x)):
             if p not in model:
                 continue
@@ -276,31 +346,41 @@ class SyncEngine:
             for q in reversed(doomed):
                 if wanted(model[q], self.ephemeral):
                     plan.deletes.append(Op("delete", q, origin=deleted[p]))
+                    event[q] = deleted[p]
                 del model[q]
             parent = model.get(parent_of(p))
             if parent is not None and p.rsplit("/", 1)[1] in parent.children:
                 parent.children.remove(p.rsplit("/", 1)[1])
 
         new_paths: list[str] = []
+        sent: dict[str, tuple] = {}  # reads of new children already sent by _read_new_children
         for p, r in r_kids.items():
             try:
                 kids, stat = r.get()
             except NoNodeError:
                 continue
             node = model.get(p)
-            if node is None:
+            if node is None or stat.pzxid < node.pzxid:  # older than the children already applied
                 continue
             kids = sorted(c for c in kids if not ignored_name(c))
             for c in set(node.children) - set(kids):  # deleted before its own event reached us
                 for q in reversed(subtree(model, join(p, c))):
                     if wanted(model[q], self.ephemeral):
-                        plan.deletes.append(Op("delete", q, origin=listed[p]))
+                        plan.deletes.append(Op("delete", q, origin=listed[p][0]))
+                        event[q] = listed[p][0]
                     del model[q]
-            new_paths += [join(p, c) for c in kids if join(p, c) not in model]
-            node.children, node.cversion = kids, stat.cversion
+            for c in kids:
+                if join(p, c) not in model:
+                    new_paths.append(join(p, c))
+                    event[join(p, c)] = listed[p][0]
+                    sent_for = self._new_reads.pop(join(p, c), None)
+                    if sent_for is not None and sent_for[0] is r:
+                        sent[join(p, c)] = sent_for[1]
+            node.children, node.cversion, node.pzxid = kids, stat.cversion, stat.pzxid
         for p, r in r_roots.items():
             if r.get() is not None and p not in model:
                 new_paths.append(p)
+                event[p] = rooted[p][0]
 
         for p, r in r_data.items():
             try:
@@ -308,51 +388,67 @@ class SyncEngine:
             except NoNodeError:
                 continue
             node = model.get(p)
-            if node is None or node.data == (data or b""):
+            if node is None or stat.mzxid <= node.mzxid:  # not newer than the data already applied
+                continue
+            node.mzxid = stat.mzxid
+            if node.data == (data or b""):
                 continue
             node.data, node.mtime = data or b"", stat.mtime
             if wanted(node, self.ephemeral):
                 plan.upserts.append(Op("set", p, node.data, origin=stat.mtime / 1000.0))
+                event[p] = changed[p][0]
 
+        if self._new_reads:  # unused reads: for answers seen now, or sent after the worker was done with theirs
+            done, old = set(r_kids.values()), time.monotonic() - 60
+            for path, (listing, _, at) in list(self._new_reads.items()):
+                if listing in done or at < old:
+                    self._new_reads.pop(path, None)
         if new_paths:
-            fresh = watch_tree(client, new_paths, watch)
+            fresh = watch_tree(client, new_paths, watch, sent)
             for p in sorted(fresh, key=lambda x: (depth(x), x)):
                 node = fresh[p]
                 model[p] = node
                 if wanted(node, self.ephemeral):
                     plan.upserts.append(Op("create", p, node.data, node.acl, node.kind == "ephemeral",
                                            origin=node.mtime / 1000.0))
+                    event.setdefault(p, event.get(parent_of(p), drained))
                     parent = model.get(parent_of(p))
                     if SEQUENTIAL.search(p) and parent is not None:
                         plan.sequences[parent_of(p)] = parent.cversion
 
         if plan:
-            self._send(plan)
+            self._send(plan, (event, drained, time.time()))
             self._mirrored += sum(1 for op in plan.upserts if op.kind == "create") - len(plan.deletes)
         self._count_nodes()
 
-    def _send(self, plan: Plan) -> None:
+    def _send(self, plan: Plan, stamps: tuple[dict[str, float], float, float] | None = None) -> None:
         """Send without waiting for the acknowledgements: the session applies requests in order, so the
         next events are read and sent while this batch commits. Past MAX_INFLIGHT unacknowledged batches
         the worker waits, and the events arriving meanwhile coalesce in the queue. The rare failed batch
-        is not retried op by op (a later batch may already have written the same path): a full resync
-        repairs it instead."""
+        is repaired path by path from the model once every batch sent before it has landed (_repair)."""
         for unit in units(plan.deletes + plan.upserts):
             with self._acks:
                 while self._unacked >= MAX_INFLIGHT and not self._stopping.is_set():
                     self._acks.wait(0.5)
                 self._unacked += 1
-            send_unit(self.target.client, unit).rawlink(functools.partial(self._acked, unit))
+            sent = (*stamps, time.time()) if stamps is not None and self.trace is not None else None
+            send_unit(self.target.client, unit).rawlink(functools.partial(self._acked, unit, sent))
         if plan.sequences:
             align_sequences(self.target.client, plan.sequences)  # reads after the creates (FIFO)
 
-    def _acked(self, unit: list[Op], r) -> None:
+    def _acked(self, unit: list[Op], sent: tuple | None, r) -> None:
         """A batch's outcome, in kazoo's completion thread (never blocks: the result is ready)."""
         when = time.time()
+        if sent is not None and self.trace is not None:
+            event, drained, planned, handed = sent
+            self.trace.extend({"kind": op.kind, "path": op.path, "origin": op.origin,
+                               "event": event.get(op.path, drained), "drained": drained, "planned": planned,
+                               "sent": handed, "acked": when} for op in unit)
+        lost = False
         try:
             ok = succeeded(r)
-        except Exception:
-            ok = False
+        except Exception:  # the connection: the resync after reconnecting covers it
+            ok, lost = False, True
         m = self.metrics
         if ok:
             m.synced.inc(len(unit))
@@ -360,12 +456,60 @@ class SyncEngine:
                 if op.origin:
                     m.observe(when - op.origin)
         else:
-            log.warning("a batch of %d changes failed on the target; resynchronising", len(unit))
+            if self.trace is not None:
+                self.trace.append({"kind": "failed", "at": when, "paths": [op.path for op in unit]})
             m.errors.inc()
-            self.queue.put((_RESYNC, "", when))  # before the count drops: _settle() then sees it queued
+            # Queued before the count drops: _settle() then sees it queued.
+            self.queue.put((_RESYNC, "", when, None) if lost else (_REPAIR, "", when, unit))
         with self._acks:
             self._unacked -= 1
             self._acks.notify_all()
+
+    def _repair(self, refused: list[Op]) -> None:
+        """The target refused a batch (ZooKeeper applies a multi all or nothing): a node it should not have
+        (created there by someone else), one missing (deleted there), a non-empty node to delete. Rewrite
+        those paths one by one to the model's state, the careful way (apply_one), instead of re-reading both
+        whole trees. The model may be newer than the refused ops: it is what later batches build on.
+        Raises if a path cannot be repaired (the caller resynchronises)."""
+        self._settle()  # batches sent after the refused one land first; the repair then has the last word
+        client, model = self.target.client, self.model
+        paths = list(dict.fromkeys(op.path for op in refused))
+        gone = sorted((p for p in paths if not (p in model and wanted(model[p], self.ephemeral))),
+                      key=lambda x: (-depth(x), x))
+        kept = sorted((p for p in paths if p not in gone), key=lambda x: (depth(x), x))
+        result = ApplyResult()
+        mine = self.target.session_id
+        for p in gone:
+            stat = client.exists(p)
+            owner = stat.ephemeralOwner if stat is not None else 0
+            if owner not in (0, mine) and kind_of(owner) == "ephemeral":
+                continue  # a live session's node on the target (an election on B): never ours to delete
+            apply_one(client, Op("delete", p), result)
+        sequences: dict[str, int] = {}
+        for p in kept:
+            # Missing parents come back with their own data and ACL, not as empty nodes (ensure_path).
+            chain = [q for q in self._ancestors(p) if q in model and client.exists(q) is None]
+            for q in [*chain, p]:
+                node = model[q]
+                apply_one(client, Op("create", q, node.data, node.acl, node.kind == "ephemeral"), result)
+            parent = model.get(parent_of(p))
+            if SEQUENTIAL.search(p) and parent is not None:
+                sequences[parent_of(p)] = parent.cversion
+        if result.errors:
+            raise RuntimeError(f"{len(result.errors)} of {len(paths)} refused paths could not be repaired, "
+                               f"e.g. {result.errors[0][0].path}: {result.errors[0][1]!r}")
+        if sequences:
+            align_sequences(client, sequences)
+        log.warning("the target refused %d changes (a node created or deleted there?); rewrote them one by one",
+                    len(paths))
+
+    def _ancestors(self, path: str) -> list[str]:
+        """The ancestors of `path` up to its root (included), outermost first."""
+        out = []
+        while path not in self.roots and parent_of(path) != path:
+            path = parent_of(path)
+            out.append(path)
+        return out[::-1]
 
     def _settle(self) -> None:
         """Wait until every batch sent to the target is acknowledged (or failed)."""
@@ -376,10 +520,11 @@ class SyncEngine:
 
 def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "mirror",
              metrics_port: int = 9143, metrics_address: str = "0.0.0.0", resync_interval: float = 300.0,
-             metrics: Any = None, server: Any = None) -> int:
+             metrics: Any = None, server: Any = None, trace_file: str | None = None) -> int:
     """`orchestrator zk sync`: serve /metrics (or use the `metrics` already served by `server`), bootstrap,
     follow changes until SIGTERM or SIGINT. A signal before the bootstrap completed stops its writes and
-    ends in Interrupted (exit 130): the target is partial."""
+    ends in Interrupted (exit 130): the target is partial. `trace_file`: where to write, at exit, one JSON
+    line of stage timestamps per replicated change (latency analysis, scripts/bench_zk_sync.py)."""
     from orchestrator.services.zk.metrics import SyncMetrics
     if metrics is None or server is None:
         metrics = SyncMetrics()
@@ -388,7 +533,13 @@ def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: st
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    engine = SyncEngine(source, target, roots, ephemeral, metrics, resync_interval).start()
+    # The engine is a relay of threads (kazoo's reader, callback and completion threads per session, the
+    # worker): each change hops between them several times, and a thread woken by its socket waits for the
+    # GIL up to the switch interval (5 ms by default) while another one computes. A shorter interval bounds
+    # that wait per hop; the threads do little work each, so the extra switching costs next to nothing.
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    engine = SyncEngine(source, target, roots, ephemeral, metrics, resync_interval,
+                        trace=[] if trace_file else None).start()
     try:
         while not stop.is_set():
             s = engine.last_stats if engine.bootstrapped.wait(0.2) else None
@@ -403,6 +554,8 @@ def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: st
         # line that says how the command ended.
         logging.getLogger("kazoo").setLevel(logging.CRITICAL)
         engine.stop()
+        if trace_file and engine.trace is not None:
+            _write_trace(trace_file, engine.trace)
         server.shutdown()
         source.close()
         target.close()
@@ -411,3 +564,9 @@ def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: st
         raise Interrupted("stopped during the initial copy: the target is partial, re-run to finish")
     print("stopped", flush=True)
     return 0
+
+
+def _write_trace(path: str, records: list[dict]) -> None:
+    import json
+    with open(path, "w", encoding="utf-8") as out:
+        out.writelines(json.dumps(r) + "\n" for r in records)

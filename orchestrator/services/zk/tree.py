@@ -93,6 +93,10 @@ class Node:
     mtime: int = 0
     cversion: int = 0
     children: list[str] = field(default_factory=list)
+    # The zxids of the last data change and of the last child change seen: the sync engine ignores an
+    # answer older than what it already applied (reads are sent as events arrive, answered in any batch).
+    mzxid: int = 0
+    pzxid: int = 0
 
 
 Tree = dict[str, Node]
@@ -214,7 +218,7 @@ def node_from_replies(got_data, got_acl) -> tuple[Node, int] | None:
             raise got
     data, stat = got_data
     return Node(data or b"", acl_key(got_acl[0]), kind_of(stat.ephemeralOwner), stat.ephemeralOwner,
-                stat.mtime, stat.cversion), stat.numChildren
+                stat.mtime, stat.cversion, mzxid=stat.mzxid, pzxid=stat.pzxid), stat.numChildren
 
 
 def read_tree(reader, roots: Iterable[str]) -> Tree:
@@ -250,14 +254,23 @@ def read_tree(reader, roots: Iterable[str]) -> Tree:
     return tree
 
 
-def watch_tree(client: KazooClient, roots: Iterable[str], watcher: Callable) -> Tree:
+def read_node_async(client: KazooClient, path: str, watcher: Callable) -> tuple:
+    """The three pipelined requests watch_tree reads a node with (data and children leave watches)."""
+    return (client.get_async(path, watch=watcher), client.get_acls_async(path),
+            client.get_children_async(path, watch=watcher))
+
+
+def watch_tree(client: KazooClient, roots: Iterable[str], watcher: Callable,
+               sent: dict[str, tuple] | None = None) -> Tree:
     """Like read_tree but through the kazoo session, leaving a data and a child watch on every node.
-    For the small subtrees that appear during continuous sync."""
+    For the small subtrees that appear during continuous sync. `sent`: read_node_async requests already
+    sent for some of the roots (they are used instead of asking again)."""
     tree: Tree = {}
     level = list(roots)
+    sent = sent or {}
     while level:
-        pending = [(p, client.get_async(p, watch=watcher), client.get_acls_async(p),
-                    client.get_children_async(p, watch=watcher)) for p in level]
+        pending = [(p, *(sent.get(p) or read_node_async(client, p, watcher))) for p in level]
+        sent = {}
         level = []
         for p, r_data, r_acl, r_kids in pending:
             try:
@@ -267,7 +280,8 @@ def watch_tree(client: KazooClient, roots: Iterable[str], watcher: Callable) -> 
             except NoNodeError:
                 continue
             node = Node(data or b"", acl_key(acl), kind_of(stat.ephemeralOwner), stat.ephemeralOwner,
-                        stat.mtime, stat.cversion, sorted(c for c in kids if not _skip(join(p, c))))
+                        stat.mtime, stat.cversion, sorted(c for c in kids if not _skip(join(p, c))),
+                        stat.mzxid, stat.pzxid)
             tree[p] = node
             level.extend(join(p, c) for c in node.children)
     return tree
@@ -517,15 +531,17 @@ def apply_plan(client: KazooClient, plan: Plan, stop: threading.Event | None = N
         return result
     for unit in failed:
         for op in unit:
-            _apply_one(client, op, result)
+            apply_one(client, op, result)
     for op in plan.acls:
-        _apply_one(client, op, result)
+        apply_one(client, op, result)
     if plan.sequences:
         align_sequences(client, plan.sequences)
     return result
 
 
-def _apply_one(client: KazooClient, op: Op, result: ApplyResult) -> None:
+def apply_one(client: KazooClient, op: Op, result: ApplyResult) -> None:
+    """One write, the careful way: an existing node is made to match, a missing parent created, a non-empty
+    node removed with its subtree. Errors other than connection loss land in result.errors."""
     try:
         if op.kind == "create":
             acl = acl_from_key(op.acl)
