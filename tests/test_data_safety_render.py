@@ -71,6 +71,13 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
+def _limit_memory_with_default_signals() -> None:
+    # A shell's background job (`.ci/run &`) inherits SIGINT ignored, and Python keeps an inherited SIG_IGN:
+    # the signal tests need the disposition an interactive user's render has.
+    _limit_memory()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The console script in its own process, under a memory limit (a bomb fails it, not the machine)."""
     return subprocess.run([str(EXE), *args], capture_output=True, text=True, cwd=cwd, timeout=300,
@@ -250,7 +257,7 @@ def _start_render(project: Path, out: Path, stack: str, pause_at: str | None) ->
         env["ORCHESTRATOR_TEST_PAUSE_S"] = "60" if pause_at == "written" else "8"
     return subprocess.Popen([str(EXE), "render", "--stack", stack, "--out", str(out), "--project-dir", str(project)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=_limit_memory)
+                            preexec_fn=_limit_memory_with_default_signals)
 
 
 def _wait_for_line(proc: subprocess.Popen[str], needle: str, limit_s: float = 120) -> None:
