@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import benchlib  # noqa: E402 - this folder, on sys.path when a script runs
 
 from orchestrator.toolchain import checks  # noqa: E402
 from orchestrator.toolchain.diff_trees import read_tree  # noqa: E402
@@ -29,13 +29,8 @@ RUNS = 15
 OLD_RULES_REF = "7269189"  # the last commit before the pack grew (issue 16)
 
 
-def cpu_ms(fn: Callable[[], object], runs: int = RUNS) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.process_time()
-        fn()
-        times.append((time.process_time() - start) * 1000)
-    return statistics.median(times)
+def cpu_ms(fn: Callable[[], object]) -> float:
+    return benchlib.cpu_ms(fn, RUNS)
 
 
 def old_rules(workdir: Path) -> Any:

@@ -7,15 +7,14 @@ CPU time of this process (time.process_time), median of RUNS, so a busy shared m
 wall time would. Prints figures; asserts nothing."""
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import benchlib  # noqa: E402 - this folder, on sys.path when a script runs
 import yaml  # noqa: E402
 
 from orchestrator import strict_yaml  # noqa: E402
@@ -26,13 +25,8 @@ BOMB = ("a: &a [x, x, x, x, x, x, x, x, x, x]\n"
         + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefg", "bcdefgh", strict=True)))
 
 
-def cpu_ms(fn: Callable[[], object], runs: int = RUNS) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.process_time()
-        fn()
-        times.append((time.process_time() - start) * 1000)
-    return statistics.median(times)
+def cpu_ms(fn: Callable[[], object]) -> float:
+    return benchlib.cpu_ms(fn, RUNS)
 
 
 def refused(text: str) -> None:
