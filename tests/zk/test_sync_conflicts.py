@@ -48,11 +48,14 @@ def test_a_repair_leaves_a_live_sessions_ephemeral_node_on_the_target(zk):
     zk.ca.create(f"{r}/q", b"source", makepath=True)
     engine = SyncEngine(side(zk.a.connect_string), side(zk.b.connect_string), [r])  # worker not started
     zk.engines.append(engine)
+    # ZooKeeper orders reads per session: the engine's sessions sync before reading what the test's wrote.
+    engine.source.client.sync(r)
     engine.model = engine.source.read([r])
     bootstrap(engine.source, engine.target, [r], source_tree=engine.model)
     zk.cb.create(f"{r}/election", b"", ephemeral=True)  # B's own session
     zk.cb.create(f"{r}/stray", b"")  # a persistent node the model does not have
     zk.cb.delete(f"{r}/q")
+    engine.target.client.sync(r)
 
     engine._repair([Op("delete", f"{r}/election"), Op("delete", f"{r}/stray"), Op("set", f"{r}/q", b"source")])
     assert b_node(zk, f"{r}/q") == b"source"

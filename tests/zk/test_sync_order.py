@@ -21,11 +21,18 @@ def b_exists(zk, path: str):
     return zk.cb.exists(path)
 
 
+def caught_up(engine: SyncEngine, path: str) -> None:
+    """The test writes through its own A session; the engine's session may sit on another A server that has
+    not applied those writes yet (ZooKeeper orders reads per session): sync it before the engine reads."""
+    engine.source.client.sync(path)
+
+
 def idle_engine(zk, root: str) -> SyncEngine:
     """An engine whose worker is not started: the test feeds its batches itself. Its model and the target
     are brought up to date with the source, as after a resync."""
     engine = SyncEngine(side(zk.a.connect_string), side(zk.b.connect_string), [root])
     zk.engines.append(engine)
+    caught_up(engine, root)
     engine.model = engine.source.read([root])
     bootstrap(engine.source, engine.target, [root], source_tree=engine.model)
     return engine
@@ -82,6 +89,7 @@ def test_a_new_childs_reads_sent_for_its_list_serve_that_list_only(zk):
     zk.ca.create(f"{r}/x", b"v1")
     listing = zk.ca.get_children_async(r, include_data=True)
     listing.get(timeout=10)
+    caught_up(engine, r)
     engine._read_new_children(r, listing)  # as kazoo's completion thread does
     assert f"{r}/x" in engine._new_reads
     engine._new_reads[f"{r}/x"][1][0].get(timeout=10)  # answered with v1
@@ -94,10 +102,12 @@ def test_a_new_childs_reads_sent_for_its_list_serve_that_list_only(zk):
     zk.ca.create(f"{r}/y", b"old")
     stale = zk.ca.get_children_async(r, include_data=True)
     stale.get(timeout=10)
+    caught_up(engine, r)
     engine._read_new_children(r, stale)
     engine._new_reads[f"{r}/y"][1][0].get(timeout=10)
     zk.ca.set(f"{r}/y", b"new")
     current = zk.ca.get_children_async(r, include_data=True)
+    caught_up(engine, r)
     engine._apply_events([(EventType.CHILD, r, time.time(), current)])
     engine._settle()
     assert b_data(zk, f"{r}/y") == b"new"  # read again for this list, not taken from the older one's
