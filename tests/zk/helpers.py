@@ -128,13 +128,16 @@ def side(hosts: str, session_timeout: float = 10.0) -> Ensemble:
 
 
 def start_engine(zk: Pair, roots: list[str], ephemeral: str = "mirror", session_timeout: float = 10.0,
-                 resync_interval: float = 0):
-    """An in-process sync engine on its own sessions, stopped by the test's teardown."""
+                 resync_interval: float = 0, watch_mode: str = "auto"):
+    """An in-process sync engine on its own sessions, stopped by the test's teardown. Debian's ZooKeeper
+    (3.8) supports persistent recursive watches: "auto" must have chosen them."""
     from orchestrator.services.zk.engine import SyncEngine
     source, target = side(zk.a.connect_string, session_timeout), side(zk.b.connect_string, session_timeout)
-    engine = SyncEngine(source, target, roots, ephemeral=ephemeral, resync_interval=resync_interval).start()
+    engine = SyncEngine(source, target, roots, ephemeral=ephemeral, resync_interval=resync_interval,
+                        watch_mode=watch_mode).start()
     zk.engines.append(engine)
     assert engine.bootstrapped.wait(60), "bootstrap did not finish"
+    assert engine.recursive == (watch_mode != "per-node")
     return engine
 
 

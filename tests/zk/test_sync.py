@@ -5,6 +5,7 @@ import os
 import re
 import urllib.request
 
+import pytest
 from kazoo.security import READ_ACL_UNSAFE
 
 from orchestrator.services.zk.tree import delete_tree
@@ -18,6 +19,10 @@ from tests.zk.helpers import (
     wait_until,
     wide_tree,
 )
+
+# Every behaviour with both ways of following the source: persistent recursive watches (ZooKeeper 3.6+) and a
+# watch per node (older sources; forced here).
+MODES = pytest.mark.parametrize("mode", ["auto", "per-node"])
 
 CONTRACT = ["orchestrator_zk_sync_lag_seconds", "orchestrator_zk_sync_propagation_seconds_bucket",
             "orchestrator_zk_sync_znodes_synced_total", "orchestrator_zk_sync_errors_total",
@@ -38,10 +43,11 @@ def scrape(engine) -> dict[str, float]:
     return out
 
 
-def test_sync_follows_creates_changes_and_deletes(zk):
+@MODES
+def test_sync_follows_creates_changes_and_deletes(zk, mode):
     r = zk.root
     bulk_create(zk.ca, wide_tree(r, 3, 4))
-    engine = start_engine(zk, [r])
+    engine = start_engine(zk, [r], watch_mode=mode)
     converged(zk, [r])
     a = zk.ca
     a.create(f"{r}/new", b"fresh")
@@ -70,10 +76,11 @@ def test_sync_follows_creates_changes_and_deletes(zk):
     assert metrics['orchestrator_zk_sync_znodes{side="source"}'] == source_count
 
 
-def test_sync_deletes_whole_subtrees_and_recreated_roots(zk):
+@MODES
+def test_sync_deletes_whole_subtrees_and_recreated_roots(zk, mode):
     r = zk.root
     bulk_create(zk.ca, wide_tree(r, 10, 100))
-    start_engine(zk, [r])
+    start_engine(zk, [r], watch_mode=mode)
     converged(zk, [r])
     delete_tree(zk.A, f"{r}/b003")
     delete_tree(zk.A, f"{r}/b007")
@@ -100,12 +107,13 @@ def test_sync_carries_nodes_near_the_size_limit(zk):
     assert zk.cb.get(f"{r}/big")[0] == big[::-1]
 
 
-def test_ephemeral_nodes_are_mirrored_as_ephemeral_and_follow_their_owner(zk):
+@MODES
+def test_ephemeral_nodes_are_mirrored_as_ephemeral_and_follow_their_owner(zk, mode):
     r = zk.root
     zk.ca.create(r, b"")
     owner = zk.client("a")
     owner.create(f"{r}/before", b"leader-1", ephemeral=True)
-    engine = start_engine(zk, [r])
+    engine = start_engine(zk, [r], watch_mode=mode)
     owner.create(f"{r}/after", b"leader-2", ephemeral=True)
     converged(zk, [r])
     mirrors = [f"{r}/before", f"{r}/after"]
@@ -127,7 +135,8 @@ def test_skip_policy_leaves_ephemeral_nodes_out(zk):
     assert zk.cb.exists(f"{r}/eph") is None and zk.cb.exists(f"{r}/eph2") is None
 
 
-def test_sequence_numbers_on_the_target_continue_after_mirrored_ones(zk):
+@MODES
+def test_sequence_numbers_on_the_target_continue_after_mirrored_ones(zk, mode):
     """A contender registering on B must not get a lower sequence number than the mirrored leader."""
     r = zk.root
     zk.ca.create(r, b"")
@@ -135,7 +144,7 @@ def test_sequence_numbers_on_the_target_continue_after_mirrored_ones(zk):
     for _ in range(7):  # history: cversion on A grows past anything created on B so far
         owner.delete(owner.create(f"{r}/member_", b"old", sequence=True))
     leader = owner.create(f"{r}/member_", b"leader", ephemeral=True, sequence=True)
-    start_engine(zk, [r])
+    start_engine(zk, [r], watch_mode=mode)
     converged(zk, [r])
     late = owner.create(f"{r}/member_", b"standby", ephemeral=True, sequence=True)
     converged(zk, [r])

@@ -99,6 +99,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--resync-interval", type=float, default=300.0, metavar="SECONDS",
                    help="full re-comparison period, which also carries ACL changes (ZooKeeper sends no event "
                         f"for them); 0 disables, at most {MAX_RESYNC_INTERVAL:.0f}")
+    p.add_argument("--watch-mode", choices=("auto", "recursive", "per-node"), default="auto",
+                   help="how changes on the source are followed: recursive = one persistent recursive watch per "
+                        "path (ZooKeeper 3.6+), per-node = a watch on every node (any version), auto = recursive "
+                        "if the source supports it (default)")
     p.add_argument("--trace", metavar="FILE",
                    help="latency analysis: at exit, write one JSON line per replicated change with its stage "
                         "timestamps (source commit, watch event, read back, sent, acknowledged) to FILE")
@@ -202,17 +206,18 @@ def _quiet_kazoo(quiet: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def _pair(args: Any) -> Iterator[tuple[Ensemble, Ensemble]]:
-    """Started source and target sessions, closed on the way out."""
+def _pair(args: Any, prefer_leader: bool = False) -> Iterator[tuple[Ensemble, Ensemble]]:
+    """Started source and target sessions, closed on the way out. `prefer_leader`: each on its ensemble's
+    leader when `srvr` says which one leads (the sync engine's shortest path, wire.leader_first)."""
     from orchestrator.services.zk.session import auth_from, close_client, open_client
     from orchestrator.services.zk.tls import ZkTls
     auth = auth_from(args.auth)
     source_tls, target_tls = ZkTls.of(args.source_tls, "--source-tls"), ZkTls.of(args.target_tls, "--target-tls")
     source = open_client(args.source, auth, timeout=args.connect_timeout, session_timeout=args.session_timeout,
-                         label="source", tls=source_tls)
+                         label="source", tls=source_tls, prefer_leader=prefer_leader)
     try:
-        target = open_client(args.target, auth, timeout=args.connect_timeout,
-                             session_timeout=args.session_timeout, label="target", tls=target_tls)
+        target = open_client(args.target, auth, timeout=args.connect_timeout, session_timeout=args.session_timeout,
+                             label="target", tls=target_tls, prefer_leader=prefer_leader)
     except BaseException:
         close_client(source)
         raise
@@ -370,7 +375,7 @@ def cmd_sync(args: Any) -> int:
             raise InputError(f"--metrics-port {args.metrics_port} on --metrics-address {args.metrics_address}: "
                              f"{exc.strerror or exc} (in use by another process? 0 picks a free port)") from None
     try:
-        with _pair(args) as (source, target):
+        with _pair(args, prefer_leader=True) as (source, target):
             _ensure_distinct(source, target, paths)
             # Preflight of the bootstrap: the engine's own first pass re-reads both sides and applies the same
             # reconciliation, so refusing here refuses it.
@@ -388,7 +393,7 @@ def cmd_sync(args: Any) -> int:
             # run_sync owns the sessions from here and closes them when it stops.
             return run_sync(source, target, paths, ephemeral=args.ephemeral, metrics=metrics, server=server,
                             metrics_address=args.metrics_address, resync_interval=args.resync_interval,
-                            trace_file=args.trace)
+                            trace_file=args.trace, watch_mode=args.watch_mode)
     finally:
         if server is not None:
             server.shutdown()

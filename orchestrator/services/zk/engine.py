@@ -1,6 +1,7 @@
 """The ZooKeeper sync engine: bootstrap copy and continuous, watch-driven replication (source wins)."""
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 import queue
@@ -20,9 +21,11 @@ from orchestrator.services.zk.tree import (
     SIGNAL_POLL,
     ApplyResult,
     Ensemble,
+    Node,
     Op,
     Plan,
     Tree,
+    acl_key,
     align_sequences,
     apply_copy,
     apply_one,
@@ -35,6 +38,7 @@ from orchestrator.services.zk.tree import (
     read_node_async,
     read_tree,
     send_unit,
+    skipped_path,
     subtree,
     succeeded,
     under,
@@ -42,11 +46,15 @@ from orchestrator.services.zk.tree import (
     wanted,
     watch_tree,
 )
-from orchestrator.services.zk.wire import arm_watches
+from orchestrator.services.zk.wire import RecursiveWatches, arm_watches
 
 log = logging.getLogger(__name__)
 
 SWITCH_INTERVAL = 0.0005  # seconds; see run_sync
+# How the engine learns of changes on the source: "recursive" = one persistent recursive watch per root
+# (ZooKeeper 3.6+); "per-node" = a data and a child watch on every node, set again after each event (any
+# version); "auto" = recursive when the source supports it, per-node otherwise.
+WATCH_MODES = ("auto", "recursive", "per-node")
 
 
 @dataclass
@@ -101,12 +109,28 @@ class SyncEngine:
     * Ephemeral nodes ('mirror' policy): created on the target as ephemeral nodes of the engine's own
       session, never as persistent ones. They vanish from the target if the engine stops or loses its
       target session, and are re-created by the resync that follows a reconnection.
+    * Watches (`watch_mode`): on a ZooKeeper 3.6+ source, one persistent recursive watch per root reports
+      every create, change and delete by the node's own path: a change costs one read on the source, sent
+      from kazoo's connection thread as the event is read. Older sources (a migration's 3.4 or 3.5) get a
+      data and a child watch per node, set again with each read; a create then costs two reads (the
+      parent's children, then the node).
     """
 
     def __init__(self, source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "mirror",
-                 metrics=None, resync_interval: float = 300.0, trace: list | None = None) -> None:
+                 metrics=None, resync_interval: float = 300.0, trace: list | None = None,
+                 watch_mode: str = "auto") -> None:
         from orchestrator.services.zk.metrics import SyncMetrics
+        if watch_mode not in WATCH_MODES:
+            raise ValueError(f"watch_mode {watch_mode!r}: one of {', '.join(WATCH_MODES)}")
         self.source, self.target, self.roots = source, target, list(roots)
+        self.watch_mode = watch_mode
+        # Persistent recursive watches: decided at the first resync in "auto" mode (None until then), armed
+        # again at every resync.
+        self._use_recursive: bool | None = None
+        self._recursive: RecursiveWatches | None = None
+        # The zxid the last resync read the source at: a create answered with an older czxid, for a node that
+        # read did not find, was deleted before it (the event was queued before the resync).
+        self._read_zxid = 0
         self.ephemeral = ephemeral
         self.metrics = metrics or SyncMetrics()
         self.resync_interval = resync_interval
@@ -147,7 +171,14 @@ class SyncEngine:
             self._thread.join(timeout=30)
         for side in (self.source, self.target):
             side.client.remove_listener(self._on_state)
+        if self._recursive is not None:
+            self._recursive.close()
         self.metrics.up.set(0)
+
+    @property
+    def recursive(self) -> bool:
+        """Whether changes arrive through persistent recursive watches (decided at the first resync)."""
+        return bool(self._use_recursive)
 
     # -- inputs (kazoo threads: never block) ----------------------------------------------------------
     def _on_watch(self, event) -> None:
@@ -175,6 +206,29 @@ class SyncEngine:
             self.queue.put((_RESYNC, "", when, None))
             return
         self.queue.put((kind, path, when, read))
+
+    def _on_event(self, kind: int, path: str) -> None:
+        """A persistent recursive watch's event, in kazoo's connection thread as it is read: send the read
+        of the node's new state at once (answered after every change reported so far) and queue it."""
+        from kazoo.protocol.states import EVENT_TYPE_MAP, EventType
+        when, event = time.time(), EVENT_TYPE_MAP[kind]
+        if skipped_path(path):
+            return
+        client = self.source.client
+        try:
+            if event == EventType.CHANGED:
+                read = client.get_async(path)
+            elif event == EventType.CREATED:
+                parent = parent_of(path) if SEQUENTIAL.search(path) and path not in self.roots else None
+                read = (client.get_async(path), client.get_acls_async(path),
+                        client.exists_async(parent) if parent else None)  # its cversion numbers the sequence
+            else:
+                read = None
+        except Exception:  # the session is closing: the resync after reconnecting re-reads everything
+            log.debug("could not read %s after its event", path, exc_info=True)
+            self.queue.put((_RESYNC, "", when, None))
+            return
+        self.queue.put((event, path, when, read))
 
     def _read_new_children(self, parent: str, listing) -> None:
         """In kazoo's completion thread, as soon as a children list arrives: send the reads of the children
@@ -278,11 +332,16 @@ class SyncEngine:
                 self.queue.get_nowait()
             except queue.Empty:
                 break
+        recursive = self._arm_recursive()  # before the read: it reports every change the read may miss
         with self.source.reader() as reader:
+            if recursive:
+                reader.sync()  # the reader's server has every change made before the watches were armed
             zxid = reader.zxid()
             tree = read_tree(reader, self.roots)
-        arm_watches(self.source.client, self._on_watch, zxid, data=list(tree), child=list(tree),
-                    exist=[r for r in self.roots if r not in tree])
+        if not recursive:
+            arm_watches(self.source.client, self._on_watch, zxid, data=list(tree), child=list(tree),
+                        exist=[r for r in self.roots if r not in tree])
+        self._read_zxid = zxid
         stats = bootstrap(self.source, self.target, self.roots, self.ephemeral, source_tree=tree,
                           stop=self._stopping)
         if self._stopping.is_set():
@@ -304,6 +363,30 @@ class SyncEngine:
             self.trace.append({"kind": "resync", "at": time.time(), "initial": initial})
         log.info("%s: %d znodes, %s", "bootstrap" if initial else "resync", stats.source_nodes, stats.summary())
 
+    def _arm_recursive(self) -> bool:
+        """Arm the persistent recursive watches on the source's current connection (they do not survive a
+        reconnection); in "auto" mode, fall back to per-node watches for good if the source is older than
+        3.6 (it answers Unimplemented, and closes the connection: the resync that follows uses per-node)."""
+        from kazoo.exceptions import UnimplementedError
+        if self.watch_mode == "per-node" or self._use_recursive is False:
+            return False
+        if self._recursive is None:
+            self._recursive = RecursiveWatches(self.source.client, self.roots, self._on_event)
+        try:
+            self._recursive.add()
+        except UnimplementedError:
+            if self.watch_mode == "recursive":
+                raise RuntimeError("the source ZooKeeper does not support persistent recursive watches (older "
+                                   "than 3.6): run with --watch-mode auto or per-node") from None
+            self._recursive.close()
+            self._recursive = None
+            self._use_recursive = False
+            log.warning("the source ZooKeeper does not support persistent recursive watches (older than 3.6): "
+                        "following changes with a watch per node")
+            return False
+        self._use_recursive = True
+        return True
+
     def _count_nodes(self, recount: bool = False) -> None:
         if recount:  # O(n): only after a full resync; batches keep the count up to date
             self._mirrored = sum(1 for n in self.model.values() if wanted(n, self.ephemeral))
@@ -316,6 +399,9 @@ class SyncEngine:
     def _apply_events(self, batch: list) -> None:
         """Apply a batch of (event kind, path, time, pending read) items: reads of the same path coalesce
         (the last answer is the newest state, the first event time is the change's age)."""
+        if self.recursive:
+            self._apply_recursive(batch)
+            return
         from kazoo.protocol.states import EventType
         client, watch = self.source.client, self._on_watch
         drained = time.time()
@@ -340,17 +426,7 @@ class SyncEngine:
         model = self.model
         event: dict[str, float] = {}  # op path -> when its watch event arrived (for the trace)
         for p in sorted(deleted, key=lambda x: (-depth(x), x)):
-            if p not in model:
-                continue
-            doomed = subtree(model, p)
-            for q in reversed(doomed):
-                if wanted(model[q], self.ephemeral):
-                    plan.deletes.append(Op("delete", q, origin=deleted[p]))
-                    event[q] = deleted[p]
-                del model[q]
-            parent = model.get(parent_of(p))
-            if parent is not None and p.rsplit("/", 1)[1] in parent.children:
-                parent.children.remove(p.rsplit("/", 1)[1])
+            self._forget(p, deleted[p], plan, event)
 
         new_paths: list[str] = []
         sent: dict[str, tuple] = {}  # reads of new children already sent by _read_new_children
@@ -416,10 +492,114 @@ class SyncEngine:
                     if SEQUENTIAL.search(p) and parent is not None:
                         plan.sequences[parent_of(p)] = parent.cversion
 
+        self._finish(plan, event, drained)
+
+    def _forget(self, path: str, when: float, plan: Plan, event: dict[str, float]) -> None:
+        """A node deleted on the source: drop it and what the model has under it, deleting on the target
+        what is there."""
+        model = self.model
+        if path not in model:
+            return
+        for q in reversed(subtree(model, path)):
+            if wanted(model[q], self.ephemeral):
+                plan.deletes.append(Op("delete", q, origin=when))
+                event[q] = when
+            del model[q]
+        parent, name = model.get(parent_of(path)), path.rsplit("/", 1)[1]
+        if parent is not None and name in parent.children:
+            parent.children.remove(name)
+
+    def _finish(self, plan: Plan, event: dict[str, float], drained: float) -> None:
         if plan:
             self._send(plan, (event, drained, time.time()))
             self._mirrored += sum(1 for op in plan.upserts if op.kind == "create") - len(plan.deletes)
         self._count_nodes()
+
+    def _apply_recursive(self, batch: list) -> None:
+        """Apply a batch of persistent recursive watch events: (event kind, node path, time, pending read).
+        Per path, a delete anywhere in the batch first removes the node (and what the model has under it);
+        if the path's last event is not a delete, its newest answer then creates or updates the node.
+        Answers no newer than the model are ignored, so a read answered late never undoes a later change."""
+        from kazoo.protocol.states import EventType
+        drained = time.time()
+        model = self.model
+        plan = Plan()
+        event: dict[str, float] = {}
+        first: dict[str, float] = {}      # path -> its first event in the batch (the change's age)
+        deleted: dict[str, float] = {}
+        created: dict[str, tuple] = {}    # path -> the reads of its last create (data, ACL, parent's stat)
+        answers: dict[str, list] = {}     # path -> data reads since its last delete, in event order
+        for kind, path, t, read in batch:
+            first.setdefault(path, t)
+            if kind == EventType.DELETED:
+                deleted.setdefault(path, t)
+                created.pop(path, None)
+                answers.pop(path, None)  # reads sent before the delete: of the node that is gone
+            elif kind == EventType.CREATED:
+                created[path] = read
+                answers.setdefault(path, []).append(read[0])
+            else:
+                answers.setdefault(path, []).append(read)
+        for p in sorted(deleted, key=lambda x: (-depth(x), x)):
+            self._forget(p, deleted[p], plan, event)
+
+        for p in sorted(answers, key=lambda x: (depth(x), x)):
+            found = []
+            for r in answers[p]:
+                try:
+                    found.append(r.get())
+                except NoNodeError:
+                    continue  # deleted since: its delete event follows
+            if not found:
+                continue
+            data, stat = max(found, key=lambda answer: answer[1].mzxid)
+            data = data or b""
+            node = model.get(p)
+            if node is None:
+                if self._adopt(p, data, stat, created.get(p), plan):
+                    event[p] = first[p]
+                continue
+            if stat.mzxid <= node.mzxid:  # not newer than the data already applied
+                continue
+            node.mzxid = stat.mzxid
+            if node.data == data:
+                continue
+            node.data, node.mtime = data, stat.mtime
+            if wanted(node, self.ephemeral):
+                plan.upserts.append(Op("set", p, data, origin=stat.mtime / 1000.0))
+                event[p] = first[p]
+        self._finish(plan, event, drained)
+
+    def _adopt(self, path: str, data: bytes, stat, reads: tuple | None, plan: Plan) -> bool:
+        """A node created on the source (recursive watches): into the model, and onto the target if wanted
+        (then True)."""
+        if reads is None:
+            return False  # a change to a node the model does not have: the resync that rebuilt the model found it gone
+        try:
+            acl, _ = reads[1].get()
+        except NoNodeError:
+            return False
+        if stat.czxid <= self._read_zxid:
+            return False  # created before the last resync read the source, which did not find it: deleted since
+        model = self.model
+        parent = model.get(parent_of(path))
+        if parent is None and path not in self.roots:
+            return False  # its parent is not followed (bookkeeping) or was deleted since
+        node = Node(data, acl_key(acl), kind_of(stat.ephemeralOwner), stat.ephemeralOwner, stat.mtime,
+                    stat.cversion, [], stat.mzxid, stat.pzxid)
+        model[path] = node
+        if parent is not None:
+            name = path.rsplit("/", 1)[1]
+            if name not in parent.children:
+                bisect.insort(parent.children, name)
+            parent_stat = reads[2].get() if reads[2] is not None else None
+            if parent_stat is not None:
+                parent.cversion = max(parent.cversion, parent_stat.cversion)
+                plan.sequences[parent_of(path)] = parent.cversion
+        if not wanted(node, self.ephemeral):
+            return False
+        plan.upserts.append(Op("create", path, data, node.acl, node.kind == "ephemeral", origin=stat.mtime / 1000.0))
+        return True
 
     def _send(self, plan: Plan, stamps: tuple[dict[str, float], float, float] | None = None) -> None:
         """Send without waiting for the acknowledgements: the session applies requests in order, so the
@@ -520,7 +700,7 @@ class SyncEngine:
 
 def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: str = "mirror",
              metrics_port: int = 9143, metrics_address: str = "0.0.0.0", resync_interval: float = 300.0,
-             metrics: Any = None, server: Any = None, trace_file: str | None = None) -> int:
+             metrics: Any = None, server: Any = None, trace_file: str | None = None, watch_mode: str = "auto") -> int:
     """`orchestrator zk sync`: serve /metrics (or use the `metrics` already served by `server`), bootstrap,
     follow changes until SIGTERM or SIGINT. A signal before the bootstrap completed stops its writes and
     ends in Interrupted (exit 130): the target is partial. `trace_file`: where to write, at exit, one JSON
@@ -539,13 +719,14 @@ def run_sync(source: Ensemble, target: Ensemble, roots: list[str], ephemeral: st
     # that wait per hop; the threads do little work each, so the extra switching costs next to nothing.
     sys.setswitchinterval(SWITCH_INTERVAL)
     engine = SyncEngine(source, target, roots, ephemeral, metrics, resync_interval,
-                        trace=[] if trace_file else None).start()
+                        trace=[] if trace_file else None, watch_mode=watch_mode).start()
     try:
         while not stop.is_set():
             s = engine.last_stats if engine.bootstrapped.wait(0.2) else None
             if s is not None:
+                how = "persistent recursive watches" if engine.recursive else "a watch per node"
                 print(f"bootstrapped {s.source_nodes} znodes under {', '.join(roots)} ({s.summary()}); "
-                      "following changes", flush=True)
+                      f"following changes ({how})", flush=True)
                 break
         while not stop.wait(SIGNAL_POLL):  # untimed, a signal taken by another thread would go unanswered
             pass

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import InputError, RefusedError, UnreachableError
+from orchestrator.services.zk.wire import server_mode
 
 SUPERUSER = "super"
 MAX_SECRET_BYTES = 4096
@@ -91,22 +91,6 @@ def read_superuser_password(path: Path) -> str:
     if not text or "\n" in text:
         raise InputError(f"--superuser-file {path}: must hold the superuser password on one line")
     return text
-
-
-def server_mode(address: tuple[str, int], timeout: float) -> str | None:
-    """The server's `Mode:` from the `srvr` four-letter word; None when it does not answer."""
-    try:
-        with socket.create_connection(address, timeout=timeout) as sock:
-            sock.sendall(b"srvr")
-            chunks = []
-            while chunk := sock.recv(4096):
-                chunks.append(chunk)
-    except OSError:
-        return None
-    for line in b"".join(chunks).decode(errors="replace").splitlines():
-        if line.startswith("Mode:"):
-            return line.split(":", 1)[1].strip()
-    return None
 
 
 def register(sub: Any) -> None:

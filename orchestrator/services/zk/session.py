@@ -33,7 +33,8 @@ def check_timeout(name: str, value: float) -> float:
 
 
 def open_client(hosts: str, auth: list[tuple[str, str]] | None = None, timeout: float = 15.0,
-                session_timeout: float = 10.0, label: str = "ZooKeeper", tls: ZkTls | None = None) -> Ensemble:
+                session_timeout: float = 10.0, label: str = "ZooKeeper", tls: ZkTls | None = None,
+                prefer_leader: bool = False) -> Ensemble:
     """A started session on `hosts` (connect string, optional /chroot), over TLS when `tls` is given.
 
     InputError for a malformed connect string or a non-positive timeout, UnreachableError when no member
@@ -46,7 +47,8 @@ def open_client(hosts: str, auth: list[tuple[str, str]] | None = None, timeout: 
         with warnings.catch_warnings():
             # kazoo warns on stderr when the chroot does not exist; the commands report a missing root instead
             warnings.simplefilter("ignore", UserWarning)
-            return connect(hosts, auth, timeout=timeout, session_timeout=session_timeout, tls=tls)
+            return connect(hosts, auth, timeout=timeout, session_timeout=session_timeout, tls=tls,
+                           prefer_leader=prefer_leader)
     except ZkInputError as exc:
         raise InputError(f"{label} ensemble: {exc}") from None
     except Exception as exc:  # kazoo raises its own timeout type, or socket errors for unknown hosts

@@ -181,15 +181,18 @@ class Ensemble:
 
 
 def connect(hosts: str, auth: list[tuple[str, str]] | None = None, timeout: float = 10.0,
-            session_timeout: float = 10.0, tls: ZkTls | None = None) -> Ensemble:
+            session_timeout: float = 10.0, tls: ZkTls | None = None, prefer_leader: bool = False) -> Ensemble:
     """A started session that keeps reconnecting forever (the sync engine resynchronises after each);
-    over TLS when `tls` is given (the secure client port)."""
+    over TLS when `tls` is given (the secure client port). `prefer_leader`: try the server that leads (by
+    `srvr`) first, at start and after every lost connection, instead of a random one (wire.leader_first)."""
+    from orchestrator.services.zk.wire import leader_first
     if not hosts or not hosts.strip():
         raise ZkInputError("empty ZooKeeper connect string")
     try:
-        client = KazooClient(hosts=hosts, timeout=session_timeout, auth_data=auth or None,
+        ordered = leader_first(hosts, tls) if prefer_leader else None
+        client = KazooClient(hosts=ordered or hosts, timeout=session_timeout, auth_data=auth or None,
                              connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=2.0),
-                             **kazoo_kwargs(tls))
+                             randomize_hosts=ordered is None, **kazoo_kwargs(tls))
     except ValueError as exc:
         raise ZkInputError(f"bad connect string {hosts!r}: {exc}") from None
     try:
@@ -206,7 +209,8 @@ def ignored_name(name: str) -> bool:
     return name == PAD_NAME or name.startswith(PROBE_PREFIX)
 
 
-def _skip(path: str) -> bool:
+def skipped_path(path: str) -> bool:
+    """The reserved /zookeeper tree and the tool's own bookkeeping nodes: never read, copied or followed."""
     return path == RESERVED or path.startswith(RESERVED + "/") or ignored_name(path.rsplit("/", 1)[-1])
 
 
@@ -248,7 +252,7 @@ def read_tree(reader, roots: Iterable[str]) -> Tree:
                     raise ZkAccessError(p)
                 if isinstance(kids, Exception):
                     raise kids
-                tree[p].children = sorted(c for c in kids if not _skip(join(p, c)))
+                tree[p].children = sorted(c for c in kids if not skipped_path(join(p, c)))
                 nxt.extend(join(p, c) for c in tree[p].children)
         level = nxt
     return tree
@@ -280,7 +284,7 @@ def watch_tree(client: KazooClient, roots: Iterable[str], watcher: Callable,
             except NoNodeError:
                 continue
             node = Node(data or b"", acl_key(acl), kind_of(stat.ephemeralOwner), stat.ephemeralOwner,
-                        stat.mtime, stat.cversion, sorted(c for c in kids if not _skip(join(p, c))),
+                        stat.mtime, stat.cversion, sorted(c for c in kids if not skipped_path(join(p, c))),
                         stat.mzxid, stat.pzxid)
             tree[p] = node
             level.extend(join(p, c) for c in node.children)

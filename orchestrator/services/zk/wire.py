@@ -6,6 +6,9 @@
 * `arm_watches`: ZooKeeper's SetWatches request, which registers data/child watches for many paths in
   one round trip and fires at once for every path changed after a given zxid. Kazoo does not send it
   (not even after a reconnect), so the engine sends it itself after each bulk read.
+* `RecursiveWatches`: ZooKeeper 3.6+'s persistent recursive watches (addWatch), which kazoo 2.11 does not
+  expose: one watch per subtree that reports every create, change and delete under it by the node's own
+  path and stays armed, so a change costs one read and no watch has to be set again.
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ from kazoo.protocol.serialization import (
     GetChildren,
     GetData,
     ReplyHeader,
+    Sync,
+    Watch,
     write_string,
 )
 
@@ -134,6 +139,12 @@ class BulkReader:
     def path(self, path: str) -> str:
         return _prefix_root(self.chroot, path) if self.chroot else path
 
+    def sync(self) -> None:
+        """Bring this session's server up to the leader's state: later reads see every committed write."""
+        for answer in self.call([Sync(self.path("/"))]):
+            if isinstance(answer, Exception):
+                raise answer
+
     def zxid(self) -> int:
         """The server's last processed zxid: every later read on this session sees at least this state."""
         self.call([Exists(self.path("/"), None)])
@@ -225,3 +236,92 @@ def arm_watches(client: KazooClient, watcher: Callable[..., Any], relative_zxid:
             pending.append(r)
     for r in pending:
         r.get()
+
+
+def server_mode(address: tuple[str, int], timeout: float, tls: ZkTls | None = None) -> str | None:
+    """The server's `Mode:` (leader, follower, observer, standalone) from the `srvr` four-letter word, over
+    TLS when `tls` is given; None when it does not answer (down, not serving, or srvr not whitelisted)."""
+    try:
+        with socket.create_connection(address, timeout=timeout) as raw:
+            sock = tls.context().wrap_socket(raw, server_hostname=address[0]) if tls is not None else raw
+            sock.sendall(b"srvr")
+            chunks = []
+            while chunk := sock.recv(4096):
+                chunks.append(chunk)
+    except OSError:  # ssl.SSLError included
+        return None
+    for line in b"".join(chunks).decode(errors="replace").splitlines():
+        if line.startswith("Mode:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def leader_first(hosts: str, tls: ZkTls | None = None, timeout: float = 1.0) -> str | None:
+    """`hosts` (a connect string) with the ensemble's leader first, or None when no server says which one
+    leads. A write sent to a follower is forwarded to the leader, and a follower learns of a commit after
+    the leader: on a loaded machine each hop adds a thread hand-off, so a session on the leader has the
+    shortest path for both (the sync engine's writes on the target and its events on the source)."""
+    servers, chroot = collect_hosts(hosts)
+    if len(servers) < 2:
+        return None
+    modes = [server_mode((host, port), timeout, tls) for host, port in servers]
+    if "leader" not in modes:
+        return None
+    ordered = sorted(zip(servers, modes, strict=True), key=lambda sm: sm[1] != "leader")
+    return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for (h, p), _ in ordered) + (chroot or "")
+
+
+class AddWatch(namedtuple("AddWatch", "path mode")):
+    type = 106  # ZooKeeper 3.6+; mode 0 = persistent, 1 = persistent recursive
+
+    def serialize(self):
+        return write_string(self.path) + _INT.pack(self.mode)
+
+    @classmethod
+    def deserialize(cls, buffer, offset):
+        return True
+
+
+_PERSISTENT_RECURSIVE = 1
+_RECURSIVE_EVENTS = (1, 2, 3)  # NodeCreated, NodeDeleted, NodeDataChanged (never NodeChildrenChanged)
+
+
+class RecursiveWatches:
+    """Persistent recursive watches on `roots` of a kazoo session, reported to `on_event(type, path)`.
+
+    `type` is ZooKeeper's event number (1 created, 2 deleted, 3 data changed) and `path` the changed
+    node's own path (chroot removed). `on_event` runs in kazoo's connection thread as the event is read,
+    before any other answer on that connection: it must not block, and a read it sends from there is
+    answered after every change reported so far. Kazoo neither knows these watches nor restores them
+    after a reconnection: `add` again on every new connection (the engine does, in its resync).
+    """
+
+    def __init__(self, client: KazooClient, roots: Sequence[str], on_event: Callable[[int, str], None]):
+        self.client, self.roots, self.on_event = client, list(roots), on_event
+        self._conn = client._connection
+        self._original = self._conn._read_watch_event
+        self._conn._read_watch_event = self._read_watch_event  # an instance attribute: shadows the method
+
+    def _read_watch_event(self, buffer, offset):
+        watch, _ = Watch.deserialize(buffer, offset)
+        if watch.type in _RECURSIVE_EVENTS:
+            path = self.client.unchroot(watch.path)
+            if any(path == r or path.startswith(r.rstrip("/") + "/") for r in self.roots):
+                self.on_event(watch.type, path)
+        return self._original(buffer, offset)  # kazoo's own watchers on the same path, if any
+
+    def add(self, timeout: float = 10.0) -> None:
+        """Arm the watches on the session's current connection. Raises the server's error (a server older
+        than 3.6 answers UnimplementedError or drops the connection)."""
+        client = self.client
+        pending = []
+        for root in self.roots:
+            full = _prefix_root(client.chroot, root) if client.chroot else root
+            r = client.handler.async_result()
+            client._call(AddWatch(full, _PERSISTENT_RECURSIVE), r)
+            pending.append(r)
+        for r in pending:
+            r.get(timeout=timeout)
+
+    def close(self) -> None:
+        self._conn._read_watch_event = self._original
