@@ -78,11 +78,19 @@ def test_our_services_speak_tls_through_the_one_helper(tls_ensemble):
     from orchestrator.services.zk.session import close_client, open_client
     from orchestrator.services.zk.tls import ZkTls
 
+    from orchestrator.services.zk.wire import leader_first, server_mode
+
     sts = tls_ensemble
     tls = ZkTls.from_dir(str(sts.tls_dir), "--target-tls")
-    side = open_client(secure_connect(sts), tls=tls, label="target")
+    # The sync engine's sessions ask `srvr` over the secure port which server leads, and connect to it.
+    ordered = leader_first(secure_connect(sts), tls)
+    assert ordered is not None
+    leader_port = int(ordered.split(",")[0].rsplit(":", 1)[1])
+    assert server_mode(("127.0.0.1", leader_port), 5.0, tls) == "leader"
+    side = open_client(secure_connect(sts), tls=tls, label="target", prefer_leader=True)
     try:
         assert side.client.use_ssl and side.client.check_hostname
+        assert side.client._connection._socket.getpeername()[1] == leader_port
         side.client.ensure_path("/svc-tls/a")
         side.client.set("/svc-tls/a", b"bulk over TLS")
         tree = side.read(["/svc-tls"])  # BulkReader: our own socket, wrapped with the same policy
