@@ -11,7 +11,7 @@ from kazoo.protocol.states import EventType
 from orchestrator.services.zk import wire
 from orchestrator.services.zk.engine import SyncEngine, bootstrap
 from orchestrator.services.zk.tree import read_tree
-from tests.zk.helpers import converged, side, start_engine, wait_until
+from tests.zk.helpers import converged, side, wait_until
 from tests.zk.test_sync_order import b_data, b_exists
 
 
@@ -149,32 +149,3 @@ def test_a_data_answer_older_than_the_model_is_ignored_with_recursive_watches(zk
     engine._apply_events([(EventType.CHANGED, f"{r}/x", time.time(), zk.ca.get_async(f"{r}/x"))])
     engine._settle()
     assert b_data(zk, f"{r}/x") == b"v3"
-
-
-def test_a_lone_change_is_applied_in_the_connection_thread_and_a_burst_by_the_worker_in_order(zk):
-    """The fast path: a change whose answer arrives with nothing queued before it is applied in kazoo's
-    connection thread, without waking the worker; changes that queue up behind each other (one multi's worth
-    of events arrives before any answer) go to the worker. Either way the target ends equal, in order."""
-    r = zk.root
-    zk.ca.create(r, b"", makepath=True)
-    engine = start_engine(zk, [r])
-    for i in range(20):
-        zk.ca.set(r, f"v{i}".encode())
-        wait_until(lambda i=i: b_data(zk, r) == f"v{i}".encode(), what=f"v{i} on the target")
-    assert engine.fast_applied >= 15  # the worker's 0.2-s poll may take one in a while, never most
-
-    before = engine.fast_applied
-    tx = zk.ca.transaction()
-    for i in range(100):
-        tx.create(f"{r}/n{i:03d}", str(i).encode())
-    assert all(result is not None for result in tx.commit())
-    tx = zk.ca.transaction()
-    for i in range(0, 100, 2):
-        tx.delete(f"{r}/n{i:03d}")
-    for i in range(1, 100, 2):
-        tx.set_data(f"{r}/n{i:03d}", b"odd")
-    tx.commit()
-    converged(zk, [r])
-    assert engine.fast_applied - before < 300  # 300 events in two bursts: the worker took most of them
-    zk.cb.sync(r)  # this session's B server may still be applying what verify read elsewhere
-    assert sorted(zk.cb.get_children(r)) == [f"n{i:03d}" for i in range(1, 100, 2)]

@@ -131,14 +131,6 @@ class SyncEngine:
         # The zxid the last resync read the source at: a create answered with an older czxid, for a node that
         # read did not find, was deleted before it (the event was queued before the resync).
         self._read_zxid = 0
-        # The fast path (recursive watches): a change whose answer arrives while nothing is queued before it
-        # and the worker is not applying is applied at once in kazoo's connection thread, without waking the
-        # worker. The worker and the fast path apply under one lock, in the order the events were queued:
-        # each recursive event carries a sequence number, and the fast path takes only the next one.
-        self._apply_lock = threading.Lock()
-        self._seq = 0  # recursive events queued (kazoo's connection thread of the source only)
-        self._handled_seq = 0  # the last of them applied or discarded
-        self.fast_applied = 0
         self.ephemeral = ephemeral
         self.metrics = metrics or SyncMetrics()
         self.resync_interval = resync_interval
@@ -236,80 +228,7 @@ class SyncEngine:
             log.debug("could not read %s after its event", path, exc_info=True)
             self.queue.put((_RESYNC, "", when, None))
             return
-        self._seq += 1
-        item = (event, path, when, read, self._seq)
-        with self.queue.mutex:  # queued without waking the worker: the fast path may take it (_try_fast)
-            self.queue._put(item)  # Queue's own extension point; put() would also notify the worker
-            self.queue.unfinished_tasks += 1
-        if event == EventType.DELETED:
-            self._try_fast(item)
-        elif event == EventType.CHANGED or read[2] is None:
-            # This thread reads the answer later and sets it: hook the setting. (The request cannot have been
-            # answered yet: this thread sends it, after returning.)
-            self._on_answer(read if event == EventType.CHANGED else read[1], item)
-        else:
-            self._wake_worker()  # a sequential child's create aligns the target's counter: the worker's job
-
-    def _wake_worker(self) -> None:
-        with self.queue.mutex:
-            self.queue.not_empty.notify()
-
-    def _on_answer(self, result, item: tuple) -> None:
-        set_value, set_exception = result.set, result.set_exception
-
-        def value(v=None):
-            set_value(v)
-            self._try_fast(item)
-
-        def exception(exc):
-            set_exception(exc)
-            self._try_fast(item)
-
-        result.set, result.set_exception = value, exception
-
-    def _try_fast(self, item: tuple) -> None:
-        """Apply `item` now, in kazoo's connection thread, if it is the next change in order and nothing else
-        is queued or being applied; otherwise wake the worker, which takes it. Never blocks: the lock is only
-        tried, and a change that could make the send wait (a subtree delete, a full in-flight window) is left
-        to the worker."""
-        if not self._take_fast(item):
-            self._wake_worker()
-
-    def _take_fast(self, item: tuple) -> bool:
-        from kazoo.protocol.states import EventType
-        if not self._apply_lock.acquire(blocking=False):
-            return False
-        try:
-            if (item[4] != self._handled_seq + 1 or self._needs_resync or self._stopping.is_set()
-                    or self._unacked >= MAX_INFLIGHT - 1):
-                return False
-            node = self.model.get(item[1])
-            if item[0] == EventType.DELETED and node is not None and node.children:
-                return False
-            with self.queue.mutex:
-                if len(self.queue.queue) != 1 or self.queue.queue[0] is not item:
-                    return False
-                self.queue.queue.popleft()
-            self._batch_since = item[2]
-            try:
-                self._apply_recursive([item])
-                self.fast_applied += 1
-            except Exception:  # never into kazoo's connection loop: the worker resynchronises
-                log.exception("applying a change failed; resynchronising")
-                self.metrics.errors.inc()
-                self.queue.put((_RESYNC, "", time.time(), None))
-            finally:
-                self._handled_seq = item[4]
-                self._batch_since = None
-            return True
-        finally:
-            self._apply_lock.release()
-
-    def _note_handled(self, items: list) -> None:
-        """Recursive events applied or discarded by the worker: the fast path may take the next one."""
-        seqs = [item[4] for item in items if len(item) > 4]
-        if seqs:
-            self._handled_seq = max(self._handled_seq, max(seqs))
+        self.queue.put((event, path, when, read))
 
     def _read_new_children(self, parent: str, listing) -> None:
         """In kazoo's completion thread, as soon as a children list arrives: send the reads of the children
@@ -357,8 +276,7 @@ class SyncEngine:
                     self._stopping.wait(0.1)
                     continue
                 try:
-                    with self._apply_lock:
-                        self._resync()
+                    self._resync()
                 except Exception:
                     log.exception("resynchronisation failed; retrying")
                     self.metrics.errors.inc()
@@ -368,39 +286,31 @@ class SyncEngine:
             batch = self._drain()
             if not batch:
                 continue
-            with self._apply_lock:
+            if any(item[0] in (_RESYNC, _STOP) for item in batch):
+                self._needs_resync = self._needs_resync or any(item[0] == _RESYNC for item in batch)
+                continue
+            refused = [op for item in batch if item[0] == _REPAIR for op in item[3]]
+            if refused:
+                batch = [item for item in batch if item[0] != _REPAIR]
                 try:
-                    self._handle(batch)
-                finally:
-                    self._note_handled(batch)
-            self.metrics.pending.set(self.queue.qsize())
-
-    def _handle(self, batch: list) -> None:
-        """One batch taken from the queue (the worker, under the apply lock)."""
-        if any(item[0] in (_RESYNC, _STOP) for item in batch):
-            self._needs_resync = self._needs_resync or any(item[0] == _RESYNC for item in batch)
-            return
-        refused = [op for item in batch if item[0] == _REPAIR for op in item[3]]
-        if refused:
-            batch = [item for item in batch if item[0] != _REPAIR]
+                    self._repair(refused)
+                except Exception:
+                    log.exception("repairing refused changes failed; resynchronising")
+                    self.metrics.errors.inc()
+                    self._needs_resync = True
+                    continue
+                if not batch:
+                    continue
+            self._batch_since = min(item[2] for item in batch)
             try:
-                self._repair(refused)
+                self._apply_events(batch)
             except Exception:
-                log.exception("repairing refused changes failed; resynchronising")
+                log.exception("applying changes failed; resynchronising")
                 self.metrics.errors.inc()
                 self._needs_resync = True
-                return
-            if not batch:
-                return
-        self._batch_since = min(item[2] for item in batch)
-        try:
-            self._apply_events(batch)
-        except Exception:
-            log.exception("applying changes failed; resynchronising")
-            self.metrics.errors.inc()
-            self._needs_resync = True
-        finally:
-            self._batch_since = None
+            finally:
+                self._batch_since = None
+            self.metrics.pending.set(self.queue.qsize())
 
     def _drain(self, timeout: float = 0.2, limit: int = 5000) -> list:
         try:
@@ -419,7 +329,7 @@ class SyncEngine:
         self._new_reads.clear()
         while True:  # changes queued so far are covered by the read below
             try:
-                self._note_handled([self.queue.get_nowait()])
+                self.queue.get_nowait()
             except queue.Empty:
                 break
         recursive = self._arm_recursive()  # before the read: it reports every change the read may miss
@@ -619,7 +529,7 @@ class SyncEngine:
         deleted: dict[str, float] = {}
         created: dict[str, tuple] = {}    # path -> the reads of its last create (data, ACL, parent's stat)
         answers: dict[str, list] = {}     # path -> data reads since its last delete, in event order
-        for kind, path, t, read, *_ in batch:
+        for kind, path, t, read in batch:
             first.setdefault(path, t)
             if kind == EventType.DELETED:
                 deleted.setdefault(path, t)
