@@ -77,7 +77,6 @@ def test_our_services_speak_tls_through_the_one_helper(tls_ensemble):
     from orchestrator.services.api.status import zookeeper_status
     from orchestrator.services.zk.session import close_client, open_client
     from orchestrator.services.zk.tls import ZkTls
-
     from orchestrator.services.zk.wire import leader_first, server_mode
 
     sts = tls_ensemble
