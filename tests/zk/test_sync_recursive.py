@@ -41,7 +41,7 @@ def test_recursive_watches_report_every_change_under_the_roots_by_its_own_path(z
 
 
 def test_auto_falls_back_to_a_watch_per_node_on_a_source_that_refuses_addwatch(zk, monkeypatch, caplog):
-    """A source older than 3.6 answers addWatch with Unimplemented (and closes the connection): an unknown
+    """A source older than 3.6 answers addWatch with Unimplemented and closes the connection: an unknown
     request type gets the same answer from this server, so the refusal is the real server's."""
     monkeypatch.setattr(wire.AddWatch, "type", 199)
     r = zk.root
@@ -56,6 +56,9 @@ def test_auto_falls_back_to_a_watch_per_node_on_a_source_that_refuses_addwatch(z
     zk.ca.create(f"{r}/y/z", b"new", makepath=True)
     converged(zk, [r])
     assert b_data(zk, f"{r}/x") == b"v2"
+    # The question was asked on a short-lived session: the engine's own connection was never cut (a cut
+    # connection costs a resync), and the changes above came through per-node watches.
+    assert engine.metrics.resyncs._value.get() == 0
 
 
 def test_recursive_mode_asked_for_explicitly_says_why_it_cannot_run(zk, monkeypatch):

@@ -365,27 +365,38 @@ class SyncEngine:
 
     def _arm_recursive(self) -> bool:
         """Arm the persistent recursive watches on the source's current connection (they do not survive a
-        reconnection); in "auto" mode, fall back to per-node watches for good if the source is older than
-        3.6 (it answers Unimplemented, and closes the connection: the resync that follows uses per-node)."""
+        reconnection). The first time, a short-lived session asks the source whether it supports them: one
+        older than 3.6 answers Unimplemented and closes that connection, never the engine's; "auto" then
+        follows it with per-node watches for good, "recursive" refuses."""
         from kazoo.exceptions import UnimplementedError
         if self.watch_mode == "per-node" or self._use_recursive is False:
             return False
+        if self._use_recursive is None:
+            with self.source.reader() as probe:
+                supported = probe.knows_add_watch(self.roots[0])
+            if not supported:
+                return self._without_recursive()
         if self._recursive is None:
             self._recursive = RecursiveWatches(self.source.client, self.roots, self._on_event)
         try:
             self._recursive.add()
-        except UnimplementedError:
-            if self.watch_mode == "recursive":
-                raise RuntimeError("the source ZooKeeper does not support persistent recursive watches (older "
-                                   "than 3.6): run with --watch-mode auto or per-node") from None
+        except UnimplementedError:  # the probe reached a newer server than the session's (a mixed ensemble)
             self._recursive.close()
             self._recursive = None
-            self._use_recursive = False
-            log.warning("the source ZooKeeper does not support persistent recursive watches (older than 3.6): "
-                        "following changes with a watch per node")
-            return False
+            self._without_recursive()
+            raise RuntimeError("the source's server refused persistent recursive watches; resynchronising "
+                               "with a watch per node") from None
         self._use_recursive = True
         return True
+
+    def _without_recursive(self) -> bool:
+        if self.watch_mode == "recursive":
+            raise RuntimeError("the source ZooKeeper does not support persistent recursive watches (older "
+                               "than 3.6): run with --watch-mode auto or per-node")
+        self._use_recursive = False
+        log.warning("the source ZooKeeper does not support persistent recursive watches (older than 3.6): "
+                    "following changes with a watch per node")
+        return False
 
     def _count_nodes(self, recount: bool = False) -> None:
         if recount:  # O(n): only after a full resync; batches keep the count up to date

@@ -158,6 +158,21 @@ class BulkReader:
             reqs += [GetData(full, None), GetACL(full)]
         return self.call(reqs)
 
+    def knows_add_watch(self, path: str) -> bool:
+        """Whether the server supports persistent recursive watches (addWatch, ZooKeeper 3.6+). Asked on this
+        short-lived session because an older server answers Unimplemented and then closes the connection:
+        the caller's own session is never put through that."""
+        from kazoo.exceptions import UnimplementedError
+        try:
+            answer = self.call([AddWatch(self.path(path), _PERSISTENT_RECURSIVE)])[0]
+        except (ConnectionLoss, OSError):  # closed before answering: not a server that knows it
+            return False
+        if isinstance(answer, UnimplementedError):
+            return False
+        if isinstance(answer, Exception):
+            raise answer
+        return True
+
     def children(self, paths: list[str]) -> list:
         return self.call([GetChildren(self.path(p), None) for p in paths])
 
