@@ -130,6 +130,22 @@ def zk_shell_cp(exe: str, a: str, b: str) -> float:
                                         timeout=1800))
 
 
+def sync_process(a: str, b: str, extra: list[str] = (), tree: Path | None = None) -> subprocess.Popen:
+    """`orchestrator zk sync` A -> B in its own process, as deployed (sharing the benchmark's process and GIL
+    would measure the writer and the watchers too), returned once it has bootstrapped. `tree`: the checkout
+    whose engine runs (default this one)."""
+    tree = tree or Path(__file__).resolve().parent.parent
+    engine = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "zk", "sync", "--source", a, "--target", b,
+                               "--path", ROOT, "--metrics-port", "0", "--metrics-address", "127.0.0.1", *extra],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tree,
+                              env={**os.environ, "PYTHONPATH": str(tree)})
+    assert engine.stdout is not None
+    for line in engine.stdout:
+        if line.startswith("bootstrapped"):
+            break
+    return engine
+
+
 def propagation(a: str, b: str, rate: float, seconds: float, hot: int = 50, engine_on: bool = True) -> list[float]:
     """Lags (s) of values written on A at `rate`/s, as seen by watches on B, with the engine running.
     With `engine_on=False` and b == a: the same writer and watcher on A alone, i.e. the floor that
@@ -143,17 +159,7 @@ def propagation(a: str, b: str, rate: float, seconds: float, hot: int = 50, engi
         writer.create(p, b"0")
     # The engine runs as `orchestrator zk sync` in its own process, as deployed: sharing this process
     # (and its GIL) with the writer and the observer would measure them too.
-    engine = None
-    if engine_on:
-        engine = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "zk", "sync", "--source", a,
-                                   "--target", b, "--path", ROOT, "--metrics-port", "0",
-                                   "--metrics-address", "127.0.0.1"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                  cwd=Path(__file__).resolve().parent.parent)
-        assert engine.stdout is not None
-        for line in engine.stdout:
-            if line.startswith("bootstrapped"):
-                break
+    engine = sync_process(a, b) if engine_on else None
     try:
         lags: list[float] = []
         lock = threading.Lock()
@@ -288,17 +294,8 @@ def mixed_propagation(a: str, b: str, rate: float, seconds: float, workload: str
     for p in paths:
         writer.create(p, b"0")
     # engine_tree: another checkout's engine (the baseline), which may predate --watch-mode.
-    tree = engine_tree or Path(__file__).resolve().parent.parent
-    engine = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "zk", "sync", "--source", a,
-                               "--target", b, "--path", ROOT, "--metrics-port", "0", "--metrics-address", "127.0.0.1"]
-                              + ([] if engine_tree else ["--watch-mode", watch_mode])
-                              + (["--trace", str(trace)] if trace else []),
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tree,
-                              env={**os.environ, "PYTHONPATH": str(tree)})
-    assert engine.stdout is not None
-    for line in engine.stdout:
-        if line.startswith("bootstrapped"):
-            break
+    engine = sync_process(a, b, ([] if engine_tree else ["--watch-mode", watch_mode])
+                          + (["--trace", str(trace)] if trace else []), engine_tree)
     # Each watcher times deletes from its own copy of the send times (it consumes them).
     floor, through = Observer(on_a, {}), Observer(on_b, {})
     observers = (floor, through)

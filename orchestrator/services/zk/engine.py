@@ -21,11 +21,9 @@ from orchestrator.services.zk.tree import (
     SIGNAL_POLL,
     ApplyResult,
     Ensemble,
-    Node,
     Op,
     Plan,
     Tree,
-    acl_key,
     align_sequences,
     apply_copy,
     apply_one,
@@ -33,6 +31,7 @@ from orchestrator.services.zk.tree import (
     ignored_name,
     join,
     kind_of,
+    node_from_replies,
     parent_of,
     plan_copy,
     read_node_async,
@@ -587,7 +586,7 @@ class SyncEngine:
         if reads is None:
             return False  # a change to a node the model does not have: the resync that rebuilt the model found it gone
         try:
-            acl, _ = reads[1].get()
+            got_acl = reads[1].get()
         except NoNodeError:
             return False
         if stat.czxid <= self._read_zxid:
@@ -596,8 +595,10 @@ class SyncEngine:
         parent = model.get(parent_of(path))
         if parent is None and path not in self.roots:
             return False  # its parent is not followed (bookkeeping) or was deleted since
-        node = Node(data, acl_key(acl), kind_of(stat.ephemeralOwner), stat.ephemeralOwner, stat.mtime,
-                    stat.cversion, [], stat.mzxid, stat.pzxid)
+        found = node_from_replies((data, stat), got_acl)
+        if found is None:
+            return False
+        node = found[0]
         model[path] = node
         if parent is not None:
             name = path.rsplit("/", 1)[1]

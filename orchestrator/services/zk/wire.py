@@ -39,6 +39,7 @@ from kazoo.protocol.serialization import (
 )
 
 from orchestrator.services.zk.tls import ZkTls
+from orchestrator.services.zk.tree import under
 
 _INT = struct.Struct("!i")
 _AUTH_XID = -4
@@ -321,7 +322,7 @@ class RecursiveWatches:
         watch, _ = Watch.deserialize(buffer, offset)
         if watch.type in _RECURSIVE_EVENTS:
             path = self.client.unchroot(watch.path)
-            if any(path == r or path.startswith(r.rstrip("/") + "/") for r in self.roots):
+            if any(under(path, r) for r in self.roots):
                 self.on_event(watch.type, path)
         return self._original(buffer, offset)  # kazoo's own watchers on the same path, if any
 
